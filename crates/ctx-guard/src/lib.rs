@@ -1,0 +1,418 @@
+//! `ctx-guard`: decides, from observed facts, whether a node-side step may run.
+//!
+//! A node-side step may run only inside a lab node, from `/vagrant`, where `/vagrant` is a
+//! real mount of the whole repo checkout the lab was created from. [`decide`] is a pure
+//! function over [`Facts`]; [`probe`] gathers the facts from the running system. Node-side
+//! entry points call [`guard`] first and need the [`Allowed`] token it returns.
+//! It never changes anything.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use stackpilot_core::mountinfo::{self, Mount};
+use stackpilot_core::node::{FileError, IDENTITY_FILE, Identity, LAB_MARKER, LabMarker, NODE_REPO};
+use stackpilot_core::{Exit, exit::ExitStatus};
+
+/// Entries a complete checkout has at its root; a partial mount lacks some.
+pub const REQUIRED_ENTRIES: &[&str] = &[
+    LAB_MARKER,
+    "stackpilot.toml",
+    "Cargo.toml",
+    "Makefile",
+    "infra/docker-compose.yml",
+    "vagrant/Vagrantfile",
+    "crates",
+];
+
+/// Filesystem types of VM shared folders (the mount is the host's folder itself).
+const SHARED_FOLDER_TYPES: &[&str] = &["vboxsf", "nfs", "nfs4", "9p", "virtiofs", "cifs", "smb3"];
+
+/// Everything ctx-guard looks at, gathered by [`probe`] or written by a test.
+#[derive(Debug, Clone, Serialize)]
+pub struct Facts {
+    /// The working directory with symlinks resolved, or why it could not be read.
+    pub cwd: Result<PathBuf, String>,
+    /// Whether `/vagrant` itself is a symlink (`None` when it does not exist).
+    pub vagrant_is_symlink: Option<bool>,
+    /// The text of `/proc/self/mountinfo`.
+    #[serde(skip)]
+    pub mountinfo: String,
+    /// The node identity file, parsed, or why not.
+    pub identity: Result<Identity, String>,
+    /// The repo's lab marker under `/vagrant`, parsed, or why not.
+    pub marker: Result<LabMarker, String>,
+    /// Required entries missing under `/vagrant`.
+    pub missing_entries: Vec<String>,
+}
+
+/// The verdict of one rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rule {
+    /// Short rule id, e.g. `cwd`.
+    pub id: &'static str,
+    /// Whether the rule passed.
+    pub pass: bool,
+    /// What the rule expects.
+    pub expected: String,
+    /// What was observed.
+    pub found: String,
+}
+
+/// All rule verdicts, in order; allowed only when every rule passed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Decision {
+    /// Each rule's verdict.
+    pub rules: Vec<Rule>,
+}
+
+impl Decision {
+    /// True when every rule passed.
+    pub fn allowed(&self) -> bool {
+        self.rules.iter().all(|r| r.pass)
+    }
+
+    /// The first rule that failed.
+    pub fn first_refusal(&self) -> Option<&Rule> {
+        self.rules.iter().find(|r| !r.pass)
+    }
+}
+
+/// Proof that ctx-guard allowed this process to run a node-side step.
+/// Only [`guard`] (or [`allow`] on an allowed decision) makes one.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Allowed {
+    /// The identity of the node the step runs on.
+    pub identity: Identity,
+}
+
+/// Why a node-side step was refused.
+#[derive(Debug, thiserror::Error)]
+#[error("refused: {reason}\n  expected: {expected}\n  found:    {found}\n  instead:  {instead}")]
+pub struct Refused {
+    /// The rule that refused.
+    pub rule: &'static str,
+    /// One-line reason.
+    pub reason: String,
+    /// What was expected.
+    pub expected: String,
+    /// What was found.
+    pub found: String,
+    /// What to run instead.
+    pub instead: String,
+}
+
+impl ExitStatus for Refused {
+    fn exit(&self) -> Exit {
+        Exit::ContextRefused
+    }
+}
+
+fn rule(
+    id: &'static str,
+    pass: bool,
+    expected: impl Into<String>,
+    found: impl Into<String>,
+) -> Rule {
+    Rule {
+        id,
+        pass,
+        expected: expected.into(),
+        found: found.into(),
+    }
+}
+
+/// Applies every rule to the facts. Pure: no I/O.
+pub fn decide(facts: &Facts) -> Decision {
+    let vagrant = Path::new(NODE_REPO);
+    let mounts = mountinfo::parse(&facts.mountinfo);
+    let mount = mountinfo::mount_at(&mounts, vagrant);
+    let mut rules = Vec::new();
+
+    rules.push(match &facts.identity {
+        Ok(id) => rule(
+            "node-identity",
+            true,
+            format!("a node identity file at {IDENTITY_FILE}"),
+            format!("node '{}' of lab '{}' ({})", id.node, id.lab, id.provider),
+        ),
+        Err(e) => rule(
+            "node-identity",
+            false,
+            format!(
+                "to run inside a lab node (identity file {IDENTITY_FILE} written by provisioning)"
+            ),
+            format!("not a lab node: {e}"),
+        ),
+    });
+
+    rules.push(match &facts.cwd {
+        Ok(cwd) if cwd == vagrant => rule("cwd", true, "working directory /vagrant", "/vagrant"),
+        Ok(cwd) => {
+            let what = if cwd.starts_with("/home/vagrant") {
+                " (the vagrant user's home, not the repo mount)"
+            } else if cwd.starts_with(vagrant) {
+                " (a subdirectory of /vagrant)"
+            } else if cwd.join("stackpilot.toml").exists() {
+                " (a copy of the repo)"
+            } else {
+                ""
+            };
+            rule(
+                "cwd",
+                false,
+                "working directory /vagrant (symlinks resolved)",
+                format!("{}{what}", cwd.display()),
+            )
+        }
+        Err(e) => rule(
+            "cwd",
+            false,
+            "working directory /vagrant",
+            format!("unreadable: {e}"),
+        ),
+    });
+
+    rules.push(match facts.vagrant_is_symlink {
+        Some(false) => rule(
+            "vagrant-not-symlink",
+            true,
+            "/vagrant is a directory",
+            "a directory",
+        ),
+        Some(true) => rule(
+            "vagrant-not-symlink",
+            false,
+            "/vagrant is the mount itself, not a symlink",
+            "/vagrant is a symlink",
+        ),
+        None => rule(
+            "vagrant-not-symlink",
+            false,
+            "/vagrant exists",
+            "/vagrant does not exist",
+        ),
+    });
+
+    rules.push(match mount {
+        Some(m) => rule(
+            "vagrant-mounted",
+            true,
+            "/vagrant is a mount point",
+            format!("{} mount of {}", m.fstype, m.source),
+        ),
+        None => rule(
+            "vagrant-mounted",
+            false,
+            "/vagrant is a mount point (the synced or bind-mounted repo)",
+            "/vagrant is not a mount point (a copied folder placed there)",
+        ),
+    });
+
+    rules.push(mount_source_rule(mount, facts.identity.as_ref().ok()));
+
+    rules.push(if facts.missing_entries.is_empty() {
+        rule(
+            "repo-complete",
+            true,
+            format!(
+                "/vagrant holds the whole repo ({})",
+                REQUIRED_ENTRIES.join(", ")
+            ),
+            "all present",
+        )
+    } else {
+        rule(
+            "repo-complete",
+            false,
+            format!(
+                "/vagrant holds the whole repo ({})",
+                REQUIRED_ENTRIES.join(", ")
+            ),
+            format!(
+                "partial mount: missing {}",
+                facts.missing_entries.join(", ")
+            ),
+        )
+    });
+
+    rules.push(match (&facts.identity, &facts.marker) {
+        (Ok(id), Ok(marker)) if id.lab != marker.lab => rule(
+            "same-lab",
+            false,
+            format!("the repo's lab '{}'", marker.lab),
+            format!("this node belongs to lab '{}'", id.lab),
+        ),
+        (Ok(id), Ok(marker)) if id.lab_id != marker.lab_id => rule(
+            "same-lab",
+            false,
+            format!(
+                "the checkout the lab was created from (lab id {})",
+                id.lab_id
+            ),
+            format!(
+                "a different checkout at /vagrant (lab id {})",
+                marker.lab_id
+            ),
+        ),
+        (Ok(id), Ok(_)) => rule(
+            "same-lab",
+            true,
+            "the checkout the lab was created from",
+            format!("lab '{}' id {}", id.lab, id.lab_id),
+        ),
+        (_, Err(e)) => rule(
+            "same-lab",
+            false,
+            "the repo's lab marker under /vagrant",
+            e.clone(),
+        ),
+        (Err(_), _) => rule(
+            "same-lab",
+            false,
+            "a node identity to compare with",
+            "no node identity",
+        ),
+    });
+
+    Decision { rules }
+}
+
+fn mount_source_rule(mount: Option<&Mount>, identity: Option<&Identity>) -> Rule {
+    let expected = "the whole repo checkout the lab was created from";
+    let Some(m) = mount else {
+        return rule("mount-source", false, expected, "no mount at /vagrant");
+    };
+    if SHARED_FOLDER_TYPES.contains(&m.fstype.as_str()) || m.fstype.starts_with("fuse") {
+        return rule(
+            "mount-source",
+            true,
+            expected,
+            format!("VM shared folder ({}, {})", m.fstype, m.source),
+        );
+    }
+    // Anything else must be a bind mount of exactly the recorded repo directory.
+    let Some(src) = identity.and_then(|i| i.repo_source.as_deref()) else {
+        return rule(
+            "mount-source",
+            false,
+            expected,
+            format!(
+                "a {} mount of {} and no repo source recorded in the node identity to compare with",
+                m.fstype,
+                m.root.display()
+            ),
+        );
+    };
+    let src = Path::new(src);
+    if m.root == src {
+        rule(
+            "mount-source",
+            true,
+            expected,
+            format!("bind mount of {}", m.root.display()),
+        )
+    } else if m.root.starts_with(src) {
+        rule(
+            "mount-source",
+            false,
+            format!("a bind mount of the repo root {}", src.display()),
+            format!(
+                "partial mount: a subdirectory of the repo ({})",
+                m.root.display()
+            ),
+        )
+    } else {
+        rule(
+            "mount-source",
+            false,
+            format!("a bind mount of the repo root {}", src.display()),
+            format!(
+                "a {} mount of {} (a copy or another directory, not the repo)",
+                m.fstype,
+                m.root.display()
+            ),
+        )
+    }
+}
+
+/// Reads the facts from the running system: cwd, `/proc/self/mountinfo`, the identity file,
+/// and the marker and required entries under `/vagrant`.
+pub fn probe() -> Facts {
+    let vagrant = Path::new(NODE_REPO);
+    let cwd = std::env::current_dir()
+        .and_then(|d| d.canonicalize())
+        .map_err(|e| e.to_string());
+    let vagrant_is_symlink = std::fs::symlink_metadata(vagrant)
+        .ok()
+        .map(|m| m.file_type().is_symlink());
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let identity = Identity::read(Path::new(IDENTITY_FILE)).map_err(|e| describe(&e));
+    let marker = LabMarker::read(&vagrant.join(LAB_MARKER)).map_err(|e| describe(&e));
+    let missing_entries = REQUIRED_ENTRIES
+        .iter()
+        .filter(|e| std::fs::symlink_metadata(vagrant.join(e)).is_err())
+        .map(|e| e.to_string())
+        .collect();
+    Facts {
+        cwd,
+        vagrant_is_symlink,
+        mountinfo,
+        identity,
+        marker,
+        missing_entries,
+    }
+}
+
+fn describe(e: &FileError) -> String {
+    e.to_string()
+}
+
+/// Turns a decision into the token node-side steps need, or the refusal to print.
+/// `instead` names the host command that does the step right (e.g. `make up`).
+pub fn allow(decision: &Decision, facts: &Facts, instead: &str) -> Result<Allowed, Refused> {
+    match (decision.first_refusal(), &facts.identity) {
+        (None, Ok(identity)) => Ok(Allowed {
+            identity: identity.clone(),
+        }),
+        (Some(r), _) => Err(Refused {
+            rule: r.id,
+            reason: reason(r.id).to_string(),
+            expected: r.expected.clone(),
+            found: r.found.clone(),
+            instead: format!(
+                "run `{instead}` on the host; it runs this step inside the node from /vagrant"
+            ),
+        }),
+        (None, Err(e)) => Err(Refused {
+            rule: "node-identity",
+            reason: reason("node-identity").to_string(),
+            expected: "a node identity".into(),
+            found: e.clone(),
+            instead: format!("run `{instead}` on the host"),
+        }),
+    }
+}
+
+fn reason(id: &str) -> &'static str {
+    match id {
+        "node-identity" => "not inside a lab node",
+        "cwd" => "not running from /vagrant",
+        "vagrant-not-symlink" => "/vagrant is a symlink, not the repo mount",
+        "vagrant-mounted" => "/vagrant is not a mount point",
+        "mount-source" => "/vagrant is not a mount of the whole repo",
+        "repo-complete" => "/vagrant is a partial repo",
+        "same-lab" => "/vagrant is not the checkout this lab was created from",
+        _ => "execution context refused",
+    }
+}
+
+/// Probes the system and decides: the first call of every node-side entry point.
+pub fn guard(instead: &str) -> Result<Allowed, Refused> {
+    let facts = probe();
+    let decision = decide(&facts);
+    allow(&decision, &facts, instead)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,101 @@
+//! The `ctx-guard` binary: exit 0 when this is a good node-side context, 3 with the reason
+//! otherwise.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use stackpilot_core::Exit;
+use stackpilot_core::exit::ExitStatus;
+use stackpilot_core::output::Table;
+
+/// Decide whether node-side StackPilot steps may run here.
+///
+/// A node-side step runs only inside a lab node, with /vagrant as the working directory,
+/// where /vagrant is a real mount of the whole repo checkout the lab was created from.
+/// Exit 0: allowed. Exit 3: refused, with what was expected, what was found, and the
+/// make target to run on the host instead.
+#[derive(Parser)]
+#[command(name = "ctx-guard", version)]
+struct Cli {
+    /// Print every fact looked at and each rule's verdict.
+    #[arg(long)]
+    explain: bool,
+    /// Print the decision as JSON.
+    #[arg(long)]
+    json: bool,
+    /// The host command that runs the step right, named in the refusal.
+    #[arg(long, value_name = "CMD", default_value = "make up")]
+    instead: String,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let facts = ctx_guard::probe();
+    let decision = ctx_guard::decide(&facts);
+    if cli.json {
+        let doc = serde_json::json!({
+            "allowed": decision.allowed(),
+            "facts": &facts,
+            "rules": &decision.rules,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    } else if cli.explain {
+        println!("facts:");
+        println!(
+            "  cwd (resolved):      {}",
+            show(&facts.cwd.as_ref().map(|p| p.display().to_string()))
+        );
+        println!("  /vagrant symlink:    {:?}", facts.vagrant_is_symlink);
+        println!(
+            "  node identity:       {}",
+            show(&facts.identity.as_ref().map(|i| format!("{i:?}")))
+        );
+        println!(
+            "  repo marker:         {}",
+            show(&facts.marker.as_ref().map(|m| format!("{m:?}")))
+        );
+        println!("  missing entries:     {:?}", facts.missing_entries);
+        let vagrant_mounts: Vec<&str> = facts
+            .mountinfo
+            .lines()
+            .filter(|l| l.contains(" /vagrant "))
+            .collect();
+        println!("  mountinfo /vagrant:  {vagrant_mounts:?}");
+        let mut t = Table::new(&["rule", "verdict", "expected", "found"]);
+        for r in &decision.rules {
+            t.row([
+                r.id.to_string(),
+                if r.pass {
+                    "pass".into()
+                } else {
+                    "REFUSE".into()
+                },
+                r.expected.clone(),
+                r.found.clone(),
+            ]);
+        }
+        print!("{}", t.render());
+    }
+    match ctx_guard::allow(&decision, &facts, &cli.instead) {
+        Ok(allowed) => {
+            if !cli.json && !cli.explain {
+                println!(
+                    "ctx-guard: allowed on node '{}' of lab '{}'",
+                    allowed.identity.node, allowed.identity.lab
+                );
+            }
+            Exit::Ok.into()
+        }
+        Err(refused) => {
+            eprintln!("ctx-guard: {refused}");
+            refused.exit().into()
+        }
+    }
+}
+
+fn show(r: &Result<String, &String>) -> String {
+    match r {
+        Ok(s) => s.clone(),
+        Err(e) => format!("(none: {e})"),
+    }
+}

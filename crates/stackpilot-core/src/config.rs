@@ -1,0 +1,391 @@
+//! The lab configuration, `stackpilot.toml`: nodes, environments, images and state paths.
+//!
+//! Parsing is strict (unknown fields are errors) and every error names the file, the line
+//! and column, the field and what was expected.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::error::Error;
+
+/// The configuration file's name at the repo root.
+pub const CONFIG_FILE: &str = "stackpilot.toml";
+
+/// The whole lab configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The lab's own name and settings.
+    pub lab: Lab,
+    /// How the root image is built.
+    pub images: Images,
+    /// Where state lives on the host and on nodes.
+    pub state: State,
+    /// Network ranges of the providers.
+    pub network: Network,
+    /// The lab's nodes, in inventory order.
+    pub nodes: Vec<Node>,
+    /// The deployable environments by name.
+    pub environments: BTreeMap<String, Environment>,
+}
+
+/// The `[lab]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lab {
+    /// Name of the lab, written into each node's identity file.
+    pub name: String,
+}
+
+/// The `[images]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Images {
+    /// Debian suite of the root image.
+    pub suite: String,
+    /// Mirror URL; empty means the host's apt sources.
+    #[serde(default)]
+    pub mirror: String,
+}
+
+/// The `[state]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct State {
+    /// Host-side state directory, relative to the repo root.
+    pub host_dir: PathBuf,
+    /// Node-side state directory (absolute, outside `/vagrant`).
+    pub node_dir: PathBuf,
+}
+
+/// The `[network]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    /// The VM providers' host-only network, e.g. `192.168.56.0/24`.
+    pub vm_subnet: String,
+    /// The docker provider's lab network.
+    pub docker_subnet: String,
+}
+
+/// A Vagrant provider the lab can run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    /// VirtualBox VMs (the laptop default).
+    Virtualbox,
+    /// libvirt VMs.
+    Libvirt,
+    /// Containers running their own Docker engine.
+    Docker,
+}
+
+impl Provider {
+    /// The provider's name as Vagrant spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Virtualbox => "virtualbox",
+            Provider::Libvirt => "libvirt",
+            Provider::Docker => "docker",
+        }
+    }
+}
+
+impl std::fmt::Display for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A node's address under each provider.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Addresses {
+    /// Address on the VirtualBox host-only network.
+    pub virtualbox: Ipv4Addr,
+    /// Address on the libvirt network.
+    pub libvirt: Ipv4Addr,
+    /// Address on the docker provider's lab network.
+    pub docker: Ipv4Addr,
+}
+
+/// One lab node.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Node {
+    /// Node name (also its hostname).
+    pub name: Spanned<String>,
+    /// `control` or `worker`.
+    pub role: Role,
+    /// Per-provider addresses.
+    pub address: Addresses,
+}
+
+impl Node {
+    /// The node's name.
+    pub fn name(&self) -> &str {
+        self.name.get_ref()
+    }
+
+    /// The node's address under a provider.
+    pub fn address(&self, provider: Provider) -> Ipv4Addr {
+        match provider {
+            Provider::Virtualbox => self.address.virtualbox,
+            Provider::Libvirt => self.address.libvirt,
+            Provider::Docker => self.address.docker,
+        }
+    }
+}
+
+/// A node's role in the lab.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The control node (the default target).
+    Control,
+    /// A worker node.
+    Worker,
+}
+
+/// One deployable environment (`dev`, `staging`, `live`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    /// Fixed compose project name.
+    pub project: Spanned<String>,
+    /// Service port published on the node.
+    pub port: Spanned<u16>,
+    /// Env file, relative to the repo root.
+    pub env_file: PathBuf,
+}
+
+impl Environment {
+    /// The compose project name.
+    pub fn project(&self) -> &str {
+        self.project.get_ref()
+    }
+
+    /// The service port on the node.
+    pub fn port(&self) -> u16 {
+        *self.port.get_ref()
+    }
+}
+
+impl Config {
+    /// Reads and validates the configuration file at `path`.
+    pub fn load(path: &Path) -> Result<Config, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigRead {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Finds `stackpilot.toml` in `start` or a parent directory and loads it.
+    /// Returns the repo root with the configuration.
+    pub fn discover(start: &Path) -> Result<(PathBuf, Config), Error> {
+        let root = find_repo_root(start)?;
+        let cfg = Config::load(&root.join(CONFIG_FILE))?;
+        Ok((root, cfg))
+    }
+
+    /// Parses and validates configuration text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, Error> {
+        let invalid = |message| Error::ConfigInvalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        let de = toml::Deserializer::parse(text).map_err(|e| invalid(parse_error(&e, None)))?;
+        let cfg: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let field = e.path().to_string();
+            invalid(parse_error(e.inner(), Some(&field)))
+        })?;
+        cfg.validate(text).map_err(invalid)?;
+        Ok(cfg)
+    }
+
+    fn validate(&self, text: &str) -> Result<(), String> {
+        let at = |span: std::ops::Range<usize>| {
+            let (line, col) = line_col(text, span.start);
+            format!("line {line}, column {col}")
+        };
+        if self.nodes.is_empty() {
+            return Err("field `nodes`: expected at least one [[nodes]] entry".into());
+        }
+        let mut names = BTreeSet::new();
+        for (i, n) in self.nodes.iter().enumerate() {
+            let name = n.name();
+            let valid = !name.is_empty()
+                && name.len() <= 63
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            if !valid {
+                return Err(format!(
+                    "{}: field `nodes[{i}].name`: expected a hostname (lowercase letters, digits, '-'), found '{name}'",
+                    at(n.name.span())
+                ));
+            }
+            if !names.insert(name) {
+                return Err(format!(
+                    "{}: field `nodes[{i}].name`: expected unique node names, '{name}' appears twice",
+                    at(n.name.span())
+                ));
+            }
+        }
+        if !self.nodes.iter().any(|n| n.role == Role::Control) {
+            return Err(
+                "field `nodes`: expected exactly one node with role = \"control\", found none"
+                    .into(),
+            );
+        }
+        for p in [Provider::Virtualbox, Provider::Libvirt, Provider::Docker] {
+            let mut seen = BTreeSet::new();
+            for (i, n) in self.nodes.iter().enumerate() {
+                if !seen.insert(n.address(p)) {
+                    return Err(format!(
+                        "{}: field `nodes[{i}].address.{p}`: expected a unique address per provider, {} is used twice",
+                        at(n.name.span()),
+                        n.address(p)
+                    ));
+                }
+            }
+        }
+        if self.environments.is_empty() {
+            return Err(
+                "field `environments`: expected at least one [environments.<name>] table".into(),
+            );
+        }
+        let mut ports = BTreeSet::new();
+        let mut projects = BTreeSet::new();
+        for (name, env) in &self.environments {
+            if env.port() == 0 {
+                return Err(format!(
+                    "{}: field `environments.{name}.port`: expected a port 1-65535, found 0",
+                    at(env.port.span())
+                ));
+            }
+            if !ports.insert(env.port()) {
+                return Err(format!(
+                    "{}: field `environments.{name}.port`: expected a port of its own per environment, {} is used twice",
+                    at(env.port.span()),
+                    env.port()
+                ));
+            }
+            let project = env.project();
+            let valid = !project.is_empty()
+                && project
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+            if !valid {
+                return Err(format!(
+                    "{}: field `environments.{name}.project`: expected a compose project name (lowercase letters, digits, '-', '_'), found '{project}'",
+                    at(env.project.span())
+                ));
+            }
+            if !projects.insert(project) {
+                return Err(format!(
+                    "{}: field `environments.{name}.project`: expected a project of its own per environment, '{project}' is used twice",
+                    at(env.project.span())
+                ));
+            }
+        }
+        let node_dir = &self.state.node_dir;
+        if !node_dir.is_absolute() || node_dir.starts_with("/vagrant") {
+            return Err(format!(
+                "field `state.node_dir`: expected an absolute path outside /vagrant, found '{}'",
+                node_dir.display()
+            ));
+        }
+        if self.state.host_dir.is_absolute() {
+            return Err(format!(
+                "field `state.host_dir`: expected a path relative to the repo root, found '{}'",
+                self.state.host_dir.display()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Looks a node up by name; an unknown name is refused with the known ones.
+    pub fn node(&self, name: &str) -> Result<&Node, Error> {
+        self.nodes
+            .iter()
+            .find(|n| n.name() == name)
+            .ok_or_else(|| Error::UnknownNode {
+                name: name.to_string(),
+                known: self.node_names(),
+            })
+    }
+
+    /// Looks an environment up by name; an unknown name is refused with the known ones.
+    pub fn environment(&self, name: &str) -> Result<&Environment, Error> {
+        self.environments
+            .get(name)
+            .ok_or_else(|| Error::UnknownEnv {
+                name: name.to_string(),
+                known: self.environments.keys().cloned().collect(),
+            })
+    }
+
+    /// Node names in inventory order.
+    pub fn node_names(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.name().to_string()).collect()
+    }
+
+    /// The control node.
+    pub fn control(&self) -> &Node {
+        // validate() guarantees one control node exists.
+        self.nodes
+            .iter()
+            .find(|n| n.role == Role::Control)
+            .unwrap_or(&self.nodes[0])
+    }
+}
+
+/// Walks up from `start` to the directory holding `stackpilot.toml`.
+pub fn find_repo_root(start: &Path) -> Result<PathBuf, Error> {
+    let mut dir = Some(start);
+    while let Some(d) = dir {
+        if d.join(CONFIG_FILE).is_file() {
+            return Ok(d.to_path_buf());
+        }
+        dir = d.parent();
+    }
+    Err(Error::RepoNotFound {
+        start: start.to_path_buf(),
+    })
+}
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+/// "line L, column C: field `F`: message" from toml's error (which spans several lines).
+fn parse_error(e: &toml::de::Error, field: Option<&str>) -> String {
+    let text = e.to_string();
+    // toml's Display starts with "TOML parse error at line L, column C"; reuse its position.
+    let pos = text
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("TOML parse error at "))
+        .map(|p| format!("{p}: "))
+        .unwrap_or_default();
+    // Spanned<T> fields add a private segment to the path; it means nothing to a user.
+    let field = field.map(|f| f.replace(".$__serde_spanned_private_value", ""));
+    let field = match field.as_deref() {
+        Some(f) if !f.is_empty() && f != "." => format!("field `{f}`: "),
+        _ => String::new(),
+    };
+    format!("{pos}{field}{}", e.message())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,16 @@
+//! StackPilot's shared core: what several tools need, written once.
+//!
+//! Owns the lab configuration (`stackpilot.toml`) and its inventory, the exit codes every
+//! tool uses, the shared error type and the one output layer (human table or `--json`).
+//! It never decides policy for a tool: each tool crate owns its own rules.
+
+pub mod config;
+pub mod error;
+pub mod exit;
+pub mod mountinfo;
+pub mod node;
+pub mod output;
+
+pub use config::{Config, Environment, Node, Provider};
+pub use error::Error;
+pub use exit::Exit;

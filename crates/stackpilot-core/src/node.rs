@@ -1,0 +1,118 @@
+//! Node identity and the repo's lab marker: how a node knows which lab and checkout it
+//! belongs to.
+//!
+//! `cargo xtask lab up` writes the marker into the repo (untracked, once per checkout) and
+//! an identity file into every node; ctx-guard compares the two.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Where provisioning writes the node identity file on every node.
+pub const IDENTITY_FILE: &str = "/etc/stackpilot/node-identity.toml";
+
+/// The lab marker at the repo root (untracked; created when the lab is first created).
+pub const LAB_MARKER: &str = ".stackpilot-lab";
+
+/// Where the repo is mounted on every node.
+pub const NODE_REPO: &str = "/vagrant";
+
+/// What a node knows about itself, written by provisioning.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Identity {
+    /// The node's name (its hostname).
+    pub node: String,
+    /// The lab's name (`[lab] name` of stackpilot.toml).
+    pub lab: String,
+    /// The lab id from the repo marker the lab was created from.
+    pub lab_id: String,
+    /// The provider the node runs under.
+    pub provider: String,
+    /// For bind-mounted repos (docker provider): the repo's path as the host's mount
+    /// table names it (filesystem root relative), to tell a whole-repo mount from a
+    /// subdirectory or a copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repo_source: Option<String>,
+}
+
+/// The repo's lab marker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabMarker {
+    /// The lab's name.
+    pub lab: String,
+    /// A random id made when the lab was first created from this checkout.
+    pub lab_id: String,
+}
+
+/// Why an identity or marker file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// The file does not exist.
+    #[error("{path} does not exist")]
+    Missing {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file exists but cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML of the expected shape.
+    #[error("{path} is malformed: {message}")]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+}
+
+fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, FileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            FileError::Missing {
+                path: path.to_path_buf(),
+            }
+        } else {
+            FileError::Unreadable {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+    })?;
+    toml::from_str(&text).map_err(|e| FileError::Malformed {
+        path: path.to_path_buf(),
+        message: e.message().to_string(),
+    })
+}
+
+impl Identity {
+    /// Reads an identity file.
+    pub fn read(path: &Path) -> Result<Identity, FileError> {
+        read_toml(path)
+    }
+
+    /// The identity as TOML text.
+    pub fn to_toml(&self) -> String {
+        // A struct of strings always serialises.
+        toml::to_string(self).unwrap_or_default()
+    }
+}
+
+impl LabMarker {
+    /// Reads the marker file.
+    pub fn read(path: &Path) -> Result<LabMarker, FileError> {
+        read_toml(path)
+    }
+
+    /// The marker as TOML text.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_default()
+    }
+}

@@ -1,0 +1,60 @@
+//! Prerequisites of the test suite, installed on a fresh machine (CI runs on a clean clone).
+
+use std::process::Command;
+
+use crate::run::{Error, step};
+
+/// Debian packages the tests need, with the program that proves each is installed.
+const PACKAGES: &[(&str, &str)] = &[("util-linux", "unshare")];
+
+/// Installs missing Debian packages when running as root on a Debian/Ubuntu host;
+/// otherwise names what is missing.
+pub fn ensure_test_packages() -> Result<(), Error> {
+    let missing: Vec<&str> = PACKAGES
+        .iter()
+        .filter(|(_, prog)| which::which(prog).is_err())
+        .map(|(pkg, _)| *pkg)
+        .collect();
+    if missing.is_empty() {
+        eprintln!("==> prerequisites: all present ({})", names(PACKAGES));
+        return Ok(());
+    }
+    let root = is_root();
+    if !root || which::which("apt-get").is_err() {
+        return Err(Error::Prereq {
+            what: missing.join(", "),
+            install: format!("apt-get install -y {}", missing.join(" ")),
+        });
+    }
+    eprintln!(
+        "==> prerequisites: installing {} with apt-get",
+        missing.join(", ")
+    );
+    step(
+        "apt-get update",
+        Command::new("apt-get").args(["update", "-q"]),
+    )?;
+    step(
+        "apt-get install",
+        Command::new("apt-get")
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
+}
+
+fn names(p: &[(&str, &str)]) -> String {
+    p.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+}
+
+fn is_root() -> bool {
+    // Reading our own uid from procfs avoids a dependency for one call.
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}

@@ -1,0 +1,77 @@
+//! Running host commands with visible output and clear errors.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use stackpilot_core::Exit;
+
+/// Errors of xtask flows.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A step's command failed.
+    #[error("step '{step}' failed: `{cmd}` {status}")]
+    StepFailed {
+        /// The step's name.
+        step: String,
+        /// The command line.
+        cmd: String,
+        /// How it ended.
+        status: String,
+    },
+    /// A required program is missing and could not be installed.
+    #[error("prerequisite missing: {what}\n  install it with: {install}")]
+    Prereq {
+        /// What is missing.
+        what: String,
+        /// How to install it.
+        install: String,
+    },
+    /// Configuration problem.
+    #[error(transparent)]
+    Core(#[from] stackpilot_core::Error),
+}
+
+impl Error {
+    /// The exit status for this error (ARCHITECTURE.md).
+    pub fn exit(&self) -> Exit {
+        match self {
+            Error::StepFailed { .. } => Exit::Failed,
+            Error::Prereq { .. } => Exit::PrereqMissing,
+            Error::Core(_) => Exit::Usage,
+        }
+    }
+}
+
+/// The workspace root (xtask lives one level below it).
+pub fn repo_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(PathBuf::from).unwrap_or(manifest)
+}
+
+/// Runs a command from the repo root with inherited output; a non-zero exit is an error.
+pub fn step(name: &str, cmd: &mut Command) -> Result<(), Error> {
+    let line = format!("{cmd:?}").replace('"', "");
+    eprintln!("==> {name}: {line}");
+    let started = std::time::Instant::now();
+    let status = cmd
+        .current_dir(repo_root())
+        .status()
+        .map_err(|e| Error::StepFailed {
+            step: name.into(),
+            cmd: line.clone(),
+            status: format!("could not start: {e}"),
+        })?;
+    eprintln!(
+        "<== {name}: {status} in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    if status.success() {
+        Ok(())
+    } else {
+        Err(Error::StepFailed {
+            step: name.into(),
+            cmd: line,
+            status: status.to_string(),
+        })
+    }
+}

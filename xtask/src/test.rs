@@ -1,0 +1,58 @@
+//! `cargo xtask test` (`make test`): prerequisites, format, lint, every test.
+
+use std::process::Command;
+
+use crate::prereq;
+use crate::run::{Error, step};
+
+/// Runs the whole test suite the way CI does.
+pub fn run() -> Result<(), Error> {
+    prereq::ensure_test_packages()?;
+    step(
+        "format",
+        Command::new("cargo").args(["fmt", "--all", "--check"]),
+    )?;
+    step(
+        "lint",
+        Command::new("cargo").args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    let nextest = Command::new("cargo")
+        .args(["nextest", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if nextest {
+        step(
+            "tests",
+            Command::new("cargo").args([
+                "nextest",
+                "run",
+                "--workspace",
+                "--locked",
+                "--no-fail-fast",
+                "--success-output",
+                "never",
+                "--failure-output",
+                "final",
+            ]),
+        )?;
+        // nextest does not run doctests.
+        step(
+            "doctests",
+            Command::new("cargo").args(["test", "--workspace", "--locked", "--doc"]),
+        )
+    } else {
+        eprintln!("==> tests: cargo-nextest not installed, using cargo test");
+        step(
+            "tests",
+            Command::new("cargo").args(["test", "--workspace", "--locked", "--no-fail-fast"]),
+        )
+    }
+}
