@@ -10,6 +10,7 @@ pub mod exit;
 pub mod mountinfo;
 pub mod node;
 pub mod output;
+pub mod receipts;
 
 pub use config::{Config, Environment, Node, Provider};
 pub use error::Error;
