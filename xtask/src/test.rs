@@ -42,11 +42,6 @@ pub fn run() -> Result<(), Error> {
                 "--failure-output",
                 "final",
             ]),
-        )?;
-        // nextest does not run doctests.
-        step(
-            "doctests",
-            Command::new("cargo").args(["test", "--workspace", "--locked", "--doc"]),
         )
     } else {
         eprintln!("==> tests: cargo-nextest not installed, using cargo test");
