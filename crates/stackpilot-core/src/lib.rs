@@ -7,6 +7,8 @@
 pub mod config;
 pub mod error;
 pub mod exit;
+pub mod facade;
+pub mod http;
 pub mod mountinfo;
 pub mod node;
 pub mod output;
