@@ -1,12 +1,58 @@
-//! The `clean-room` binary: parses arguments and hands over to the `clean_room` library.
+//! The `clean-room` binary: runs ctx-guard first, hands over to the `clean_room` library,
+//! prints the summary, and maps errors to exit codes.
+
+use std::path::Path;
+use std::process::ExitCode;
 
 use clap::Parser;
+use clean_room::{CleanError, Target};
+use stackpilot_core::admin::DockerAdmin;
+use stackpilot_core::exit::ExitStatus;
+use stackpilot_core::output::{Format, print};
+use stackpilot_core::{Config, Exit};
 
-/// Remove the stack's containers, locally built app images and build cache on a node; volumes are kept. Not yet implemented: see the golden-path issue.
+/// Remove the stack's containers (running, stopped, orphans), every locally built app
+/// image and the build cache on a lab node; volumes are kept. Writes a clean receipt.
+///
+/// Node side only: runs inside a lab node from /vagrant (ctx-guard decides first; exit 3
+/// when refused). On the host, use `make clean`. Never starts anything.
+/// Exit codes: 0 ok, 1 step failed, 2 usage/configuration, 3 context refused,
+/// 4 prerequisite missing.
 #[derive(Parser)]
-#[command(name = "clean-room", version, arg_required_else_help = true)]
-struct Cli {}
+#[command(name = "clean-room", version)]
+struct Cli {
+    /// Environment (a table of `[environments]` in stackpilot.toml).
+    #[arg(long, default_value = "dev")]
+    env: String,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
 
-fn main() {
-    let _cli = Cli::parse();
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let allowed = match ctx_guard::guard("make clean") {
+        Ok(a) => a,
+        Err(refused) => {
+            eprintln!("clean-room: {refused}");
+            return refused.exit().into();
+        }
+    };
+    match run(&allowed, &cli) {
+        Ok(()) => Exit::Ok.into(),
+        Err(e) => {
+            eprintln!("clean-room: error: {e}");
+            e.exit().into()
+        }
+    }
+}
+
+fn run(allowed: &ctx_guard::Allowed, cli: &Cli) -> Result<(), CleanError> {
+    let repo = Path::new(stackpilot_core::node::NODE_REPO);
+    let cfg = Config::load(&repo.join(stackpilot_core::config::CONFIG_FILE))?;
+    let target = Target::for_env(&cfg, &cli.env)?;
+    let admin = DockerAdmin::connect()?;
+    let summary = clean_room::run(allowed, &admin, &target, &cfg.state.node_dir)?;
+    print(&summary, Format::from_json_flag(cli.json));
+    Ok(())
 }

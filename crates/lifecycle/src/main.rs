@@ -1,12 +1,175 @@
-//! The `lifecycle` binary: parses arguments and hands over to the `lifecycle` library.
+//! The `lifecycle` binary: parses arguments, runs ctx-guard first, hands over to the
+//! `lifecycle` library, prints, and maps errors to exit codes.
 
-use clap::Parser;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
 
-/// Build, start, stop and report the service stack on a lab node (node side, after ctx-guard). Not yet implemented: see the golden-path issue.
+use clap::{Parser, Subcommand};
+use lifecycle::{BuildRequest, LifecycleError, Site, UpRequest};
+use stackpilot_core::exit::ExitStatus;
+use stackpilot_core::output::{Format, print};
+use stackpilot_core::{Config, Exit};
+
+/// Build, start, stop and report the service stack of one environment on a lab node.
+///
+/// Node side only: runs inside a lab node from /vagrant (ctx-guard decides first; exit 3
+/// when refused). On the host, use the make targets (`make demo`, `make up`, `make down`).
+/// Exit codes: 0 ok, 1 step failed, 2 usage/configuration, 3 context refused,
+/// 4 prerequisite missing.
 #[derive(Parser)]
 #[command(name = "lifecycle", version, arg_required_else_help = true)]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
 
-fn main() {
-    let _cli = Cli::parse();
+#[derive(Subcommand)]
+enum Cmd {
+    /// Build the application image with `docker build --no-cache` and write the build receipt.
+    Build {
+        /// Environment (a table of `[environments]` in stackpilot.toml).
+        #[arg(long, default_value = "dev")]
+        env: String,
+        /// The compiled, statically linked service binary.
+        #[arg(long, value_name = "PATH")]
+        binary: PathBuf,
+        /// Unique build id (image label and tag suffix).
+        #[arg(long, value_name = "ID")]
+        build_id: String,
+        /// Git commit the binary was compiled from.
+        #[arg(long, value_name = "SHA")]
+        git_sha: String,
+        /// The work tree had uncommitted changes.
+        #[arg(long)]
+        dirty: bool,
+        /// Pinned runtime base image, `stackpilot/runtime:<tag>`.
+        #[arg(long, value_name = "IMAGE")]
+        runtime_image: String,
+    },
+    /// Start the stack with compose (image from the build receipt) and wait until healthy.
+    Up {
+        /// Environment.
+        #[arg(long, default_value = "dev")]
+        env: String,
+        /// Recreate the containers even if nothing changed.
+        #[arg(long)]
+        recreate: bool,
+        /// Pinned database image, `stackpilot/postgres:<tag>` (from the image lock).
+        #[arg(long, value_name = "IMAGE")]
+        db_image: String,
+        /// Override a compose variable for this run (drills), e.g. `--set LOG_LEVEL=debug`.
+        #[arg(long = "set", value_name = "KEY=VALUE", value_parser = lifecycle::parse_override)]
+        overrides: Vec<(String, String)>,
+        /// Seconds to wait for every container to be healthy.
+        #[arg(long, value_name = "SECS", default_value_t = 180)]
+        timeout: u64,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop the stack's containers; images and volumes stay.
+    Down {
+        /// Environment.
+        #[arg(long, default_value = "dev")]
+        env: String,
+        /// Pinned database image, if known (stopping does not need it).
+        #[arg(long, value_name = "IMAGE")]
+        db_image: Option<String>,
+    },
+    /// Show the stack's containers: state, health, restarts, image.
+    Status {
+        /// Environment.
+        #[arg(long, default_value = "dev")]
+        env: String,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let instead = match &cli.command {
+        Cmd::Build { .. } => "make demo",
+        Cmd::Up { .. } => "make up",
+        Cmd::Down { .. } => "make down",
+        Cmd::Status { .. } => "make verify",
+    };
+    let allowed = match ctx_guard::guard(instead) {
+        Ok(a) => a,
+        Err(refused) => {
+            eprintln!("lifecycle: {refused}");
+            return refused.exit().into();
+        }
+    };
+    match run(&allowed, cli.command) {
+        Ok(()) => Exit::Ok.into(),
+        Err(e) => {
+            eprintln!("lifecycle: error: {e}");
+            e.exit().into()
+        }
+    }
+}
+
+fn run(allowed: &ctx_guard::Allowed, command: Cmd) -> Result<(), LifecycleError> {
+    let repo = Path::new(stackpilot_core::node::NODE_REPO);
+    let cfg = Config::load(&repo.join(stackpilot_core::config::CONFIG_FILE))?;
+    let site = Site::on_node(&cfg);
+    match command {
+        Cmd::Build {
+            env,
+            binary,
+            build_id,
+            git_sha,
+            dirty,
+            runtime_image,
+        } => {
+            let req = BuildRequest {
+                env,
+                binary,
+                build_id,
+                git_sha,
+                dirty,
+                runtime_image,
+            };
+            let r = lifecycle::build(allowed, &cfg, &site, &req)?;
+            println!(
+                "built {} ({}), build id {}, receipt {}",
+                r.tag,
+                r.image_id,
+                r.build_id,
+                site.env_dir(&r.env)
+                    .join(stackpilot_core::receipts::BUILD_RECEIPT)
+                    .display()
+            );
+        }
+        Cmd::Up {
+            env,
+            recreate,
+            db_image,
+            overrides,
+            timeout,
+            json,
+        } => {
+            let req = UpRequest {
+                env,
+                recreate,
+                db_image,
+                overrides,
+                timeout: Duration::from_secs(timeout),
+            };
+            let report = lifecycle::up(allowed, &cfg, &site, &req)?;
+            print(&report, Format::from_json_flag(json));
+        }
+        Cmd::Down { env, db_image } => {
+            lifecycle::down(allowed, &cfg, &site, &env, db_image.as_deref())?;
+            println!("stopped the containers of env {env}; images and volumes kept");
+        }
+        Cmd::Status { env, json } => {
+            let report = lifecycle::status(&cfg, &site, &env)?;
+            print(&report, Format::from_json_flag(json));
+        }
+    }
+    Ok(())
 }

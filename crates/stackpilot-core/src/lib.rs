@@ -4,6 +4,8 @@
 //! tool uses, the shared error type and the one output layer (human table or `--json`).
 //! It never decides policy for a tool: each tool crate owns its own rules.
 
+pub mod admin;
+pub mod compose;
 pub mod config;
 pub mod error;
 pub mod exit;
