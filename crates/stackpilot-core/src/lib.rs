@@ -11,10 +11,12 @@ pub mod error;
 pub mod exit;
 pub mod facade;
 pub mod http;
+pub mod images;
 pub mod mountinfo;
 pub mod node;
 pub mod output;
 pub mod receipts;
+pub mod transport;
 
 pub use config::{Config, Environment, Node, Provider};
 pub use error::Error;

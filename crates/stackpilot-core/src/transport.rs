@@ -1,0 +1,461 @@
+//! Transports: how the host runs a command inside a lab node.
+//!
+//! VM providers go through `vagrant ssh NODE -c`; the docker provider through
+//! `docker exec <container id>`, the id read from Vagrant's machine directory (Debian's
+//! Vagrant 2.3.4 `vagrant docker-exec` is broken). Every command runs from [`NODE_REPO`].
+//! Errors name the node and the command.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::config::Provider;
+use crate::exit::{Exit, ExitStatus};
+use crate::node::NODE_REPO;
+
+/// The Vagrant project directory, relative to the repo root.
+pub const VAGRANT_DIR: &str = "vagrant";
+
+/// How the host reaches one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    /// `vagrant ssh NODE -c …` (virtualbox, libvirt).
+    VagrantSsh {
+        /// The Vagrant project directory (holds the Vagrantfile).
+        vagrant_dir: PathBuf,
+        /// The node's name.
+        node: String,
+    },
+    /// `docker exec [-i] <id> …` (docker provider).
+    DockerExec {
+        /// The node's name.
+        node: String,
+        /// The node container's id.
+        container: String,
+    },
+}
+
+/// Why a command could not be run in a node, or failed there.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// Vagrant has no machine for the node.
+    #[error(
+        "node '{node}' is not created: no machine id under {dir}\n  create it with: cargo xtask lab up {node}"
+    )]
+    NotCreated {
+        /// The node.
+        node: String,
+        /// Where Vagrant keeps the node's machine ids.
+        dir: PathBuf,
+    },
+    /// The host-side program could not be started.
+    #[error("node '{node}': cannot start `{command}`: {source}")]
+    Spawn {
+        /// The node.
+        node: String,
+        /// The host command line.
+        command: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The command ran and failed.
+    #[error("node '{node}': `{command}` failed ({status}){}", tail(stderr))]
+    Failed {
+        /// The node.
+        node: String,
+        /// The host command line.
+        command: String,
+        /// How it ended.
+        status: String,
+        /// What it wrote to stderr.
+        stderr: String,
+    },
+    /// The command did not finish in time and was killed.
+    #[error("node '{node}': `{command}` did not finish within {secs} s; it was stopped")]
+    Timeout {
+        /// The node.
+        node: String,
+        /// The host command line.
+        command: String,
+        /// The limit.
+        secs: u64,
+    },
+}
+
+fn tail(stderr: &str) -> String {
+    let s = stderr.trim();
+    if s.is_empty() {
+        String::new()
+    } else {
+        format!(": {s}")
+    }
+}
+
+impl ExitStatus for TransportError {
+    fn exit(&self) -> Exit {
+        match self {
+            TransportError::Spawn { source, .. }
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Exit::PrereqMissing
+            }
+            _ => Exit::Failed,
+        }
+    }
+}
+
+/// The directory where Vagrant keeps a node's per-provider machine data.
+pub fn machine_dir(vagrant_dir: &Path, node: &str) -> PathBuf {
+    vagrant_dir.join(".vagrant").join("machines").join(node)
+}
+
+/// The provider a node was created with, from Vagrant's machine directory (a non-empty
+/// `id` file under the provider's name); `None` when the node is not created.
+pub fn created_provider(vagrant_dir: &Path, node: &str) -> Option<Provider> {
+    let dir = machine_dir(vagrant_dir, node);
+    [Provider::Docker, Provider::Virtualbox, Provider::Libvirt]
+        .into_iter()
+        .find(|p| machine_id(&dir.join(p.as_str())).is_some())
+}
+
+/// The docker-provider container id of a node, if it is created.
+pub fn docker_container_id(vagrant_dir: &Path, node: &str) -> Option<String> {
+    machine_id(&machine_dir(vagrant_dir, node).join("docker"))
+}
+
+fn machine_id(provider_dir: &Path) -> Option<String> {
+    std::fs::read_to_string(provider_dir.join("id"))
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// Quotes one argument for a POSIX shell (what `vagrant ssh -c` runs).
+pub fn shell_quote(arg: &str) -> String {
+    let safe = !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
+    if safe {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}
+
+impl Transport {
+    /// The transport of a created node, chosen by the provider Vagrant created it with.
+    pub fn for_node(vagrant_dir: &Path, node: &str) -> Result<Transport, TransportError> {
+        match created_provider(vagrant_dir, node) {
+            Some(Provider::Docker) => Ok(Transport::DockerExec {
+                node: node.to_string(),
+                container: docker_container_id(vagrant_dir, node).unwrap_or_default(),
+            }),
+            Some(Provider::Virtualbox | Provider::Libvirt) => Ok(Transport::VagrantSsh {
+                vagrant_dir: vagrant_dir.to_path_buf(),
+                node: node.to_string(),
+            }),
+            None => Err(TransportError::NotCreated {
+                node: node.to_string(),
+                dir: machine_dir(vagrant_dir, node),
+            }),
+        }
+    }
+
+    /// The node this transport reaches.
+    pub fn node(&self) -> &str {
+        match self {
+            Transport::VagrantSsh { node, .. } | Transport::DockerExec { node, .. } => node,
+        }
+    }
+
+    /// The host command that runs `argv` in the node from `/vagrant`; `stdin` keeps the
+    /// node command's standard input connected.
+    pub fn command(&self, argv: &[&str], stdin: bool) -> Command {
+        match self {
+            Transport::DockerExec { container, .. } => {
+                let mut c = Command::new("docker");
+                c.arg("exec");
+                if stdin {
+                    c.arg("-i");
+                }
+                c.args(["-w", NODE_REPO, container.as_str()]).args(argv);
+                c
+            }
+            Transport::VagrantSsh { vagrant_dir, node } => {
+                let quoted: Vec<String> = argv.iter().map(|a| shell_quote(a)).collect();
+                let script = format!("cd {NODE_REPO} && exec {}", quoted.join(" "));
+                let mut c = Command::new("vagrant");
+                c.args(["ssh", node.as_str(), "--no-tty", "-c", &script])
+                    .env("VAGRANT_CWD", vagrant_dir)
+                    .env("VAGRANT_CHECKPOINT_DISABLE", "1");
+                c
+            }
+        }
+    }
+
+    /// Runs `argv` in the node and returns its stdout; a non-zero exit is an error carrying
+    /// its stderr; after `timeout` the command is killed.
+    pub fn output(&self, argv: &[&str], timeout: Duration) -> Result<String, TransportError> {
+        self.run_captured(argv, None, timeout)
+    }
+
+    /// Like [`Transport::output`], with `input` piped to the command's stdin.
+    pub fn output_with_input(
+        &self,
+        argv: &[&str],
+        input: &[u8],
+        timeout: Duration,
+    ) -> Result<String, TransportError> {
+        self.run_captured(argv, Some(input), timeout)
+    }
+
+    /// Runs `argv` in the node with its output shown live on this process's stdout/stderr.
+    pub fn stream(&self, argv: &[&str]) -> Result<(), TransportError> {
+        let mut cmd = self.command(argv, false);
+        let line = display(&cmd);
+        let status = cmd
+            .stdin(Stdio::null())
+            .status()
+            .map_err(|source| self.spawn_error(&line, source))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(self.failed(&line, status.to_string(), String::new()))
+        }
+    }
+
+    /// Runs `source` on the host with its stdout piped into `argv` in the node
+    /// (e.g. `docker save IMG` into `docker load`); returns the node command's stdout.
+    pub fn pipe_from(&self, source: &mut Command, argv: &[&str]) -> Result<String, TransportError> {
+        let source_line = display(source);
+        let mut producer = source
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| self.spawn_error(&source_line, e))?;
+        let Some(pipe) = producer.stdout.take() else {
+            let _ = producer.kill();
+            return Err(self.failed(&source_line, "no stdout".into(), String::new()));
+        };
+        let mut cmd = self.command(argv, true);
+        let line = format!("{source_line} | {}", display(&cmd));
+        let consumer = cmd
+            .stdin(Stdio::from(pipe))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn();
+        let consumer = match consumer {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = producer.kill();
+                let _ = producer.wait();
+                return Err(self.spawn_error(&line, e));
+            }
+        };
+        let out = consumer
+            .wait_with_output()
+            .map_err(|e| self.spawn_error(&line, e))?;
+        let producer_err = read_all(producer.stderr.take());
+        let producer_status = producer.wait().map_err(|e| self.spawn_error(&line, e))?;
+        if !producer_status.success() {
+            return Err(self.failed(&line, producer_status.to_string(), producer_err));
+        }
+        if !out.status.success() {
+            return Err(self.failed(
+                &line,
+                out.status.to_string(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    fn run_captured(
+        &self,
+        argv: &[&str],
+        input: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<String, TransportError> {
+        let mut cmd = self.command(argv, input.is_some());
+        let line = display(&cmd);
+        let mut child = cmd
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| self.spawn_error(&line, e))?;
+        if let (Some(data), Some(mut stdin)) = (input, child.stdin.take()) {
+            // A command that exits without reading its input is judged by its status.
+            let _ = stdin.write_all(data);
+        }
+        let out = std::thread::spawn({
+            let stdout = child.stdout.take();
+            move || read_all(stdout)
+        });
+        let err = std::thread::spawn({
+            let stderr = child.stderr.take();
+            move || read_all(stderr)
+        });
+        let status = wait_until(&mut child, timeout).map_err(|e| self.spawn_error(&line, e))?;
+        let Some(status) = status else {
+            return Err(TransportError::Timeout {
+                node: self.node().to_string(),
+                command: line,
+                secs: timeout.as_secs(),
+            });
+        };
+        let stdout = out.join().unwrap_or_default();
+        let stderr = err.join().unwrap_or_default();
+        if status.success() {
+            Ok(stdout)
+        } else {
+            Err(self.failed(&line, status.to_string(), stderr))
+        }
+    }
+
+    fn spawn_error(&self, command: &str, source: std::io::Error) -> TransportError {
+        TransportError::Spawn {
+            node: self.node().to_string(),
+            command: command.to_string(),
+            source,
+        }
+    }
+
+    fn failed(&self, command: &str, status: String, stderr: String) -> TransportError {
+        TransportError::Failed {
+            node: self.node().to_string(),
+            command: command.to_string(),
+            status,
+            stderr,
+        }
+    }
+}
+
+/// Waits for `child` up to `timeout`; kills it and returns `None` when the time is up.
+fn wait_until(
+    child: &mut Child,
+    timeout: Duration,
+) -> std::io::Result<Option<std::process::ExitStatus>> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn read_all(stream: Option<impl Read>) -> String {
+    let mut buf = Vec::new();
+    if let Some(mut s) = stream {
+        let _ = s.read_to_end(&mut buf);
+    }
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// A command line as a user would type it.
+pub fn display(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| shell_quote(&a.to_string_lossy()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn docker() -> Transport {
+        Transport::DockerExec {
+            node: "control".into(),
+            container: "abc123".into(),
+        }
+    }
+
+    #[test]
+    fn docker_exec_runs_from_the_repo_mount() {
+        assert_eq!(
+            display(&docker().command(&["docker", "info"], false)),
+            "docker exec -w /vagrant abc123 docker info"
+        );
+        assert_eq!(
+            display(&docker().command(&["docker", "load"], true)),
+            "docker exec -i -w /vagrant abc123 docker load"
+        );
+    }
+
+    #[test]
+    fn vagrant_ssh_quotes_arguments_into_one_script() {
+        let t = Transport::VagrantSsh {
+            vagrant_dir: PathBuf::from("/repo/vagrant"),
+            node: "worker1".into(),
+        };
+        let cmd = t.command(&["sh", "-c", "echo it's"], false);
+        let args: Vec<String> = cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            args,
+            [
+                "ssh",
+                "worker1",
+                "--no-tty",
+                "-c",
+                r"cd /vagrant && exec sh -c 'echo it'\''s'"
+            ]
+        );
+    }
+
+    #[test]
+    fn created_provider_comes_from_the_machine_id() {
+        let dir = std::env::temp_dir().join(format!("sp-transport-{}", std::process::id()));
+        let machine = machine_dir(&dir, "worker1").join("docker");
+        std::fs::create_dir_all(&machine).expect("temp dir");
+        assert_eq!(created_provider(&dir, "worker1"), None, "no id file yet");
+        std::fs::write(machine.join("id"), "f00d\n").expect("write id");
+        assert_eq!(created_provider(&dir, "worker1"), Some(Provider::Docker));
+        assert_eq!(
+            Transport::for_node(&dir, "worker1").expect("created"),
+            Transport::DockerExec {
+                node: "worker1".into(),
+                container: "f00d".into()
+            }
+        );
+        let err = Transport::for_node(&dir, "control").expect_err("not created");
+        assert!(
+            err.to_string().contains("cargo xtask lab up control"),
+            "{err}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn failures_name_node_command_and_stderr() {
+        let t = Transport::DockerExec {
+            node: "control".into(),
+            container: "does-not-matter".into(),
+        };
+        let err = t.failed(
+            "docker exec x false",
+            "exit status: 1".into(),
+            "boom\n".into(),
+        );
+        assert_eq!(
+            err.to_string(),
+            "node 'control': `docker exec x false` failed (exit status: 1): boom"
+        );
+    }
+}
