@@ -1,0 +1,194 @@
+//! The process contract: configuration errors exit 2 naming every bad variable, SIGTERM
+//! drains in-flight requests (bounded) and exits 0, and the built-in probes
+//! (`healthcheck`, `self-check`) exit 0/1 truthfully.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{Service, command, postgres, ready_service};
+use nix::sys::signal::Signal;
+
+#[test]
+fn missing_config_exits_2_naming_every_bad_variable() {
+    let out = command(&[("BIND_ADDR", "nowhere"), ("HEARTBEAT_INTERVAL_SECS", "0")])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one message: {stderr}");
+    for name in ["DATABASE_URL", "BIND_ADDR", "HEARTBEAT_INTERVAL_SECS"] {
+        assert!(stderr.contains(name), "{name} not named in: {stderr}");
+    }
+}
+
+#[test]
+fn malformed_database_url_exits_2_without_showing_the_password() {
+    let out = command(&[("DATABASE_URL", "mysql://app:hunter2@db/x")])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("DATABASE_URL is malformed"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}
+
+#[test]
+fn unknown_subcommand_is_a_usage_error() {
+    let out = command(&[]).arg("frobnicate").output().expect("run");
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// Sends the head of a POST with a 37-byte body but only part of the body, so the
+/// request is in flight until `finish` sends the rest.
+fn start_slow_order(svc: &Service) -> TcpStream {
+    let mut s = TcpStream::connect(svc.addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let head = "POST /order HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n\
+                Content-Length: 37\r\nConnection: close\r\n\r\n{\"symbol\":\"BTC\",";
+    s.write_all(head.as_bytes()).expect("write head");
+    s
+}
+
+#[test]
+fn sigterm_finishes_the_in_flight_request_then_exits_0() {
+    let pg = postgres();
+    let mut svc = ready_service(&pg, &[]);
+    let mut slow = start_slow_order(&svc);
+    std::thread::sleep(Duration::from_millis(200));
+    svc.signal(Signal::SIGTERM);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        svc.is_running(),
+        "exited before the in-flight request finished"
+    );
+    assert!(
+        TcpStream::connect(svc.addr).is_err(),
+        "still accepting new connections after SIGTERM"
+    );
+    slow.write_all(b"\"side\":\"buy\",\"qty\":3}")
+        .expect("write rest");
+    let mut response = String::new();
+    slow.read_to_string(&mut response).expect("read response");
+    assert!(response.starts_with("HTTP/1.1 201"), "{response}");
+    let status = svc
+        .wait_exit(Duration::from_secs(5))
+        .expect("exit after drain");
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(
+        pg.psql("postgres", "SELECT qty FROM orders")
+            .expect("select"),
+        "3"
+    );
+}
+
+#[test]
+fn sigterm_drain_is_bounded_by_the_shutdown_timeout() {
+    let pg = postgres();
+    let mut svc = ready_service(&pg, &[("SHUTDOWN_TIMEOUT_SECS", "1")]);
+    let _stalled = start_slow_order(&svc);
+    std::thread::sleep(Duration::from_millis(200));
+    let sent = Instant::now();
+    svc.signal(Signal::SIGTERM);
+    let status = svc
+        .wait_exit(Duration::from_secs(5))
+        .expect("exit despite a stalled request");
+    assert_eq!(status.code(), Some(0));
+    let took = sent.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+}
+
+#[test]
+fn healthcheck_exits_0_when_health_answers_and_1_when_nothing_listens() {
+    // /health never needs the database; point it at a closed port.
+    let closed = pg_harness::free_port().expect("port");
+    let url = format!("postgres://app:pw@127.0.0.1:{closed}/x");
+    let svc = Service::start(&[("DATABASE_URL", &url)]);
+    let ok = command(&[])
+        .args(["healthcheck", "--url", &svc.url("/health")])
+        .output()
+        .expect("run");
+    assert_eq!(ok.status.code(), Some(0), "{ok:?}");
+    let not_ready = command(&[])
+        .args(["healthcheck", "--url", &svc.url("/ready")])
+        .output()
+        .expect("run");
+    assert_eq!(not_ready.status.code(), Some(1), "{not_ready:?}");
+    let nothing = format!(
+        "http://127.0.0.1:{}/health",
+        pg_harness::free_port().expect("port")
+    );
+    let started = Instant::now();
+    let down = command(&[])
+        .args(["healthcheck", "--url", &nothing])
+        .output()
+        .expect("run");
+    assert_eq!(down.status.code(), Some(1));
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[test]
+fn self_check_reports_the_schema_version_and_exits_0() {
+    let pg = postgres();
+    let _svc = ready_service(&pg, &[]); // applies the migrations
+    let url = pg.admin_url("postgres");
+    let out = command(&[("DATABASE_URL", &url)])
+        .arg("self-check")
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("schema     ok (version 2, this build needs 2)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("result: ok"), "{stdout}");
+    assert!(!stdout.contains(pg.password()), "password leaked: {stdout}");
+}
+
+#[test]
+fn self_check_exits_1_when_migrations_are_pending_or_the_database_is_unreachable() {
+    let pg = postgres();
+    let url = pg.admin_url("postgres");
+    let out = command(&[("DATABASE_URL", &url)])
+        .arg("self-check")
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("migrations pending"), "{stdout}");
+
+    pg.stop().expect("stop");
+    let out = command(&[("DATABASE_URL", &url)])
+        .arg("self-check")
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("database   FAILED: connection refused"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn version_reports_build_metadata_and_start_time() {
+    let closed = pg_harness::free_port().expect("port");
+    let url = format!("postgres://app:pw@127.0.0.1:{closed}/x");
+    let svc = Service::start(&[("DATABASE_URL", &url)]);
+    let v = svc.get("/version").json;
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+    let expected_sha = option_env!("STACKPILOT_GIT_SHA").unwrap_or("unknown");
+    assert_eq!(v["git_sha"], expected_sha);
+    assert!(
+        v["started_at"].as_str().is_some_and(|s| s.ends_with('Z')),
+        "{v}"
+    );
+}

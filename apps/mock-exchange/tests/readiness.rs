@@ -1,0 +1,152 @@
+//! The readiness contract: /ready follows the database within 1 s both ways, without a
+//! restart; /health never depends on it; database-backed calls answer 503 fast.
+
+mod common;
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use common::{Service, postgres, ready_service, wait_until};
+
+const BOUND: Duration = Duration::from_secs(1);
+
+#[test]
+fn ready_follows_database_stop_and_start_within_one_second() {
+    let pg = postgres();
+    let mut svc = ready_service(&pg, &[]);
+    let pid = svc.pid();
+    assert_eq!(
+        svc.post("/order?symbol=BTC&side=buy&qty=1", None, b"")
+            .status,
+        201
+    );
+
+    pg.stop().expect("stop postgres");
+    let lost = Instant::now();
+    let took = wait_until(Duration::from_secs(5), || svc.get("/ready").status == 503);
+    let took = took.expect("/ready never turned 503 after the database stopped");
+    assert!(took <= BOUND, "/ready turned 503 only after {took:?}");
+    let ready = svc.get("/ready");
+    let reason = ready.json["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        ["connection refused", "connection lost"].contains(&reason.as_str()),
+        "reason: {ready:?}"
+    );
+    assert_eq!(svc.get("/health").status, 200);
+    for (what, answer) in [
+        (
+            "POST /order",
+            svc.post("/order?symbol=BTC&side=buy&qty=1", None, b""),
+        ),
+        ("GET /orders/1", svc.get("/orders/1")),
+    ] {
+        assert_eq!(
+            answer.status, 503,
+            "{what} while the database is down: {answer:?}"
+        );
+        assert!(answer.elapsed <= BOUND, "{what} took {:?}", answer.elapsed);
+        assert_eq!(answer.json["error"], "database_unavailable", "{answer:?}");
+    }
+    assert!(lost.elapsed() < Duration::from_secs(5));
+
+    pg.start_again().expect("start postgres again");
+    let took = wait_until(Duration::from_secs(5), || svc.get("/ready").status == 200);
+    let took = took.expect("/ready never came back after the database returned");
+    assert!(took <= BOUND, "/ready came back only after {took:?}");
+    assert_eq!(svc.get("/orders/1").status, 200);
+    assert!(svc.is_running(), "the process must not exit");
+    assert_eq!(svc.pid(), pid);
+}
+
+#[test]
+fn database_down_at_start_up_then_back_needs_no_restart() {
+    let pg = postgres();
+    pg.stop().expect("stop postgres");
+    let url = pg.admin_url("postgres");
+    let mut svc = Service::start(&[("DATABASE_URL", &url)]);
+    assert_eq!(svc.get("/health").status, 200);
+    let ready = svc.get("/ready");
+    assert_eq!(ready.status, 503, "{ready:?}");
+    assert_eq!(ready.json["reason"], "connection refused", "{ready:?}");
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        svc.is_running(),
+        "a missing database must not end the process"
+    );
+
+    pg.start_again().expect("start postgres");
+    // Migrations run on the database's return, then readiness follows.
+    let took = wait_until(Duration::from_secs(5), || svc.get("/ready").status == 200);
+    let took = took.expect("/ready never turned 200");
+    assert!(took <= BOUND, "/ready turned 200 only after {took:?}");
+    assert_eq!(
+        svc.post("/order?symbol=ETH&side=sell&qty=2", None, b"")
+            .status,
+        201
+    );
+}
+
+#[test]
+fn wrong_password_is_reported_as_authentication_failed() {
+    let pg = postgres();
+    let url = pg.url(pg_harness::SUPERUSER, "wrong-password", "postgres");
+    let svc = Service::start(&[("DATABASE_URL", &url)]);
+    let ready = svc.get("/ready");
+    assert_eq!(ready.status, 503, "{ready:?}");
+    assert_eq!(ready.json["reason"], "authentication failed", "{ready:?}");
+    let order = svc.post("/order?symbol=BTC&side=buy&qty=1", None, b"");
+    assert_eq!(order.status, 503, "{order:?}");
+    assert_eq!(order.json["reason"], "authentication failed", "{order:?}");
+}
+
+#[test]
+fn ready_says_migrations_pending_until_the_schema_can_be_created() {
+    let pg = postgres();
+    let sql = "REVOKE CREATE ON SCHEMA public FROM PUBLIC; \
+               CREATE ROLE reader LOGIN PASSWORD 'reader-pw'";
+    pg.psql("postgres", sql)
+        .expect("create a role without CREATE");
+    let url = pg.url("reader", "reader-pw", "postgres");
+    let svc = Service::start(&[("DATABASE_URL", &url)]);
+    let pending = wait_until(Duration::from_secs(5), || {
+        svc.get("/ready").json["reason"] == "migrations pending"
+    });
+    assert!(pending.is_some(), "{:?}", svc.get("/ready"));
+    assert_eq!(svc.get("/ready").status, 503);
+
+    pg.psql("postgres", "GRANT CREATE ON SCHEMA public TO reader")
+        .expect("grant CREATE");
+    let ready = wait_until(Duration::from_secs(5), || svc.get("/ready").status == 200);
+    assert!(ready.is_some(), "{:?}", svc.get("/ready"));
+    assert_eq!(svc.get("/ready").json["schema_version"], 2);
+}
+
+#[test]
+fn a_database_that_accepts_but_never_answers_gives_503_within_one_second() {
+    // A TCP peer that accepts connections and then says nothing, like a hung server.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let url = format!("postgres://app:pw@127.0.0.1:{port}/exchange");
+    let svc = Service::start(&[("DATABASE_URL", &url)]);
+    let ready = svc.get("/ready");
+    assert_eq!(ready.status, 503, "{ready:?}");
+    assert_eq!(ready.json["reason"], "timeout", "{ready:?}");
+    assert!(ready.elapsed <= Duration::from_millis(600), "{ready:?}");
+    for answer in [
+        svc.post("/order?symbol=BTC&side=buy&qty=1", None, b""),
+        svc.get("/orders/7"),
+    ] {
+        assert_eq!(answer.status, 503, "{answer:?}");
+        assert!(answer.elapsed <= BOUND, "took {:?}", answer.elapsed);
+    }
+    assert_eq!(svc.get("/health").status, 200);
+}
