@@ -147,15 +147,23 @@ impl ReadOnlyDocker {
             .map_err(|e| call_error("list containers", e))
     }
 
-    /// A container's full inspection, by id or name.
+    /// A container's full inspection, by id or name; `None` when no such container exists
+    /// (e.g. removed between a listing and this call).
     pub fn inspect_container(
         &self,
         id: &str,
-    ) -> Result<models::ContainerInspectResponse, FacadeError> {
+    ) -> Result<Option<models::ContainerInspectResponse>, FacadeError> {
         let options = InspectContainerOptionsBuilder::new().size(false).build();
-        self.runtime
+        match self
+            .runtime
             .block_on(self.client.inspect_container(id, Some(options)))
-            .map_err(|e| call_error(&format!("inspect container {id}"), e))
+        {
+            Ok(c) => Ok(Some(c)),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
+            Err(e) => Err(call_error(&format!("inspect container {id}"), e)),
+        }
     }
 
     /// Every image carrying all of `labels` (`key` or `key=value`).

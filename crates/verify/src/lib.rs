@@ -1,3 +1,24 @@
-//! `verify`: asserts correctness through a read-only Docker facade; never mutates.
+//! `verify`: asserts correctness, host-driven and layered; never mutates.
 //!
-//! This crate is a skeleton until its issue lands: it only compiles and prints `--help`.
+//! Owns the definition of "working": node reachable and itself, service port open, HTTP
+//! alive/ready/version, the node's containers and compose wiring as the engine reports
+//! them, and the running image's provenance against the receipts. It reaches the engine
+//! only through [`stackpilot_core::facade::ReadOnlyDocker`], which has no mutating call,
+//! and it runs nothing on a node but `verify inspect`.
+//!
+//! Layout: [`host`] observes from the host, [`inspect`] gathers node facts, [`verdict`]
+//! judges (pure), [`report`] renders.
+
+pub mod host;
+pub mod inspect;
+pub mod inspection;
+pub mod lab;
+pub mod report;
+pub mod setup;
+pub mod time;
+pub mod verdict;
+
+pub use host::{NodeRun, NodeRunner, RunConfig, Target, run};
+pub use inspection::Inspection;
+pub use report::{Check, Report, Summary, Verdict};
+pub use setup::{Options, verify};

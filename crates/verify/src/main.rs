@@ -1,12 +1,172 @@
-//! The `verify` binary: parses arguments and hands over to the `verify` library.
+//! The `verify` binary: parses arguments, calls the library, prints, maps to exit codes.
 
-use clap::Parser;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
-/// Host-driven, read-only verification of a lab node: the definition of "working". Not yet implemented: see the golden-path issue.
+use clap::{Parser, Subcommand};
+use stackpilot_core::compose::Project;
+use stackpilot_core::exit::ExitStatus;
+use stackpilot_core::facade::ReadOnlyDocker;
+use stackpilot_core::node::NODE_REPO;
+use stackpilot_core::output::{self, Format};
+use stackpilot_core::receipts::{self, BUILD_RECEIPT, BuildReceipt};
+use stackpilot_core::{Config, Exit};
+use verify::inspect::{self, Scope};
+use verify::setup::{self, Options};
+
+/// Host-driven, read-only verification of one environment on a lab node: the definition
+/// of "working".
+///
+/// Layers, in order, each failure marking the layers above it "not run": 1 node reachable
+/// and itself; 2 TCP connect to the service port; 3 /health alive, /ready ready, /version
+/// equal to the build receipt; 4 node-side inspection (containers running and healthy,
+/// compose wiring, no hidden containers); 5 provenance (running image = receipt, created
+/// after the last clean room, build-id label). Exit 0 only when every check passed, 1 when
+/// one failed, 2 on usage or configuration errors, 3 when `inspect` runs outside a node's
+/// /vagrant, 4 when a prerequisite (Docker) is missing.
 #[derive(Parser)]
-#[command(name = "verify", version, arg_required_else_help = true)]
-struct Cli {}
+#[command(name = "verify", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Node to verify (default: the control node).
+    #[arg(long, value_name = "NODE")]
+    node: Option<String>,
+    /// Environment to verify.
+    #[arg(long, value_name = "ENV", default_value = "dev")]
+    env: String,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Also write the report as JUnit XML to FILE.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Probe this address instead of the node's inventory address for the provider in use
+    /// (the provider comes from STACKPILOT_PROVIDER, else how the node was created).
+    #[arg(long, value_name = "IP")]
+    address: Option<std::net::IpAddr>,
+    /// Path of the verify binary inside the node.
+    #[arg(long, value_name = "PATH", env = "STACKPILOT_NODE_VERIFY")]
+    node_verify: Option<String>,
+}
 
-fn main() {
-    let _cli = Cli::parse();
+#[derive(Subcommand)]
+enum Command {
+    /// Node side: print the environment's facts from the node's engine, compose and
+    /// receipts as one JSON document (read-only; refused outside a node's /vagrant).
+    Inspect {
+        /// Environment to inspect.
+        #[arg(long, value_name = "ENV", default_value = "dev")]
+        env: String,
+        /// Print JSON (the only format; accepted for symmetry with the host side).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Inspect { env, json: _ }) => node_inspect(&env),
+        None => host_verify(&cli),
+    }
+    .into()
+}
+
+fn fail(e: &dyn std::fmt::Display, exit: Exit) -> Exit {
+    eprintln!("verify: {e}");
+    exit
+}
+
+fn host_verify(cli: &Cli) -> Exit {
+    let cwd = match std::env::current_dir() {
+        Ok(d) => d,
+        Err(e) => {
+            return fail(
+                &format!("cannot read the working directory: {e}"),
+                Exit::Usage,
+            );
+        }
+    };
+    let (root, cfg) = match Config::discover(&cwd) {
+        Ok(found) => found,
+        Err(e) => return fail(&e, e.exit()),
+    };
+    let provider = match setup::provider_from_env() {
+        Ok(p) => p,
+        Err(e) => return fail(&e, e.exit()),
+    };
+    let node = cli
+        .node
+        .clone()
+        .unwrap_or_else(|| cfg.control().name().to_string());
+    let opts = Options {
+        provider,
+        address: cli.address,
+        node_verify: cli.node_verify.clone(),
+    };
+    let report = match setup::verify(&root, &cfg, &node, &cli.env, &opts) {
+        Ok(r) => r,
+        Err(e) => return fail(&e, e.exit()),
+    };
+    output::print(&report, Format::from_json_flag(cli.json));
+    if let Some(path) = &cli.junit
+        && let Err(e) = std::fs::write(path, report.junit())
+    {
+        return fail(
+            &format!("cannot write JUnit report {}: {e}", path.display()),
+            Exit::Usage,
+        );
+    }
+    if report.passed {
+        Exit::Ok
+    } else {
+        Exit::Failed
+    }
+}
+
+fn node_inspect(env: &str) -> Exit {
+    // Node side: the execution context is decided before anything else is looked at.
+    let allowed = match ctx_guard::guard("make verify") {
+        Ok(a) => a,
+        Err(refused) => return fail(&refused, refused.exit()),
+    };
+    let repo = Path::new(NODE_REPO);
+    let (_, cfg) = match Config::discover(repo) {
+        Ok(found) => found,
+        Err(e) => return fail(&e, e.exit()),
+    };
+    let project = match Project::for_env(&cfg, repo, env) {
+        Ok(p) => p,
+        Err(e) => return fail(&e, e.exit()),
+    };
+    let scope = Scope {
+        node: allowed.identity.node.clone(),
+        lab: allowed.identity.lab.clone(),
+        env: env.to_string(),
+        project,
+        state_dir: receipts::env_dir(&cfg.state.node_dir, env),
+    };
+    // The app image variable only has to be set for compose to list services; the
+    // receipt's tag is the value lifecycle used.
+    let app_image = receipts::read::<BuildReceipt>(&scope.state_dir.join(BUILD_RECEIPT))
+        .map(|r| r.tag)
+        .unwrap_or_else(|_| "verify-inspect/no-build-receipt".into());
+    let declared = inspect::declared_services(&scope.project, &app_image);
+    let docker = ReadOnlyDocker::connect();
+    let doc = inspect::gather(&scope, docker.as_ref().map_err(|e| e.to_string()), declared);
+    match serde_json::to_string_pretty(&doc) {
+        Ok(text) => println!("{text}"),
+        Err(e) => {
+            return fail(
+                &format!("cannot serialise the inspection: {e}"),
+                Exit::Failed,
+            );
+        }
+    }
+    match docker {
+        // The document is printed either way; the exit code still says Docker is missing.
+        Err(e) => fail(&e, e.exit()),
+        Ok(_) => Exit::Ok,
+    }
 }

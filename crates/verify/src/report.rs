@@ -1,0 +1,265 @@
+//! The verification report and its three renderings: a human table, JSON and JUnit XML.
+
+use serde::{Deserialize, Serialize};
+use stackpilot_core::output::{Render, Table};
+
+/// One check's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The check held.
+    Pass,
+    /// The check did not hold.
+    Fail,
+    /// The check was not run because a layer below it failed.
+    NotRun,
+    /// The fact cannot be observed on this node (e.g. compose v1 keeps no env-file label);
+    /// reported, not counted as a failure.
+    Unverified,
+}
+
+impl Verdict {
+    /// How the table shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "FAIL",
+            Verdict::NotRun => "not run",
+            Verdict::Unverified => "unverified",
+        }
+    }
+}
+
+/// One row of the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Check {
+    /// Stable id, e.g. `http.ready`.
+    pub id: String,
+    /// Layer number, 1 (node) to 5 (provenance).
+    pub layer: u8,
+    /// Layer name.
+    pub layer_name: String,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Expected and found, or why it was not run.
+    pub reason: String,
+    /// Time the observation behind it took, when it was timed.
+    pub ms: Option<u64>,
+}
+
+/// The distinctions operators ask for, each true only when its checks passed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    /// The node answered through its transport and is who it should be.
+    pub reachable: bool,
+    /// A TCP connection to the service port was accepted.
+    pub tcp_reachable: bool,
+    /// `/health` answered 200 alive.
+    pub alive: bool,
+    /// `/ready` answered 200.
+    pub ready: bool,
+    /// Every declared service container runs and its healthcheck says healthy.
+    pub healthy: bool,
+    /// Every check passed: the service can be used and is the build the receipt names.
+    pub usable: bool,
+}
+
+/// The whole verification result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    /// The node verified.
+    pub node: String,
+    /// The environment verified.
+    pub env: String,
+    /// The service address probed, `ip:port`.
+    pub target: String,
+    /// True only when no check failed and none was left unrun.
+    pub passed: bool,
+    /// The operator's distinctions.
+    pub summary: Summary,
+    /// Every check, in layer order.
+    pub checks: Vec<Check>,
+    /// Wall time of the whole verification, in milliseconds.
+    pub elapsed_ms: u64,
+}
+
+impl Report {
+    /// The first failed check, the one to read first.
+    pub fn first_failure(&self) -> Option<&Check> {
+        self.checks.iter().find(|c| c.verdict == Verdict::Fail)
+    }
+
+    /// JUnit XML: one testsuite, one testcase per check; not-run and unverified checks are
+    /// skipped with their reason.
+    pub fn junit(&self) -> String {
+        let failures = self
+            .checks
+            .iter()
+            .filter(|c| c.verdict == Verdict::Fail)
+            .count();
+        let skipped = self
+            .checks
+            .iter()
+            .filter(|c| matches!(c.verdict, Verdict::NotRun | Verdict::Unverified))
+            .count();
+        let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        out.push_str(&format!(
+            "<testsuites>\n  <testsuite name=\"verify {} {}\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\" time=\"{}\">\n",
+            xml(&self.node),
+            xml(&self.env),
+            self.checks.len(),
+            seconds(self.elapsed_ms)
+        ));
+        for c in &self.checks {
+            out.push_str(&format!(
+                "    <testcase classname=\"verify.layer{}.{}\" name=\"{}\" time=\"{}\"",
+                c.layer,
+                xml(&c.layer_name),
+                xml(&c.id),
+                seconds(c.ms.unwrap_or(0))
+            ));
+            match c.verdict {
+                Verdict::Pass => out.push_str("/>\n"),
+                Verdict::Fail => out.push_str(&format!(
+                    ">\n      <failure message=\"{}\"/>\n    </testcase>\n",
+                    xml(&c.reason)
+                )),
+                Verdict::NotRun | Verdict::Unverified => out.push_str(&format!(
+                    ">\n      <skipped message=\"{}\"/>\n    </testcase>\n",
+                    xml(&c.reason)
+                )),
+            }
+        }
+        out.push_str("  </testsuite>\n</testsuites>\n");
+        out
+    }
+}
+
+impl Render for Report {
+    fn human(&self) -> String {
+        let mut t = Table::new(&["check", "layer", "verdict", "reason", "ms"]);
+        for c in &self.checks {
+            t.row([
+                c.id.clone(),
+                format!("{} {}", c.layer, c.layer_name),
+                c.verdict.as_str().to_string(),
+                c.reason.clone(),
+                c.ms.map(|m| m.to_string()).unwrap_or_default(),
+            ]);
+        }
+        let yes = |b: bool| if b { "yes" } else { "NO" };
+        let s = &self.summary;
+        let mut out = format!(
+            "verify: node {} env {} at {}\n\n{}\n",
+            self.node,
+            self.env,
+            self.target,
+            t.render()
+        );
+        out.push_str(&format!(
+            "reachable {} · tcp-reachable {} · alive {} · ready {} · healthy {} · usable {}\n",
+            yes(s.reachable),
+            yes(s.tcp_reachable),
+            yes(s.alive),
+            yes(s.ready),
+            yes(s.healthy),
+            yes(s.usable)
+        ));
+        match self.first_failure() {
+            None if self.passed => out.push_str(&format!(
+                "verify: PASSED ({} checks, {} ms)\n",
+                self.checks.len(),
+                self.elapsed_ms
+            )),
+            None => out.push_str("verify: FAILED (checks not run)\n"),
+            Some(c) => out.push_str(&format!(
+                "verify: FAILED at layer {} ({}): {}: {}\n",
+                c.layer, c.layer_name, c.id, c.reason
+            )),
+        }
+        out
+    }
+}
+
+fn seconds(ms: u64) -> String {
+    format!("{}.{:03}", ms / 1000, ms % 1000)
+}
+
+/// Escapes text for an XML attribute.
+fn xml(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\n' => out.push_str("&#10;"),
+            c if (c as u32) < 0x20 && c != '\t' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(verdicts: &[(Verdict, &str)]) -> Report {
+        Report {
+            node: "control".into(),
+            env: "dev".into(),
+            target: "172.30.56.10:8000".into(),
+            passed: verdicts.iter().all(|(v, _)| *v == Verdict::Pass),
+            summary: Summary::default(),
+            checks: verdicts
+                .iter()
+                .enumerate()
+                .map(|(i, (v, r))| Check {
+                    id: format!("c{i}"),
+                    layer: 1,
+                    layer_name: "node".into(),
+                    verdict: *v,
+                    reason: r.to_string(),
+                    ms: Some(1500),
+                })
+                .collect(),
+            elapsed_ms: 2001,
+        }
+    }
+
+    #[test]
+    fn junit_counts_failures_and_skips_and_escapes_reasons() {
+        let xml = report(&[
+            (Verdict::Pass, "ok"),
+            (Verdict::Fail, "expected \"a\" <b> & c"),
+            (Verdict::NotRun, "not run: layer 1 failed"),
+        ])
+        .junit();
+        assert!(
+            xml.contains(r#"tests="3" failures="1" skipped="1" time="2.001""#),
+            "{xml}"
+        );
+        assert!(
+            xml.contains(r#"<failure message="expected &quot;a&quot; &lt;b&gt; &amp; c"/>"#),
+            "{xml}"
+        );
+        assert!(
+            xml.contains(r#"<skipped message="not run: layer 1 failed"/>"#),
+            "{xml}"
+        );
+        assert!(xml.contains(r#"name="c0" time="1.500"/>"#), "{xml}");
+    }
+
+    #[test]
+    fn human_view_names_the_first_failure() {
+        let text = report(&[(Verdict::Pass, "ok"), (Verdict::Fail, "port closed")]).human();
+        assert!(
+            text.contains("verify: FAILED at layer 1 (node): c1: port closed"),
+            "{text}"
+        );
+        assert!(text.contains("check  layer   verdict  reason"), "{text}");
+    }
+}
