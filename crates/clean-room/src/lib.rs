@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use stackpilot_core::admin::{
-    APP_LABEL, APP_NAME, AdminError, ContainerInfo, DockerAdmin, ImageInfo,
+    APP_LABEL, APP_NAME, AdminError, ContainerInfo, DockerAdmin, ImageInfo, Removal,
 };
 use stackpilot_core::compose::PROJECT_LABEL;
 use stackpilot_core::output::{Render, Table};
@@ -69,6 +69,7 @@ pub struct ImagePlan {
 /// Decides which application images to remove once the project's containers are gone:
 /// all of them, except those a container of another project still uses (another
 /// environment's running stack or its rollback target is not this run's to destroy).
+/// Newest first, so an image built on another goes before its parent.
 pub fn plan_images(images: &[ImageInfo], remaining: &[ContainerInfo]) -> ImagePlan {
     let mut plan = ImagePlan {
         remove: Vec::new(),
@@ -95,6 +96,8 @@ pub fn plan_images(images: &[ImageInfo], remaining: &[ContainerInfo]) -> ImagePl
             });
         }
     }
+    plan.remove
+        .sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.id.cmp(&b.id)));
     plan
 }
 
@@ -230,20 +233,27 @@ pub fn run(
     let images = admin.images(&target.app_images)?;
     // Containers inherit their image's labels, so this finds every remaining user.
     let remaining = admin.containers(&target.app_images)?;
-    let plan = plan_images(&images, &remaining);
+    let mut plan = plan_images(&images, &remaining);
     let mut removed_images = Vec::new();
     let mut image_tags = BTreeSet::new();
     let mut image_bytes = 0u64;
-    for image in &plan.remove {
+    for image in plan.remove.clone() {
         eprintln!(
             "clean-room: removing image {} {}",
             image.id,
             image.tags.join(" ")
         );
-        if admin.remove_image(&image.id)? {
-            removed_images.push(image.id.clone());
-            image_tags.extend(image.tags.iter().cloned());
-            image_bytes += image.size.max(0) as u64;
+        match admin.remove_image(&image.id)? {
+            Removal::Removed => {
+                removed_images.push(image.id.clone());
+                image_tags.extend(image.tags.iter().cloned());
+                image_bytes += image.size.max(0) as u64;
+            }
+            Removal::Absent => {}
+            Removal::Refused(reason) => plan.keep.push(Kept {
+                image: image.id.clone(),
+                reason: format!("the engine refused: {reason}"),
+            }),
         }
     }
     for k in &plan.keep {
@@ -284,6 +294,7 @@ mod tests {
             tags: vec![format!("stackpilot/mock-exchange:{id}")],
             labels: BTreeMap::new(),
             size: 10,
+            created: 0,
         }
     }
 
@@ -305,6 +316,16 @@ mod tests {
         let plan = plan_images(&[image("a"), image("b")], &[]);
         assert_eq!(plan.remove, vec![image("a"), image("b")]);
         assert!(plan.keep.is_empty());
+    }
+
+    #[test]
+    fn newer_images_go_before_the_images_they_may_be_built_on() {
+        let mut old = image("old");
+        old.created = 1;
+        let mut new = image("new");
+        new.created = 2;
+        let plan = plan_images(&[old.clone(), new.clone()], &[]);
+        assert_eq!(plan.remove, vec![new, old]);
     }
 
     #[test]

@@ -57,6 +57,19 @@ pub struct ImageInfo {
     pub labels: BTreeMap<String, String>,
     /// Size in bytes.
     pub size: i64,
+    /// Creation time, seconds since the epoch.
+    pub created: i64,
+}
+
+/// What happened to an image [`DockerAdmin::remove_image`] was asked to remove.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Removal {
+    /// Removed (with all its tags and untagged parents).
+    Removed,
+    /// It was not there (any more).
+    Absent,
+    /// The engine refused (409 conflict), e.g. another image is built on it; its message.
+    Refused(String),
 }
 
 /// Why a Docker call failed.
@@ -201,10 +214,12 @@ impl DockerAdmin {
         }))
     }
 
-    /// Every image (tagged or not) carrying the label `selector` (`key=value`).
+    /// Every top-level image (tagged, or dangling) carrying the label `selector`
+    /// (`key=value`). Intermediate build layers are not listed: removing the image built
+    /// on them removes them too.
     pub fn images(&self, selector: &str) -> Result<Vec<ImageInfo>, AdminError> {
         let opts = ListImagesOptions {
-            all: true,
+            all: false,
             filters: Some(label_filter(selector)),
             ..Default::default()
         };
@@ -223,6 +238,7 @@ impl DockerAdmin {
                     .collect(),
                 labels: i.labels.into_iter().collect(),
                 size: i.size,
+                created: i.created,
             })
             .collect())
     }
@@ -254,9 +270,9 @@ impl DockerAdmin {
         }
     }
 
-    /// Removes an image with all its tags and its untagged parents. Returns whether the
-    /// image was there to remove. An image a container still uses is refused by the engine.
-    pub fn remove_image(&self, id: &str) -> Result<bool, AdminError> {
+    /// Removes an image with all its tags and its untagged parents. An image a running
+    /// container uses, or that another image is built on, is refused by the engine.
+    pub fn remove_image(&self, id: &str) -> Result<Removal, AdminError> {
         let opts = RemoveImageOptions {
             force: true,
             noprune: false,
@@ -266,8 +282,12 @@ impl DockerAdmin {
             .rt
             .block_on(self.docker.remove_image(id, Some(opts), None))
         {
-            Ok(_) => Ok(true),
-            Err(e) if is_not_found(&e) => Ok(false),
+            Ok(_) => Ok(Removal::Removed),
+            Err(e) if is_not_found(&e) => Ok(Removal::Absent),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409,
+                message,
+            }) => Ok(Removal::Refused(message)),
             Err(e) => Err(call(format!("remove image {id}"))(e)),
         }
     }
