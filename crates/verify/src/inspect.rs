@@ -14,7 +14,7 @@ use crate::verdict::{API_SERVICE, hidden_containers};
 
 /// Image label carrying the unique build id.
 pub const BUILD_ID_LABEL: &str = "stackpilot.build-id";
-/// Label compose v2 writes with the env file(s) used; compose v1 writes none.
+/// Label compose 1.29+ and v2 write with the env file used; older versions write none.
 pub const ENV_FILE_LABEL: &str = "com.docker.compose.project.environment_file";
 
 /// What to inspect: one environment on this node.

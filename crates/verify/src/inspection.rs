@@ -121,7 +121,7 @@ pub struct ContainerFact {
     pub working_dir: Option<String>,
     /// `com.docker.compose.project.config_files` label.
     pub config_files: Option<String>,
-    /// `com.docker.compose.project.environment_file` label (compose v2 only).
+    /// `com.docker.compose.project.environment_file` label (compose 1.29+ and v2).
     pub environment_file: Option<String>,
     /// `com.docker.compose.oneoff` label is `True` (a `compose run` container).
     pub oneoff: bool,

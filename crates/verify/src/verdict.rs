@@ -630,7 +630,7 @@ fn inspect_layer(expect: &Expect, inspection: Option<&Inspection>) -> Vec<Eval> 
         fail(format!("no containers of project {}", expect.project))
     } else {
         unverified(format!(
-            "compose records no env-file label here (compose v1); expected {}, not verifiable from the engine",
+            "the containers carry no env-file label (compose older than 1.29 writes none); expected {}, not verifiable from the engine",
             expect.wiring.env_file
         ))
     };

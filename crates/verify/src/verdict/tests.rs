@@ -44,7 +44,7 @@ fn container(service: &str, image: &str) -> ContainerFact {
         image_ref: format!("stackpilot/{service}:abc-b2"),
         working_dir: Some("/vagrant/infra".into()),
         config_files: Some("/vagrant/infra/docker-compose.yml".into()),
-        environment_file: None,
+        environment_file: Some("/vagrant/infra/env/dev.env".into()),
         oneoff: false,
         published_ports: if service == "api" { vec![8000] } else { vec![] },
     }
@@ -173,9 +173,9 @@ fn a_healthy_node_passes_every_check() {
     let r = evaluate(&expect(), &healthy(), 10);
     assert!(r.passed, "{r:#?}");
     assert_eq!(failed(&r), Vec::<&str>::new());
-    assert_eq!(
-        check(&r, "inspect.wiring-env-file").verdict,
-        Verdict::Unverified
+    assert!(
+        r.checks.iter().all(|c| c.verdict == Verdict::Pass),
+        "{r:#?}"
     );
     let s = r.summary;
     assert!(s.reachable && s.tcp_reachable && s.alive && s.ready && s.healthy && s.usable);
@@ -336,21 +336,29 @@ fn a_stack_started_from_another_directory_and_file_fails_wiring() {
 }
 
 #[test]
-fn a_v2_env_file_label_is_compared() {
-    let wrong = with_inspection(|i| {
+fn a_stack_started_with_another_env_file_fails_wiring() {
+    let obs = with_inspection(|i| {
         for c in &mut i.containers {
             c.environment_file = Some("/vagrant/infra/env/live.env".into());
         }
     });
-    let r = evaluate(&expect(), &wrong, 0);
+    let r = evaluate(&expect(), &obs, 0);
     assert_eq!(failed(&r), vec!["inspect.wiring-env-file"]);
-    let right = with_inspection(|i| {
+}
+
+#[test]
+fn without_an_env_file_label_the_env_file_is_unverified_not_failed() {
+    let obs = with_inspection(|i| {
         for c in &mut i.containers {
-            c.environment_file = Some("/vagrant/infra/env/dev.env".into());
+            c.environment_file = None;
         }
     });
-    let r = evaluate(&expect(), &right, 0);
-    assert_eq!(check(&r, "inspect.wiring-env-file").verdict, Verdict::Pass);
+    let r = evaluate(&expect(), &obs, 0);
+    assert!(r.passed, "{r:#?}");
+    assert_eq!(
+        check(&r, "inspect.wiring-env-file").verdict,
+        Verdict::Unverified
+    );
 }
 
 #[test]

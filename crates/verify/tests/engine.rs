@@ -1,0 +1,407 @@
+//! verify's read-only facade and `inspect` fact-gathering against the host's real Docker
+//! engine, and the proof that they mutate nothing: the engine's own event log, recorded
+//! while they run, holds no mutating event.
+//!
+//! Nothing can be pulled here, so the test builds its own image `FROM scratch` around a
+//! static binary it compiles. The *test harness* creates and removes those fixtures with
+//! the docker CLI (found with `which`); verify's code under test only ever holds the
+//! read-only facade. Every fixture carries a label unique to the run and is removed by a
+//! drop guard, also when an assertion fails. Traffic goes only to loopback.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use stackpilot_core::compose::Project;
+use stackpilot_core::facade::ReadOnlyDocker;
+use stackpilot_core::receipts::{self, BUILD_RECEIPT, BuildReceipt};
+use verify::inspect::{self, Scope};
+use verify::inspection::{Declared, Fact};
+
+/// Engine event actions that change state. Reads (inspect, list, version, events) emit no
+/// event at all, so any of these in the window means something mutated.
+const MUTATING: &[&str] = &[
+    "attach",
+    "commit",
+    "copy",
+    "create",
+    "destroy",
+    "detach",
+    "die",
+    "exec_create",
+    "exec_detach",
+    "exec_die",
+    "exec_start",
+    "export",
+    "import",
+    "kill",
+    "load",
+    "oom",
+    "pause",
+    "prune",
+    "pull",
+    "push",
+    "remove",
+    "rename",
+    "resize",
+    "restart",
+    "save",
+    "start",
+    "stop",
+    "tag",
+    "top",
+    "unpause",
+    "untag",
+    "update",
+    "delete",
+    "mount",
+    "unmount",
+    "connect",
+    "disconnect",
+];
+
+/// The action's verb: `exec_start: /bin/true` → `exec_start`.
+fn verb(action: &str) -> &str {
+    action.split(':').next().unwrap_or(action).trim()
+}
+
+fn docker() -> PathBuf {
+    which::which("docker")
+        .expect("this test needs the docker CLI and a running engine (apt-get install docker.io)")
+}
+
+fn sh(args: &[&str]) -> String {
+    let out = Command::new(docker())
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run docker {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Removes the run's containers and image when dropped, pass or fail.
+struct Fixture {
+    run: String,
+    image: String,
+    dir: PathBuf,
+    containers: Vec<String>,
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        for id in &self.containers {
+            let _ = Command::new(docker()).args(["rm", "-f", id]).output();
+        }
+        let _ = Command::new(docker())
+            .args(["rmi", "-f", &self.image])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Fixture {
+    /// A temp dir, a static binary that sleeps (or exits 0 with `--check`), and an image
+    /// `FROM scratch` around it, labelled with the run and a build id.
+    fn new(name: &str) -> Fixture {
+        let stamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let run = format!("{name}-{}-{stamp}", std::process::id());
+        let dir = std::env::temp_dir().join(format!("verify-engine-{run}"));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let fixture = Fixture {
+            image: format!("verify-engine-test:{run}"),
+            run,
+            dir,
+            containers: Vec::new(),
+        };
+        std::fs::write(
+            fixture.dir.join("sleeper.rs"),
+            "fn main() {\n    if std::env::args().any(|a| a == \"--check\") { return; }\n    loop { std::thread::sleep(std::time::Duration::from_secs(3600)); }\n}\n",
+        )
+        .expect("write source");
+        let rustc = which::which("rustc").expect("rustc on PATH");
+        let out = Command::new(rustc)
+            .args(["-C", "target-feature=+crt-static", "-O", "-o"])
+            .arg(fixture.dir.join("sleeper"))
+            .arg(fixture.dir.join("sleeper.rs"))
+            .output()
+            .expect("run rustc");
+        assert!(
+            out.status.success(),
+            "static build failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // A healthcheck whose first probe is an hour away: health reads "starting", and
+        // no probe exec pollutes the event window.
+        std::fs::write(
+            fixture.dir.join("Dockerfile"),
+            "FROM scratch\nCOPY sleeper /sleeper\nHEALTHCHECK --interval=1h CMD [\"/sleeper\", \"--check\"]\nENTRYPOINT [\"/sleeper\"]\n",
+        )
+        .expect("write Dockerfile");
+        let dir = fixture.dir.display().to_string();
+        sh(&[
+            "build",
+            "-q",
+            "--label",
+            &format!("verify.test-run={}", fixture.run),
+            "--label",
+            &format!("stackpilot.build-id=b-{}", fixture.run),
+            "-t",
+            &fixture.image,
+            &dir,
+        ]);
+        fixture
+    }
+
+    fn run_label(&self) -> String {
+        format!("verify.test-run={}", self.run)
+    }
+
+    /// Starts (or only creates) a container with these labels and extra args.
+    fn container(&mut self, start: bool, labels: &[(String, String)], extra: &[&str]) -> String {
+        let mut args: Vec<String> = vec![if start { "run" } else { "create" }.into()];
+        if start {
+            args.push("-d".into());
+        }
+        args.extend(["--label".into(), self.run_label()]);
+        for (k, v) in labels {
+            args.extend(["--label".into(), format!("{k}={v}")]);
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args.push(self.image.clone());
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let id = sh(&argv);
+        self.containers.push(id.clone());
+        id
+    }
+
+    /// The engine's events for this run's objects between two host times.
+    fn events(&self, docker: &ReadOnlyDocker, since: f64, until: f64) -> Vec<String> {
+        let filters = HashMap::from([("label".to_string(), vec![self.run_label()])]);
+        docker
+            .events(&format!("{since:.9}"), &format!("{until:.9}"), &filters)
+            .expect("events")
+            .into_iter()
+            .filter_map(|e| e.action)
+            .collect()
+    }
+}
+
+fn free_loopback_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    l.local_addr().expect("addr").port()
+}
+
+#[test]
+fn engine_facade_reads_a_labelled_container_and_its_image() {
+    let mut fx = Fixture::new("facade");
+    let project = format!("verify-test-{}", fx.run.replace('.', "-"));
+    let id = fx.container(
+        true,
+        &[
+            ("com.docker.compose.project".to_string(), project.clone()),
+            ("com.docker.compose.service".to_string(), "api".to_string()),
+        ],
+        &[],
+    );
+    let docker = ReadOnlyDocker::connect().expect("engine reachable");
+    let api: f64 = docker.api_version().parse().expect("numeric API version");
+    assert!(api >= 1.41, "negotiated API {api}");
+    assert!(docker.version().expect("version").version.is_some());
+
+    let listed = docker
+        .list_containers(&[&format!("com.docker.compose.project={project}")])
+        .expect("list");
+    assert_eq!(
+        listed
+            .iter()
+            .filter_map(|c| c.id.clone())
+            .collect::<Vec<_>>(),
+        vec![id.clone()]
+    );
+    let inspected = docker
+        .inspect_container(&id)
+        .expect("inspect")
+        .expect("exists");
+    let image = docker
+        .inspect_image(inspected.image.as_deref().unwrap_or_default())
+        .expect("inspect image")
+        .expect("image exists");
+    let labels = image.config.and_then(|c| c.labels).unwrap_or_default();
+    assert_eq!(
+        labels.get("stackpilot.build-id"),
+        Some(&format!("b-{}", fx.run))
+    );
+    assert!(
+        docker
+            .list_images(&[&fx.run_label()])
+            .expect("list images")
+            .iter()
+            .any(|i| i.id == image.id.clone().unwrap_or_default())
+    );
+    assert!(
+        docker
+            .inspect_image(
+                "sha256:0000000000000000000000000000000000000000000000000000000000000000"
+            )
+            .expect("a missing image is not an error")
+            .is_none()
+    );
+    assert!(
+        docker
+            .inspect_container("verify-no-such-container")
+            .expect("a missing container is not an error")
+            .is_none()
+    );
+}
+
+#[test]
+fn engine_inspect_gathers_facts_and_mutates_nothing() {
+    let mut fx = Fixture::new("inspect");
+    let project = format!("verify-test-{}", fx.run.replace('.', "-"));
+    let port = free_loopback_port();
+    let compose_labels = |service: &str| -> Vec<(String, String)> {
+        [
+            ("com.docker.compose.project", project.as_str()),
+            ("com.docker.compose.service", service),
+            ("com.docker.compose.oneoff", "False"),
+            ("com.docker.compose.project.working_dir", "/vagrant/infra"),
+            (
+                "com.docker.compose.project.config_files",
+                "/vagrant/infra/docker-compose.yml",
+            ),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    };
+    let created_at = now();
+    let publish = format!("127.0.0.1:{port}:8000");
+    let api = fx.container(true, &compose_labels("api"), &["-p", &publish]);
+    let db = fx.container(false, &compose_labels("db"), &[]);
+    let intruder = fx.container(
+        true,
+        &[("com.docker.compose.project".to_string(), project.clone())],
+        &[],
+    );
+
+    let docker = ReadOnlyDocker::connect().expect("engine reachable");
+    // The recorder works: the harness's own creates and starts are in the engine's log.
+    let setup = fx.events(&docker, created_at - 1.0, now());
+    let verbs: Vec<&str> = setup.iter().map(|a| verb(a)).collect();
+    assert!(
+        verbs.contains(&"create") && verbs.contains(&"start"),
+        "the event recorder saw {setup:?}"
+    );
+
+    let state_dir = fx.dir.join("state");
+    let image_id = sh(&["inspect", "-f", "{{.Image}}", &api]);
+    let receipt = BuildReceipt {
+        env: "dev".into(),
+        image_id: image_id.clone(),
+        tag: fx.image.clone(),
+        build_id: format!("b-{}", fx.run),
+        built_at: "2026-11-25T18:00:00Z".into(),
+        git_sha: "0000000".into(),
+        dirty: false,
+    };
+    receipts::write(&state_dir.join(BUILD_RECEIPT), &receipt).expect("write receipt");
+    let scope = Scope {
+        node: "control".into(),
+        lab: "stackpilot".into(),
+        env: "dev".into(),
+        project: Project {
+            name: project.clone(),
+            file: "/vagrant/infra/docker-compose.yml".into(),
+            directory: "/vagrant/infra".into(),
+            env_file: "/vagrant/infra/env/dev.env".into(),
+            port,
+        },
+        state_dir: state_dir.clone(),
+    };
+    let declared = Fact::Found(Declared {
+        command: "docker-compose".into(),
+        services: vec!["api".into(), "db".into()],
+    });
+
+    let since = now();
+    // Engine timestamps are whole seconds in some paths: keep the window clear of setup.
+    std::thread::sleep(Duration::from_millis(1100));
+    let start = now();
+    let doc = inspect::gather(&scope, Ok(&docker), declared);
+    let end = now();
+    std::thread::sleep(Duration::from_millis(1100));
+    let during = fx.events(&docker, start, end + 1.0);
+    let mutating: Vec<&String> = during
+        .iter()
+        .filter(|a| MUTATING.contains(&verb(a)))
+        .collect();
+    assert!(
+        mutating.is_empty(),
+        "inspect caused mutating engine events: {mutating:?} (window {since}..{end})"
+    );
+
+    assert!(matches!(doc.engine, Fact::Found(_)), "{:?}", doc.engine);
+    let ids: Vec<&str> = doc.containers.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    for id in [&api, &db, &intruder] {
+        assert!(ids.contains(&id.as_str()), "{id} missing from {ids:?}");
+    }
+    let api_fact = doc
+        .containers
+        .iter()
+        .find(|c| c.id == api)
+        .expect("api fact");
+    assert!(api_fact.running());
+    assert_eq!(api_fact.health.as_deref(), Some("starting"));
+    assert_eq!(api_fact.image_id, image_id);
+    assert_eq!(api_fact.published_ports, vec![port]);
+    assert_eq!(api_fact.working_dir.as_deref(), Some("/vagrant/infra"));
+    assert_eq!(
+        api_fact.config_files.as_deref(),
+        Some("/vagrant/infra/docker-compose.yml")
+    );
+    assert!(!api_fact.oneoff);
+    let db_fact = doc.containers.iter().find(|c| c.id == db).expect("db fact");
+    assert_eq!(db_fact.state, "created");
+    assert_eq!(
+        doc.port_publishers
+            .iter()
+            .map(|c| c.id.as_str())
+            .collect::<Vec<_>>(),
+        vec![api.as_str()]
+    );
+    assert_eq!(
+        doc.hidden.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(),
+        vec![intruder.as_str()]
+    );
+    let image = doc
+        .api_image
+        .as_ref()
+        .and_then(|f| f.found())
+        .expect("api image inspected");
+    assert_eq!(image.id, image_id);
+    assert_eq!(image.build_id.as_deref(), Some(receipt.build_id.as_str()));
+    assert_eq!(doc.build_receipt, Fact::Found(receipt));
+    assert!(matches!(doc.clean_receipt, Fact::Absent(_)));
+    // The document round-trips through JSON, as it travels from node to host.
+    let text = serde_json::to_string(&doc).expect("serialise");
+    let back: verify::Inspection = serde_json::from_str(&text).expect("parse");
+    assert_eq!(back, doc);
+    assert!(Path::new(&state_dir).exists());
+}
