@@ -194,6 +194,11 @@ pub fn observe(target: &Target, node: &dyn NodeRunner, cfg: &RunConfig) -> Obser
             stderr,
         } => match serde_json::from_str::<Inspection>(&stdout) {
             Ok(doc) => NodeOutcome::Inspected(Box::new(doc)),
+            // `docker exec` prints its own OCI errors on stdout: keep whichever has words.
+            Err(_) if stderr.trim().is_empty() => NodeOutcome::Failed {
+                code,
+                stderr: stdout,
+            },
             Err(_) => NodeOutcome::Failed { code, stderr },
         },
     };
@@ -226,3 +231,6 @@ pub fn run(target: &Target, node: &dyn NodeRunner, cfg: &RunConfig) -> Report {
 fn ms(start: Instant) -> u64 {
     u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
+
+#[cfg(test)]
+mod tests;

@@ -174,7 +174,10 @@ impl Render for Report {
             None => out.push_str("verify: FAILED (checks not run)\n"),
             Some(c) => out.push_str(&format!(
                 "verify: FAILED at layer {} ({}): {}: {}\n",
-                c.layer, c.layer_name, c.id, c.reason
+                c.layer,
+                c.layer_name,
+                c.id,
+                c.reason.replace('\n', " ")
             )),
         }
         out

@@ -255,18 +255,24 @@ fn node_layer(expect: &Expect, node: Option<&NodeObservation>) -> Vec<Eval> {
     match &node.outcome {
         NodeOutcome::Unreachable(why) => vec![
             fail(format!(
-                "node '{}' not reachable via {}: {why}",
-                expect.node, node.via
+                "node '{}' not reachable via {}: {}",
+                expect.node,
+                node.via,
+                one_line(why)
             ))
             .timed(ms),
             not_run("the node is not reachable"),
         ],
         NodeOutcome::Failed { code, stderr } => {
+            let not_runnable = matches!(code, Some(126 | 127));
             let code = code.map_or("no exit code (killed)".into(), |c| format!("exit {c}"));
-            let hint = match stderr.lines().find(|l| !l.trim().is_empty()) {
+            let mut hint = match stderr.lines().find(|l| !l.trim().is_empty()) {
                 Some(line) => format!(": {}", line.trim()),
                 None => String::new(),
             };
+            if not_runnable {
+                hint.push_str(" (no runnable verify binary at that path on the node; the golden path builds it)");
+            }
             vec![
                 pass(format!("node-side command ran via {}", node.via)).timed(ms),
                 fail(format!(
@@ -745,6 +751,15 @@ fn provenance_layer(inspection: Option<&Inspection>) -> Vec<Eval> {
         },
     };
     vec![image_id, after_clean, build_id]
+}
+
+/// Multi-line messages from other tools as one line, for table cells and summaries.
+fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn short_id(id: &str) -> String {

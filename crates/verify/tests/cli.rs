@@ -1,0 +1,114 @@
+//! The `verify` binary's exit codes and outputs, driven as a user would.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn verify(args: &[&str], cwd: &std::path::Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_verify"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("STACKPILOT_PROVIDER")
+        .env_remove("STACKPILOT_NODE_VERIFY")
+        .output()
+        .expect("run verify")
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A directory holding only the repo's stackpilot.toml: no Vagrant machines, so no node
+/// is created and nothing is contacted.
+fn bare_checkout(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("verify-cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    std::fs::copy(
+        repo_root().join("stackpilot.toml"),
+        dir.join("stackpilot.toml"),
+    )
+    .expect("copy config");
+    dir
+}
+
+#[test]
+fn inspect_outside_a_node_is_refused_with_exit_3() {
+    let dir = bare_checkout("refused");
+    let out = verify(&["inspect", "--env", "dev", "--json"], &dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("refused"), "{stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "no facts are gathered before the guard"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_unknown_node_or_env_is_a_usage_error() {
+    let dir = bare_checkout("usage");
+    let out = verify(&["--node", "nope"], &dir);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown node 'nope'"));
+    let out = verify(&["--env", "nope"], &dir);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown environment 'nope'"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_bad_provider_variable_is_a_usage_error() {
+    let dir = bare_checkout("provider");
+    let out = Command::new(env!("CARGO_BIN_EXE_verify"))
+        .current_dir(&dir)
+        .env("STACKPILOT_PROVIDER", "hyperv")
+        .output()
+        .expect("run verify");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("STACKPILOT_PROVIDER=hyperv"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_node_that_is_not_created_fails_layer_one_with_one_json_report_and_junit() {
+    let dir = bare_checkout("absent");
+    let junit = dir.join("verify.xml");
+    let junit_arg = junit.display().to_string();
+    let out = verify(
+        &["--node", "worker2", "--json", "--junit", &junit_arg],
+        &dir,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("stdout is one JSON document");
+    assert_eq!(report["passed"], false);
+    assert_eq!(report["node"], "worker2");
+    assert_eq!(report["target"], "172.30.56.12:8000");
+    assert_eq!(report["checks"][0]["id"], "node.reachable");
+    assert_eq!(report["checks"][0]["verdict"], "fail");
+    let reason = report["checks"][0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("not created"), "{reason}");
+    assert_eq!(report["checks"][2]["verdict"], "not_run");
+    let xml = std::fs::read_to_string(&junit).expect("junit written");
+    assert!(
+        xml.contains(r#"tests="17" failures="1" skipped="16""#),
+        "{xml}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_human_report_is_a_table_with_the_first_failure_last() {
+    let dir = bare_checkout("human");
+    let out = verify(&["--node", "worker2"], &dir);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("check"), "{text}");
+    assert!(text.contains("reachable NO · tcp-reachable NO"), "{text}");
+    let last = text.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("verify: FAILED at layer 1 (node): node.reachable: node 'worker2' not reachable via no transport"),
+        "{last}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
