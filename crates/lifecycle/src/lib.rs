@@ -20,6 +20,7 @@ use stackpilot_core::compose::{
     self, APP_IMAGE_VAR, Compose, ComposeError, DB_IMAGE_VAR, ONEOFF_LABEL, PORT_VAR, Project,
     SERVICE_LABEL,
 };
+use stackpilot_core::images::{self as image_lock, ImageLock, LockError};
 use stackpilot_core::output::{Render, Table};
 use stackpilot_core::receipts::{self, BUILD_RECEIPT, BuildReceipt, ReceiptError};
 use stackpilot_core::{Config, Exit, exit::ExitStatus};
@@ -104,18 +105,25 @@ pub enum LifecycleError {
         /// The log file.
         log: PathBuf,
     },
-    /// The tag in the receipt no longer names the image the receipt recorded.
+    /// An image reference no longer names the image its pinned source recorded.
     #[error(
-        "{tag} is image {found}, but the build receipt recorded {expected}\n  the tag was changed outside the golden path; rebuild with `make demo`"
+        "{reference} is image {found}, but the {pinned_by} recorded {expected}\n  the image was changed outside the golden path; {fix}"
     )]
-    ReceiptMismatch {
-        /// The tag.
-        tag: String,
-        /// The image id in the receipt.
+    Mismatch {
+        /// The image reference.
+        reference: String,
+        /// What pinned it (`build receipt`, `image lock`).
+        pinned_by: &'static str,
+        /// The id recorded there.
         expected: String,
-        /// The image id the engine has for the tag.
+        /// The id the engine has for the reference.
         found: String,
+        /// What restores it.
+        fix: &'static str,
     },
+    /// The image lock could not be read or lacks an entry.
+    #[error(transparent)]
+    Lock(#[from] LockError),
     /// The containers did not all become healthy in time.
     #[error(
         "not healthy after {timeout_secs} s (the timeout; raise it with --timeout): {reason}\n  see `lifecycle status --env {env}` and `docker logs <container>` on the node"
@@ -144,11 +152,12 @@ impl ExitStatus for LifecycleError {
             LifecycleError::Prerequisite { .. } => Exit::PrereqMissing,
             LifecycleError::Compose(e) => e.exit(),
             LifecycleError::Docker(e) => e.exit(),
+            LifecycleError::Lock(e) => e.exit(),
             LifecycleError::Receipt(ReceiptError::Missing { .. }) => Exit::PrereqMissing,
             LifecycleError::Receipt(_)
             | LifecycleError::Io { .. }
             | LifecycleError::Build { .. }
-            | LifecycleError::ReceiptMismatch { .. }
+            | LifecycleError::Mismatch { .. }
             | LifecycleError::Timeout { .. }
             | LifecycleError::Unrecoverable { .. } => Exit::Failed,
         }
@@ -251,6 +260,89 @@ pub fn parse_override(s: &str) -> Result<(String, String), String> {
     Ok((key.to_string(), value.to_string()))
 }
 
+// ---------------------------------------------------------------- pinned images
+
+/// An image reference from a pinned source, with the id that source recorded (the image
+/// lock records ids; a command-line flag does not).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinnedImage {
+    /// The reference, `name:tag`.
+    pub reference: String,
+    /// The image id the source recorded, checked against the engine.
+    pub id: Option<String>,
+}
+
+impl PinnedImage {
+    /// An image named on the command line.
+    pub fn flag(reference: &str) -> PinnedImage {
+        PinnedImage {
+            reference: reference.to_string(),
+            id: None,
+        }
+    }
+
+    /// Image `name` (`runtime`, `postgres`) from the image lock of the repo at `repo`.
+    pub fn from_lock(repo: &Path, name: &str) -> Result<PinnedImage, LifecycleError> {
+        let path = ImageLock::path(repo);
+        let lock = ImageLock::read(&path)?.ok_or_else(|| LifecycleError::Prerequisite {
+            what: format!("no image lock at {}", path.display()),
+            fix: "build the lab images on the host: `make up` (or `cargo xtask images`)".into(),
+        })?;
+        let entry = lock.derived(name).ok_or_else(|| LockError::NoEntry {
+            path: path.clone(),
+            name: name.to_string(),
+        })?;
+        Ok(PinnedImage {
+            reference: entry.tag.clone(),
+            id: Some(entry.id.clone()),
+        })
+    }
+
+    /// The flag's image when given, else image `name` from the lock.
+    pub fn flag_or_lock(
+        flag: Option<&str>,
+        repo: &Path,
+        name: &str,
+    ) -> Result<PinnedImage, LifecycleError> {
+        match flag {
+            Some(r) => Ok(PinnedImage::flag(r)),
+            None => PinnedImage::from_lock(repo, name),
+        }
+    }
+}
+
+/// The lock's name of the Postgres image.
+pub const LOCK_POSTGRES: &str = image_lock::POSTGRES;
+/// The lock's name of the app runtime base image.
+pub const LOCK_RUNTIME: &str = image_lock::RUNTIME;
+
+/// Checks that a pinned image is in this node's engine (nothing can be pulled) and, when
+/// its source recorded an id, that the engine's image is that one.
+fn ensure_image(
+    admin: &DockerAdmin,
+    image: &PinnedImage,
+    what: &str,
+) -> Result<(), LifecycleError> {
+    pinned_reference(&image.reference, what)?;
+    match (admin.image_id(&image.reference)?, &image.id) {
+        (None, _) => Err(LifecycleError::Prerequisite {
+            what: format!(
+                "{what}: {} is not in this node's engine (nothing can be pulled)",
+                image.reference
+            ),
+            fix: "build and load the lab images from the host: `make up`".into(),
+        }),
+        (Some(found), Some(expected)) if &found != expected => Err(LifecycleError::Mismatch {
+            reference: image.reference.clone(),
+            pinned_by: "image lock",
+            expected: expected.clone(),
+            found,
+            fix: "remove the image and rebuild the lab images with `make up`",
+        }),
+        (Some(_), _) => Ok(()),
+    }
+}
+
 // ---------------------------------------------------------------- build
 
 /// What `lifecycle build` builds.
@@ -267,11 +359,19 @@ pub struct BuildRequest {
     /// Whether the work tree had uncommitted changes.
     pub dirty: bool,
     /// The pinned runtime base image (`stackpilot/runtime:<tag>`).
-    pub runtime_image: String,
+    pub runtime_image: PinnedImage,
 }
 
-/// The `docker build` arguments (after the program) for a prepared context.
-pub fn build_args(req: &BuildRequest, tag: &str, context: &Path, created: &str) -> Vec<OsString> {
+/// The `docker build` arguments (after the program) for a prepared context. The build
+/// args are the ones `apps/mock-exchange/Dockerfile` declares; the provenance labels are
+/// also set on the command line so they hold whatever the Dockerfile does.
+pub fn build_args(
+    req: &BuildRequest,
+    tag: &str,
+    context: &Path,
+    source: &Path,
+    created: &str,
+) -> Vec<OsString> {
     let mut args: Vec<OsString> = vec!["build".into(), "--no-cache".into()];
     let mut pair = |flag: &str, value: String| {
         args.push(flag.into());
@@ -279,27 +379,23 @@ pub fn build_args(req: &BuildRequest, tag: &str, context: &Path, created: &str) 
     };
     pair(
         "--build-arg",
-        format!("RUNTIME_IMAGE={}", req.runtime_image),
+        format!("RUNTIME_IMAGE={}", req.runtime_image.reference),
     );
+    pair("--build-arg", format!("REVISION={}", req.git_sha));
+    pair("--build-arg", format!("CREATED={created}"));
     pair("--build-arg", format!("BUILD_ID={}", req.build_id));
-    pair("--build-arg", format!("GIT_SHA={}", req.git_sha));
+    pair("--build-arg", format!("SOURCE={}", source.display()));
+    // The app shares the workspace version with this crate (`version.workspace = true`).
+    pair(
+        "--build-arg",
+        format!("VERSION={}", env!("CARGO_PKG_VERSION")),
+    );
     pair("--label", format!("{APP_LABEL}={APP_NAME}"));
     pair("--label", format!("{BUILD_ID_LABEL}={}", req.build_id));
     pair("--label", format!("stackpilot.dirty={}", req.dirty));
     pair(
         "--label",
-        format!("org.opencontainers.image.title={APP_NAME}"),
-    );
-    pair(
-        "--label",
         format!("org.opencontainers.image.revision={}", req.git_sha),
-    );
-    pair(
-        "--label",
-        format!(
-            "org.opencontainers.image.version={}-{}",
-            req.git_sha, req.build_id
-        ),
     );
     pair(
         "--label",
@@ -339,7 +435,7 @@ pub fn build(
 ) -> Result<BuildReceipt, LifecycleError> {
     cfg.environment(&req.env)?;
     let tag = image_tag(&req.git_sha, &req.build_id)?;
-    pinned_reference(&req.runtime_image, "--runtime-image")?;
+    pinned_reference(&req.runtime_image.reference, "--runtime-image")?;
     if !req.binary.is_file() {
         return Err(LifecycleError::Usage(format!(
             "--binary: expected the compiled service binary, found no file at {}",
@@ -358,15 +454,7 @@ pub fn build(
         fix: "install docker.io (Debian) or docker-ce-cli".into(),
     })?;
     let admin = DockerAdmin::connect()?;
-    if admin.image_id(&req.runtime_image)?.is_none() {
-        return Err(LifecycleError::Prerequisite {
-            what: format!(
-                "the runtime image {} is not in this node's engine (nothing can be pulled)",
-                req.runtime_image
-            ),
-            fix: "build and load the lab images on the host: `make up`".into(),
-        });
-    }
+    ensure_image(&admin, &req.runtime_image, "--runtime-image")?;
 
     let env_dir = site.env_dir(&req.env);
     std::fs::create_dir_all(&env_dir).map_err(io(&env_dir))?;
@@ -380,7 +468,7 @@ pub fn build(
     std::fs::copy(&req.binary, &bin).map_err(io(&req.binary))?;
     set_executable(&bin)?;
 
-    let args = build_args(req, &tag, ctx, &now_rfc3339());
+    let args = build_args(req, &tag, ctx, &site.repo, &now_rfc3339());
     let log = env_dir.join(BUILD_LOG);
     let rendered = compose::render(&docker, &args);
     eprintln!("lifecycle: {rendered}");
@@ -473,7 +561,7 @@ pub struct UpRequest {
     /// Recreate containers even when their configuration did not change.
     pub recreate: bool,
     /// The pinned database image (`stackpilot/postgres:<tag>`).
-    pub db_image: String,
+    pub db_image: PinnedImage,
     /// Drill overrides for the compose process's environment (`--set KEY=VALUE`).
     pub overrides: Vec<(String, String)>,
     /// How long to wait for every container to be healthy.
@@ -647,16 +735,18 @@ pub fn up(
     req: &UpRequest,
 ) -> Result<UpReport, LifecycleError> {
     let project = Project::for_env(cfg, &site.repo, &req.env)?;
-    pinned_reference(&req.db_image, "--db-image")?;
+    pinned_reference(&req.db_image.reference, "--db-image")?;
     let receipt: BuildReceipt = receipts::read(&site.env_dir(&req.env).join(BUILD_RECEIPT))?;
     let admin = DockerAdmin::connect()?;
     match admin.image_id(&receipt.tag)? {
         Some(id) if id == receipt.image_id => {}
         Some(found) => {
-            return Err(LifecycleError::ReceiptMismatch {
-                tag: receipt.tag,
+            return Err(LifecycleError::Mismatch {
+                reference: receipt.tag,
+                pinned_by: "build receipt",
                 expected: receipt.image_id,
                 found,
+                fix: "rebuild with `make demo`",
             });
         }
         None => {
@@ -669,17 +759,9 @@ pub fn up(
             });
         }
     }
-    if admin.image_id(&req.db_image)?.is_none() {
-        return Err(LifecycleError::Prerequisite {
-            what: format!(
-                "the database image {} is not in this node's engine (nothing can be pulled)",
-                req.db_image
-            ),
-            fix: "build and load the lab images on the host: `make up`".into(),
-        });
-    }
+    ensure_image(&admin, &req.db_image, "--db-image")?;
     let compose = find_compose()?;
-    let vars = compose_vars(&receipt.tag, &req.db_image, project.port);
+    let vars = compose_vars(&receipt.tag, &req.db_image.reference, project.port);
     let env = compose::process_env(std::env::vars_os(), &vars, &req.overrides);
     for (k, v) in &req.overrides {
         eprintln!("lifecycle: override {k}={v}");
@@ -697,7 +779,7 @@ pub fn up(
     Ok(UpReport {
         compose: format!("{} {}", compose.display_name(), compose.version),
         app_image: receipt.tag,
-        db_image: req.db_image.clone(),
+        db_image: req.db_image.reference.clone(),
         healthy_after_secs: start.elapsed().as_secs(),
         status: StatusReport {
             env: req.env.clone(),
@@ -756,8 +838,9 @@ fn wait_healthy(
 }
 
 /// Stops the stack of `env` (`compose stop`): containers stop and stay, with images,
-/// networks and volumes. `db_image`, when known, is passed for completeness; stopping
-/// does not use images.
+/// networks and volumes. Compose interpolates the whole file even to stop, so the image
+/// variables are set from the receipt, `db_image` or the lock when known, else to a
+/// stand-in: stopping never uses images.
 pub fn down(
     _allowed: &ctx_guard::Allowed,
     cfg: &Config,
@@ -771,12 +854,14 @@ pub fn down(
         Err(ReceiptError::Missing { .. }) => NOT_NEEDED_TO_STOP.to_string(),
         Err(e) => return Err(e.into()),
     };
+    let db_image = match db_image {
+        Some(r) => r.to_string(),
+        None => PinnedImage::from_lock(&site.repo, LOCK_POSTGRES)
+            .map(|p| p.reference)
+            .unwrap_or_else(|_| NOT_NEEDED_TO_STOP.to_string()),
+    };
     let compose = find_compose()?;
-    let vars = compose_vars(
-        &app_image,
-        db_image.unwrap_or(NOT_NEEDED_TO_STOP),
-        project.port,
-    );
+    let vars = compose_vars(&app_image, &db_image, project.port);
     let env_vars = compose::process_env(std::env::vars_os(), &vars, &[]);
     compose::run(&compose, &project, &compose::stop_args(), &env_vars)?;
     Ok(())

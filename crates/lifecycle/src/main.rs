@@ -43,9 +43,10 @@ enum Cmd {
         /// The work tree had uncommitted changes.
         #[arg(long)]
         dirty: bool,
-        /// Pinned runtime base image, `stackpilot/runtime:<tag>`.
+        /// Pinned runtime base image, `stackpilot/runtime:<tag>` [default: from
+        /// infra/images/images.lock, id checked].
         #[arg(long, value_name = "IMAGE")]
-        runtime_image: String,
+        runtime_image: Option<String>,
     },
     /// Start the stack with compose (image from the build receipt) and wait until healthy.
     Up {
@@ -55,9 +56,10 @@ enum Cmd {
         /// Recreate the containers even if nothing changed.
         #[arg(long)]
         recreate: bool,
-        /// Pinned database image, `stackpilot/postgres:<tag>` (from the image lock).
+        /// Pinned database image, `stackpilot/postgres:<tag>` [default: from
+        /// infra/images/images.lock, id checked].
         #[arg(long, value_name = "IMAGE")]
-        db_image: String,
+        db_image: Option<String>,
         /// Override a compose variable for this run (drills), e.g. `--set LOG_LEVEL=debug`.
         #[arg(long = "set", value_name = "KEY=VALUE", value_parser = lifecycle::parse_override)]
         overrides: Vec<(String, String)>,
@@ -73,7 +75,7 @@ enum Cmd {
         /// Environment.
         #[arg(long, default_value = "dev")]
         env: String,
-        /// Pinned database image, if known (stopping does not need it).
+        /// Pinned database image [default: from the image lock; stopping does not use it].
         #[arg(long, value_name = "IMAGE")]
         db_image: Option<String>,
     },
@@ -125,6 +127,11 @@ fn run(allowed: &ctx_guard::Allowed, command: Cmd) -> Result<(), LifecycleError>
             dirty,
             runtime_image,
         } => {
+            let runtime_image = lifecycle::PinnedImage::flag_or_lock(
+                runtime_image.as_deref(),
+                &site.repo,
+                lifecycle::LOCK_RUNTIME,
+            )?;
             let req = BuildRequest {
                 env,
                 binary,
@@ -152,6 +159,11 @@ fn run(allowed: &ctx_guard::Allowed, command: Cmd) -> Result<(), LifecycleError>
             timeout,
             json,
         } => {
+            let db_image = lifecycle::PinnedImage::flag_or_lock(
+                db_image.as_deref(),
+                &site.repo,
+                lifecycle::LOCK_POSTGRES,
+            )?;
             let req = UpRequest {
                 env,
                 recreate,

@@ -26,7 +26,7 @@ fn request() -> BuildRequest {
         build_id: "b42".into(),
         git_sha: "0123456789abcdef0123456789abcdef01234567".into(),
         dirty: true,
-        runtime_image: "stackpilot/runtime:bookworm-20261125".into(),
+        runtime_image: PinnedImage::flag("stackpilot/runtime:bookworm-20261125"),
     }
 }
 
@@ -136,22 +136,25 @@ fn build_args_force_no_cache_and_carry_labels_and_tag() {
         &request(),
         "stackpilot/mock-exchange:0123-b42",
         Path::new("/var/lib/stackpilot/dev/build-ctx-x"),
+        Path::new("/vagrant"),
         "2026-11-25T18:00:00Z",
     );
     let line = compose::render(Path::new("docker"), &args);
+    let sha = "0123456789abcdef0123456789abcdef01234567";
+    let version = env!("CARGO_PKG_VERSION");
     assert_eq!(
         line,
-        "docker build --no-cache \
+        format!(
+            "docker build --no-cache \
 --build-arg RUNTIME_IMAGE=stackpilot/runtime:bookworm-20261125 \
---build-arg BUILD_ID=b42 \
---build-arg GIT_SHA=0123456789abcdef0123456789abcdef01234567 \
+--build-arg REVISION={sha} --build-arg CREATED=2026-11-25T18:00:00Z \
+--build-arg BUILD_ID=b42 --build-arg SOURCE=/vagrant --build-arg VERSION={version} \
 --label stackpilot.app=mock-exchange --label stackpilot.build-id=b42 \
---label stackpilot.dirty=true --label org.opencontainers.image.title=mock-exchange \
---label org.opencontainers.image.revision=0123456789abcdef0123456789abcdef01234567 \
---label org.opencontainers.image.version=0123456789abcdef0123456789abcdef01234567-b42 \
+--label stackpilot.dirty=true --label org.opencontainers.image.revision={sha} \
 --label org.opencontainers.image.created=2026-11-25T18:00:00Z \
 --tag stackpilot/mock-exchange:0123-b42 \
 --file /var/lib/stackpilot/dev/build-ctx-x/Dockerfile /var/lib/stackpilot/dev/build-ctx-x"
+        )
     );
 }
 
@@ -206,4 +209,48 @@ service  container             id            state    health   restarts  image
 api      stackpilot-dev_api_1  api012345678  running  healthy  0         img:1
 "
     );
+}
+
+#[test]
+fn images_come_from_the_lock_with_their_ids_unless_a_flag_names_one() {
+    let repo = tempfile::tempdir().expect("tempdir");
+    let lock = repo.path().join("infra/images/images.lock");
+    std::fs::create_dir_all(lock.parent().expect("dir")).expect("mkdir");
+    std::fs::write(
+        &lock,
+        r#"[root]
+tag = "stackpilot/root:bookworm-20261125"
+suite = "bookworm"
+sources = "host apt sources"
+layer = "sha256:11"
+id = "sha256:22"
+
+[images.postgres]
+tag = "stackpilot/postgres:bookworm-20261125-abcdef012345"
+id = "sha256:33"
+recipe = "sha256:44"
+"#,
+    )
+    .expect("lock");
+    assert_eq!(
+        PinnedImage::flag_or_lock(None, repo.path(), LOCK_POSTGRES).expect("from lock"),
+        PinnedImage {
+            reference: "stackpilot/postgres:bookworm-20261125-abcdef012345".into(),
+            id: Some("sha256:33".into()),
+        }
+    );
+    assert_eq!(
+        PinnedImage::flag_or_lock(Some("x/pg:1"), repo.path(), LOCK_POSTGRES).expect("flag"),
+        PinnedImage::flag("x/pg:1")
+    );
+    let missing = PinnedImage::from_lock(repo.path(), LOCK_RUNTIME).expect_err("no entry");
+    assert!(missing.to_string().contains("'runtime'"), "{missing}");
+}
+
+#[test]
+fn a_missing_lock_says_how_to_build_the_images() {
+    let repo = tempfile::tempdir().expect("tempdir");
+    let e = PinnedImage::from_lock(repo.path(), LOCK_POSTGRES).expect_err("no lock");
+    assert_eq!(e.exit(), Exit::PrereqMissing);
+    assert!(e.to_string().contains("make up"), "{e}");
 }

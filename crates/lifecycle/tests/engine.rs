@@ -11,16 +11,26 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use lifecycle::{BuildRequest, Site, UpRequest};
+use lifecycle::{BuildRequest, PinnedImage, Site, UpRequest};
 use stackpilot_core::Config;
 use stackpilot_core::admin::DockerAdmin;
 use stackpilot_core::receipts::{self, BUILD_RECEIPT, BuildReceipt};
 use support::{Cleanup, allowed, docker, docker_ok, sleeper, sleeper_image, unique};
 
+/// Shaped like `apps/mock-exchange/Dockerfile`: the build args lifecycle passes, labels
+/// from them, the binary, a non-root user.
 const TEST_DOCKERFILE: &str = "\
 ARG RUNTIME_IMAGE
 FROM ${RUNTIME_IMAGE}
+ARG REVISION=unknown
+ARG CREATED=unknown
+ARG SOURCE=unknown
+ARG VERSION=unknown
+ARG BUILD_ID=unknown
+LABEL org.opencontainers.image.revision=\"${REVISION}\" stackpilot.build-id=\"${BUILD_ID}\"
 COPY mock-exchange /app/mock-exchange
+USER 10001
+ENTRYPOINT [\"/app/mock-exchange\"]
 ";
 
 fn repo_root() -> PathBuf {
@@ -100,7 +110,7 @@ fn engine_build_up_status_down_recreate_then_clean_room_keeps_the_volume() {
         build_id: build_id.clone(),
         git_sha: "0123abc".into(),
         dirty: true,
-        runtime_image: runtime.clone(),
+        runtime_image: PinnedImage::flag(&runtime),
     };
     let receipt = lifecycle::build(&allowed, &cfg, &site, &req).expect("build");
     assert_eq!(receipt.tag, tag);
@@ -139,7 +149,7 @@ fn engine_build_up_status_down_recreate_then_clean_room_keeps_the_volume() {
     let up = UpRequest {
         env: "dev".into(),
         recreate: false,
-        db_image: db.clone(),
+        db_image: PinnedImage::flag(&db),
         overrides: vec![("LOG_LEVEL".into(), "debug".into())],
         timeout: Duration::from_secs(90),
     };
@@ -226,7 +236,7 @@ fn engine_up_without_a_build_receipt_names_the_step_that_writes_it() {
         &UpRequest {
             env: "dev".into(),
             recreate: false,
-            db_image: "stackpilot/postgres:x1".into(),
+            db_image: PinnedImage::flag("stackpilot/postgres:x1"),
             overrides: vec![],
             timeout: Duration::from_secs(1),
         },

@@ -22,7 +22,7 @@ fn main() {
     if argv0.ends_with("pg_isready") || std::env::args().nth(1).as_deref() == Some("healthcheck") {
         return;
     }
-    unsafe { signal(15, bye as usize); signal(2, bye as usize); }
+    unsafe { signal(15, bye as *const () as usize); signal(2, bye as *const () as usize); }
     loop { std::thread::sleep(std::time::Duration::from_secs(3600)); }
 }
 "#;

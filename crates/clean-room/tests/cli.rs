@@ -1,0 +1,31 @@
+//! The `clean-room` binary on the host (not a lab node): it explains itself and refuses to
+//! run (exit 3) before touching the engine.
+
+use std::process::{Command, Output};
+
+fn clean_room(args: &[&str]) -> Output {
+    let dir = tempfile::tempdir().expect("tempdir");
+    Command::new(env!("CARGO_BIN_EXE_clean-room"))
+        .args(args)
+        .current_dir(dir.path())
+        .output()
+        .expect("binary runs")
+}
+
+#[test]
+fn help_says_volumes_are_kept_and_names_the_exit_codes() {
+    let out = clean_room(&["--help"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("volumes are kept"), "{text}");
+    assert!(text.contains("3 context refused"), "{text}");
+}
+
+#[test]
+fn refused_outside_a_lab_node_with_the_host_command() {
+    let out = clean_room(&["--env", "dev"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("refused"), "{err}");
+    assert!(err.contains("make clean"), "{err}");
+}
