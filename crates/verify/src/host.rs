@@ -228,6 +228,29 @@ pub fn run(target: &Target, node: &dyn NodeRunner, cfg: &RunConfig) -> Report {
     verdict::evaluate(&target.expect, &obs, ms(start))
 }
 
+/// Pause between attempts of a waiting verification.
+const RETRY_EVERY: Duration = Duration::from_millis(500);
+
+/// Verifies again until every check passes or `wait` has passed, and returns only the last
+/// report: a waiting verify prints one document, not one per attempt.
+pub fn run_waiting(
+    target: &Target,
+    node: &dyn NodeRunner,
+    cfg: &RunConfig,
+    wait: Duration,
+) -> Report {
+    let start = Instant::now();
+    loop {
+        let mut report = run(target, node, cfg);
+        let left = wait.saturating_sub(start.elapsed());
+        if report.passed || left.is_zero() {
+            report.elapsed_ms = ms(start);
+            return report;
+        }
+        std::thread::sleep(RETRY_EVERY.min(left));
+    }
+}
+
 fn ms(start: Instant) -> u64 {
     u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
 }

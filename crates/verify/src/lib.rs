@@ -18,7 +18,7 @@ pub mod setup;
 pub mod time;
 pub mod verdict;
 
-pub use host::{NodeRun, NodeRunner, RunConfig, Target, run};
+pub use host::{NodeRun, NodeRunner, RunConfig, Target, run, run_waiting};
 pub use inspection::Inspection;
 pub use report::{Check, Report, Summary, Verdict};
 pub use setup::{Options, verify};

@@ -45,6 +45,10 @@ struct Cli {
     /// (the provider comes from STACKPILOT_PROVIDER, else how the node was created).
     #[arg(long, value_name = "IP")]
     address: Option<std::net::IpAddr>,
+    /// Verify again until every check passes or SECS seconds have passed; prints only the
+    /// final report.
+    #[arg(long, value_name = "SECS")]
+    wait: Option<u64>,
     /// Path of the verify binary inside the node.
     #[arg(long, value_name = "PATH", env = "STACKPILOT_NODE_VERIFY")]
     node_verify: Option<String>,
@@ -104,6 +108,7 @@ fn host_verify(cli: &Cli) -> Exit {
         provider,
         address: cli.address,
         node_verify: cli.node_verify.clone(),
+        wait: cli.wait.map(std::time::Duration::from_secs),
     };
     let report = match setup::verify(&root, &cfg, &node, &cli.env, &opts) {
         Ok(r) => r,

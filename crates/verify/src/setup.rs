@@ -34,6 +34,8 @@ pub struct Options {
     pub address: Option<IpAddr>,
     /// The `verify` binary inside the node; default [`DEFAULT_NODE_VERIFY`].
     pub node_verify: Option<String>,
+    /// Verify again until everything passes or this much time has passed.
+    pub wait: Option<Duration>,
 }
 
 /// Why a verification could not be set up.
@@ -151,7 +153,10 @@ pub fn verify(
     opts: &Options,
 ) -> Result<Report, SetupError> {
     let (target, runner, run) = prepare(root, cfg, node, env, opts)?;
-    Ok(host::run(&target, &runner, &run))
+    Ok(match opts.wait {
+        Some(wait) => host::run_waiting(&target, &runner, &run, wait),
+        None => host::run(&target, &runner, &run),
+    })
 }
 
 #[cfg(test)]

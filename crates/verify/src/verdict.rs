@@ -194,7 +194,7 @@ pub fn evaluate(expect: &Expect, obs: &Observations, elapsed_ms: u64) -> Report 
             Some(why) => layer.checks.iter().map(|_| not_run(why.clone())).collect(),
             None => match layer.number {
                 1 => node_layer(expect, obs.node.as_ref()),
-                2 => vec![tcp_layer(obs.tcp.as_ref())],
+                2 => vec![tcp_layer(obs.tcp.as_ref(), inspection)],
                 3 => http_layer(obs, inspection),
                 4 => inspect_layer(expect, inspection),
                 _ => provenance_layer(inspection),
@@ -303,23 +303,42 @@ fn node_layer(expect: &Expect, node: Option<&NodeObservation>) -> Vec<Eval> {
     }
 }
 
-fn tcp_layer(tcp: Option<&TcpProbe>) -> Eval {
+fn tcp_layer(tcp: Option<&TcpProbe>, inspection: Option<&Inspection>) -> Eval {
     let Some(tcp) = tcp else {
         return not_run("no TCP probe was made");
     };
+    // The inspection is already at hand: say what the node shows behind the closed port,
+    // even though its own checks are not run.
+    let on_node = inspection.map_or(String::new(), |i| match api_container(i) {
+        Some(c) => format!("; on the node the api container {} is running", c.name),
+        None => {
+            let states: Vec<String> = i
+                .containers
+                .iter()
+                .filter(|c| c.service.as_deref() == Some(API_SERVICE))
+                .map(|c| format!("{} {}", c.name, c.state))
+                .collect();
+            if states.is_empty() {
+                format!("; on the node project {} has no api container", i.project)
+            } else {
+                format!("; on the node: {}", states.join(", "))
+            }
+        }
+    });
     let e = match &tcp.outcome {
         TcpOutcome::Connected => pass(format!("TCP connection to {} accepted", tcp.addr)),
         TcpOutcome::Refused => fail(format!(
-            "port closed: TCP connection to {} refused (nothing listens; is the stack up?)",
+            "port closed: TCP connection to {} refused{on_node}",
             tcp.addr
         )),
         TcpOutcome::Timeout => fail(format!(
-            "no TCP answer from {} within {} ms (port filtered or node down)",
+            "no TCP answer from {} within {} ms (port filtered or node down){on_node}",
             tcp.addr, tcp.elapsed_ms
         )),
-        TcpOutcome::Failed { detail } => {
-            fail(format!("TCP connection to {} failed: {detail}", tcp.addr))
-        }
+        TcpOutcome::Failed { detail } => fail(format!(
+            "TCP connection to {} failed: {detail}{on_node}",
+            tcp.addr
+        )),
     };
     e.timed(tcp.elapsed_ms)
 }

@@ -283,3 +283,48 @@ fn a_missing_host_program_is_unreachable() {
         "{ran:?}"
     );
 }
+
+/// A node unreachable for its first `n` calls, then answering like `node_for`.
+struct FlakyNode {
+    calls: std::cell::Cell<u32>,
+    n: u32,
+    then: CannedNode,
+}
+
+impl NodeRunner for FlakyNode {
+    fn describe(&self) -> String {
+        "flaky".into()
+    }
+    fn run(&self, argv: &[&str], timeout: Duration) -> NodeRun {
+        self.calls.set(self.calls.get() + 1);
+        if self.calls.get() <= self.n {
+            NodeRun::Unreachable("booting".into())
+        } else {
+            self.then.run(argv, timeout)
+        }
+    }
+}
+
+#[test]
+fn a_waiting_verify_returns_one_report_once_everything_passes() {
+    let addr = service(healthy_service);
+    let node = FlakyNode {
+        calls: std::cell::Cell::new(0),
+        n: 2,
+        then: node_for(addr.port()),
+    };
+    let report = run_waiting(&target(addr), &node, &cfg(), Duration::from_secs(10));
+    assert!(report.passed, "{report:#?}");
+    assert_eq!(node.calls.get(), 3);
+}
+
+#[test]
+fn a_waiting_verify_gives_up_with_the_last_report_when_time_is_up() {
+    let addr = service(healthy_service);
+    let node = CannedNode(NodeRun::Unreachable("gone".into()));
+    let start = Instant::now();
+    let report = run_waiting(&target(addr), &node, &cfg(), Duration::from_millis(700));
+    assert!(!report.passed);
+    assert!(start.elapsed() >= Duration::from_millis(700));
+    assert!(report.elapsed_ms >= 700, "{}", report.elapsed_ms);
+}

@@ -374,13 +374,36 @@ fn a_closed_port_fails_tcp_and_nothing_above_runs() {
     obs.version = None;
     let r = evaluate(&expect(), &obs, 0);
     assert_eq!(failed(&r), vec!["tcp.connect"]);
-    assert!(check(&r, "tcp.connect").reason.starts_with("port closed"));
+    assert_eq!(
+        check(&r, "tcp.connect").reason,
+        "port closed: TCP connection to 172.30.56.10:8000 refused; on the node the api container stackpilot-dev_api_1 is running"
+    );
     assert_not_run_from(&r, 3);
     assert_eq!(
         check(&r, "provenance.image-id").reason,
         "not run: layer 2 (tcp) failed at tcp.connect"
     );
     assert!(r.summary.reachable && !r.summary.tcp_reachable);
+}
+
+#[test]
+fn a_closed_port_names_what_the_node_shows_behind_it() {
+    let mut obs = with_inspection(|i| {
+        i.containers[0].state = "exited".into();
+    });
+    obs.tcp = Some(TcpProbe {
+        addr: addr(),
+        outcome: TcpOutcome::Refused,
+        elapsed_ms: 0,
+    });
+    let r = evaluate(&expect(), &obs, 0);
+    assert!(
+        check(&r, "tcp.connect")
+            .reason
+            .ends_with("refused; on the node: stackpilot-dev_api_1 exited"),
+        "{:?}",
+        check(&r, "tcp.connect")
+    );
 }
 
 #[test]
