@@ -4,10 +4,46 @@ NODE ?= control
 ENV ?= dev
 export NODE ENV
 
-.PHONY: help test
+.PHONY: help up demo verify down clean demo-reviewer halt destroy shell lab-status images test check
 
 help: ## list the targets
 	@cargo xtask help-targets
 
+up: ## lab nodes up, then the service stack started on NODE
+	cargo xtask up
+
+demo: ## forced rebuild from source, recreate, wait healthy, demo order (NODE)
+	cargo xtask demo
+
+verify: ## host-driven, read-only verification of ENV on NODE: the definition of working
+	cargo xtask verify
+
+down: ## stop the stack's containers on NODE; images and volumes stay
+	cargo xtask down
+
+clean: ## clean room on NODE: containers, app images, build cache removed; volumes kept
+	cargo xtask clean
+
+demo-reviewer: ## always clean room, then forced rebuild, then full verification (NODE)
+	cargo xtask demo-reviewer
+
+halt: ## stop the stack on every running node, then halt the nodes
+	cargo xtask halt
+
+destroy: ## clean room on every node, then destroy the nodes
+	cargo xtask destroy
+
+shell: ## a shell on NODE, for debugging only (not part of normal operation)
+	cargo xtask shell
+
+lab-status: ## each node's provider, state, address, engine health and loaded images
+	cargo xtask lab status
+
+images: ## build every lab image locally (nothing pulled), checked against the image lock
+	cargo xtask images
+
 test: ## format check, clippy (warnings denied) and the whole test suite
 	cargo xtask test
+
+check: ## repo contracts (no Docker): pinned images, no secrets, Makefile/workflow shape; fmt, clippy, unit tests
+	cargo xtask check

@@ -2,8 +2,15 @@
 //!
 //! Every Makefile target is one `cargo xtask …` call; this binary is where the flows live.
 
+mod bench;
+mod build;
+mod check;
+mod golden;
+mod images;
+mod lab;
 mod prereq;
 mod run;
+mod secrets;
 mod test;
 
 use std::process::ExitCode;
@@ -24,15 +31,89 @@ enum Cmd {
     /// Install what the test suite needs, then format check, clippy (warnings denied) and
     /// every test of the workspace (`make test`).
     Test,
+    /// Repo-level contracts without Docker: pinned images, no secrets, Makefile and
+    /// workflow shape, ctx-guard first, verify read-only; then format, lint, unit tests
+    /// (`make check`).
+    Check,
     /// List the Makefile targets with their one-line descriptions (`make help`).
     HelpTargets,
+    /// Benchmark mock-exchange on loopback against a private PostgreSQL, with Postgres's
+    /// own rate as the ceiling; writes docs/benchmarks.md (`cargo xtask bench api`).
+    Bench(bench::BenchArgs),
+    /// Build every lab image locally (root image with mmdebstrap, then postgres, runtime,
+    /// node), checked against infra/images/images.lock; nothing is pulled.
+    Images,
+    /// Lab nodes up, then the stack of ENV started on NODE (`make up`).
+    Up(Where),
+    /// Forced rebuild from source through the golden path: compile, `docker build
+    /// --no-cache` on NODE, recreate, wait healthy, demo order (`make demo`).
+    Demo(Where),
+    /// Host-driven, read-only verification of ENV on NODE (`make verify`).
+    Verify {
+        #[command(flatten)]
+        at: Where,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Also write the report as JUnit XML to FILE.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<std::path::PathBuf>,
+    },
+    /// Stop the stack's containers on NODE; images and volumes stay (`make down`).
+    Down(Where),
+    /// Clean room on NODE: containers, app images and build cache removed, volumes kept
+    /// (`make clean`).
+    Clean(Where),
+    /// Always clean room, then forced rebuild, then full verification (`make demo-reviewer`).
+    DemoReviewer(Where),
+    /// Stop the stack on every running node, then halt the nodes (`make halt`).
+    Halt(Where),
+    /// Clean room on every node, then destroy the nodes (`make destroy`).
+    Destroy(Where),
+    /// A shell on NODE, for debugging only; never part of normal operation (`make shell`).
+    Shell(Where),
+    /// The three-node lab through Vagrant: up, status, halt, destroy, verify, inventory.
+    #[command(subcommand)]
+    Lab(lab::LabCmd),
+}
+
+/// Which node and environment a golden command operates on.
+#[derive(clap::Args)]
+struct Where {
+    /// The lab node.
+    #[arg(long, env = "NODE", default_value = "control")]
+    node: String,
+    /// The environment of stackpilot.toml.
+    #[arg(long, env = "ENV", default_value = "dev")]
+    env: String,
+}
+
+impl Where {
+    fn target(&self) -> Result<golden::Target, run::Error> {
+        golden::Target::new(&self.node, &self.env)
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Test => test::run(),
+        Cmd::Check => check::run(),
         Cmd::HelpTargets => help_targets(),
+        Cmd::Bench(args) => bench::run(&args),
+        Cmd::Images => lab::discover().and_then(|(root, cfg)| images::run(&root, &cfg)),
+        Cmd::Lab(cmd) => lab::run(cmd),
+        Cmd::Up(w) => w.target().and_then(|t| golden::up(&t)),
+        Cmd::Demo(w) => w.target().and_then(|t| golden::demo(&t)),
+        Cmd::Verify { at, json, junit } => at
+            .target()
+            .and_then(|t| golden::verify(&t, json, junit.as_deref())),
+        Cmd::Down(w) => w.target().and_then(|t| golden::down(&t)),
+        Cmd::Clean(w) => w.target().and_then(|t| golden::clean(&t)),
+        Cmd::DemoReviewer(w) => w.target().and_then(|t| golden::demo_reviewer(&t)),
+        Cmd::Halt(w) => w.target().and_then(|t| golden::halt(&t)),
+        Cmd::Destroy(w) => w.target().and_then(|t| golden::destroy(&t)),
+        Cmd::Shell(w) => w.target().and_then(|t| golden::shell(&t)),
     };
     match result {
         Ok(()) => Exit::Ok.into(),

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use stackpilot_core::Exit;
+use stackpilot_core::exit::ExitStatus;
 
 /// Errors of xtask flows.
 #[derive(Debug, thiserror::Error)]
@@ -26,9 +27,18 @@ pub enum Error {
         /// How to install it.
         install: String,
     },
+    /// Bad usage or configuration, with the message to show.
+    #[error("{0}")]
+    Usage(String),
     /// Configuration problem.
     #[error(transparent)]
     Core(#[from] stackpilot_core::Error),
+    /// Running a step inside a node failed.
+    #[error(transparent)]
+    Transport(#[from] stackpilot_core::transport::TransportError),
+    /// The image lock is missing an entry or unreadable.
+    #[error(transparent)]
+    Images(#[from] stackpilot_core::images::LockError),
 }
 
 impl Error {
@@ -37,7 +47,9 @@ impl Error {
         match self {
             Error::StepFailed { .. } => Exit::Failed,
             Error::Prereq { .. } => Exit::PrereqMissing,
-            Error::Core(_) => Exit::Usage,
+            Error::Core(_) | Error::Usage(_) => Exit::Usage,
+            Error::Transport(e) => e.exit(),
+            Error::Images(e) => e.exit(),
         }
     }
 }

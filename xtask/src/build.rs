@@ -1,0 +1,105 @@
+//! Compiling what nodes run, on the host, from source: the app and the node-side tools,
+//! statically linked so they do not depend on the node's glibc.
+
+use std::process::Command;
+
+use crate::run::{Error, repo_root, step};
+
+/// The target triple of the static build; its output lands in `target/<triple>/release`.
+pub const TARGET: &str = "x86_64-unknown-linux-gnu";
+
+/// Packages whose binaries run inside nodes (the app first, then the tools).
+pub const NODE_PACKAGES: &[&str] = &[
+    "mock-exchange",
+    "ctx-guard",
+    "lifecycle",
+    "clean-room",
+    "verify",
+];
+
+/// What identifies one build: baked into the binary and labelled on the image.
+#[derive(Debug, Clone)]
+pub struct BuildInfo {
+    /// Short git commit of HEAD.
+    pub git_sha: String,
+    /// Uncommitted changes in the work tree.
+    pub dirty: bool,
+    /// Unique id of this build.
+    pub build_id: String,
+    /// When the build started (RFC 3339, UTC).
+    pub build_time: String,
+}
+
+fn git(args: &[&str]) -> Result<String, Error> {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(repo_root())
+        .output()
+        .map_err(|e| Error::Prereq {
+            what: format!("git ({e})"),
+            install: "apt-get install -y git".into(),
+        })?;
+    if !out.status.success() {
+        return Err(Error::StepFailed {
+            step: "git".into(),
+            cmd: format!("git {}", args.join(" ")),
+            status: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+impl BuildInfo {
+    /// Reads git state and makes a fresh build id.
+    pub fn collect() -> Result<BuildInfo, Error> {
+        let git_sha = git(&["rev-parse", "--short=12", "HEAD"])?;
+        let dirty = !git(&["status", "--porcelain", "--untracked-files=no"])?.is_empty();
+        let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+        // 2026-11-25T18:45:01Z -> 20261125T184501: sortable and valid in an image tag.
+        let compact: String = now.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+        let compact = compact.trim_end_matches('Z').to_string();
+        // Time for ordering, plus randomness so two builds in one second still differ.
+        let random = std::fs::read_to_string("/proc/sys/kernel/random/uuid")
+            .map(|u| u.trim().replace('-', "")[..8].to_string())
+            .unwrap_or_else(|_| format!("{:08x}", std::process::id()));
+        Ok(BuildInfo {
+            git_sha,
+            dirty,
+            build_id: format!("{compact}-{random}"),
+            build_time: now,
+        })
+    }
+}
+
+fn static_build(packages: &[&str]) -> Command {
+    let mut cmd = Command::new("cargo");
+    cmd.args(["build", "--release", "--locked", "--target", TARGET]);
+    for p in packages {
+        cmd.args(["-p", p]);
+    }
+    // Static (glibc static-pie): runs on any node whatever its glibc version.
+    cmd.env("RUSTFLAGS", "-C target-feature=+crt-static");
+    cmd
+}
+
+/// Compiles the node-side tools (without the app), statically, output visible.
+pub fn compile_tools() -> Result<(), Error> {
+    step(
+        "compile node-side tools (static, release)",
+        &mut static_build(&NODE_PACKAGES[1..]),
+    )
+}
+
+/// Compiles the app and the node-side tools statically in release mode, output visible.
+pub fn compile_for_nodes(info: &BuildInfo) -> Result<(), Error> {
+    let mut cmd = static_build(NODE_PACKAGES);
+    cmd.env("STACKPILOT_GIT_SHA", &info.git_sha)
+        .env("STACKPILOT_BUILD_ID", &info.build_id)
+        .env("STACKPILOT_BUILD_TIME", &info.build_time);
+    step("compile (static, release)", &mut cmd)
+}
+
+/// Where a node-side binary is, as seen from inside a node (the repo is at /vagrant).
+pub fn node_binary(name: &str) -> String {
+    format!("/vagrant/target/{TARGET}/release/{name}")
+}

@@ -1,0 +1,395 @@
+//! The golden paths: the only supported way to start, stop, clean, rebuild and verify the
+//! service, from the host. Node-side steps run the statically built tools inside the node
+//! from /vagrant through the node's transport; every one of them calls ctx-guard first.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use stackpilot_core::http::{self, Timeouts};
+use stackpilot_core::images::{self, ImageLock};
+use stackpilot_core::transport::{Transport, VAGRANT_DIR};
+use stackpilot_core::{Config, Provider};
+
+use crate::build::{self, BuildInfo};
+use crate::lab::{self, LabCmd};
+use crate::run::{Error, repo_root};
+
+/// What a golden command operates on: one node, one environment.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The repo root on the host.
+    pub root: PathBuf,
+    /// The lab configuration.
+    pub cfg: Config,
+    /// The node (`NODE=`).
+    pub node: String,
+    /// The environment (`ENV=`).
+    pub env: String,
+}
+
+impl Target {
+    /// Reads stackpilot.toml and checks that NODE and ENV are known.
+    pub fn new(node: &str, env: &str) -> Result<Target, Error> {
+        let root = repo_root();
+        let cfg = Config::load(&root.join(stackpilot_core::config::CONFIG_FILE))?;
+        cfg.node(node)?;
+        cfg.environment(env)?;
+        Ok(Target {
+            root,
+            cfg,
+            node: node.to_string(),
+            env: env.to_string(),
+        })
+    }
+
+    fn vagrant_dir(&self) -> PathBuf {
+        self.root.join(VAGRANT_DIR)
+    }
+
+    fn transport(&self) -> Result<Transport, Error> {
+        Transport::for_node(&self.vagrant_dir(), &self.node).map_err(Error::from)
+    }
+
+    /// The provider the node was created with (docker when it is not created yet).
+    pub fn provider(&self) -> Provider {
+        stackpilot_core::transport::created_provider(&self.vagrant_dir(), &self.node)
+            .unwrap_or(Provider::Docker)
+    }
+
+    /// `http://<node address>:<env port>`.
+    pub fn base_url(&self) -> Result<String, Error> {
+        let node = self.cfg.node(&self.node)?;
+        let env = self.cfg.environment(&self.env)?;
+        Ok(format!(
+            "http://{}:{}",
+            node.address(self.provider()),
+            env.port()
+        ))
+    }
+
+    fn lock(&self) -> Result<(ImageLock, PathBuf), Error> {
+        let path = ImageLock::path(&self.root);
+        match ImageLock::read(&path)? {
+            Some(lock) => Ok((lock, path)),
+            None => Err(Error::StepFailed {
+                step: "images".into(),
+                cmd: format!("read {}", path.display()),
+                status: "no image lock: run `cargo xtask images` (make up does it)".into(),
+            }),
+        }
+    }
+
+    /// Runs a node-side tool inside the node from /vagrant, output streamed.
+    fn node_step(&self, tool: &str, args: &[&str]) -> Result<(), Error> {
+        let bin = build::node_binary(tool);
+        let mut argv = vec![bin.as_str()];
+        argv.extend_from_slice(args);
+        eprintln!("==> [{}] {}", self.node, argv.join(" "));
+        self.transport()?.stream(&argv).map_err(Error::from)
+    }
+
+    /// Whether the env has a build receipt on the node (an app image was built there).
+    fn has_build_receipt(&self) -> Result<bool, Error> {
+        let path = stackpilot_core::receipts::env_dir(&self.cfg.state.node_dir, &self.env)
+            .join(stackpilot_core::receipts::BUILD_RECEIPT);
+        let path = path.display().to_string();
+        Ok(self
+            .transport()?
+            .output(&["test", "-f", &path], Duration::from_secs(30))
+            .is_ok())
+    }
+}
+
+/// Brings NODE up (created, provisioned, images loaded); a no-op when it already is.
+fn lab_up(t: &Target) -> Result<(), Error> {
+    lab::run(LabCmd::Up {
+        nodes: vec![t.node.clone()],
+    })
+}
+
+/// `make verify`: host-driven, read-only verification of ENV on NODE. Prints one report
+/// (human table or JSON), optionally JUnit XML; fails unless every check passed.
+pub fn verify(t: &Target, json: bool, junit: Option<&Path>) -> Result<(), Error> {
+    let opts = verify::setup::Options {
+        provider: verify::setup::provider_from_env().map_err(|e| Error::Usage(e.to_string()))?,
+        ..Default::default()
+    };
+    let report = verify::setup::verify(&t.root, &t.cfg, &t.node, &t.env, &opts)
+        .map_err(|e| Error::Usage(e.to_string()))?;
+    stackpilot_core::output::print(
+        &report,
+        stackpilot_core::output::Format::from_json_flag(json),
+    );
+    if let Some(path) = junit {
+        std::fs::write(path, report.junit()).map_err(|e| Error::StepFailed {
+            step: "verify".into(),
+            cmd: format!("write {}", path.display()),
+            status: e.to_string(),
+        })?;
+    }
+    if report.passed {
+        Ok(())
+    } else {
+        Err(Error::StepFailed {
+            step: "verify".into(),
+            cmd: format!("verify --node {} --env {}", t.node, t.env),
+            status: "verification failed (see the report above)".into(),
+        })
+    }
+}
+
+/// `make halt`: stop the stack on every running node, then halt the nodes.
+pub fn halt(t: &Target) -> Result<(), Error> {
+    let mut phases = Phases::default();
+    tools(&mut phases)?;
+    for node in running_nodes(t) {
+        let on = Target { node, ..t.clone() };
+        phases.run(&format!("down on {}", on.node), || {
+            on.node_step("lifecycle", &["down", "--env", &on.env])
+        })?;
+    }
+    phases.run("halt nodes", || lab::run(LabCmd::Halt { nodes: vec![] }))?;
+    eprint!("{}", phases.summary());
+    Ok(())
+}
+
+/// `make destroy`: clean room on every created node (every environment), then destroy
+/// the nodes; nothing of the lab is left running.
+pub fn destroy(t: &Target) -> Result<(), Error> {
+    let mut phases = Phases::default();
+    tools(&mut phases)?;
+    let envs: Vec<String> = t.cfg.environments.keys().cloned().collect();
+    for node in running_nodes(t) {
+        let on = Target { node, ..t.clone() };
+        for env in &envs {
+            phases.run(&format!("clean room {env} on {}", on.node), || {
+                on.node_step("clean-room", &["--env", env])
+            })?;
+        }
+    }
+    phases.run("destroy nodes", || {
+        lab::run(LabCmd::Destroy { nodes: vec![] })
+    })?;
+    eprint!("{}", phases.summary());
+    Ok(())
+}
+
+/// Nodes whose engine answers now (created and running).
+fn running_nodes(t: &Target) -> Vec<String> {
+    t.cfg
+        .node_names()
+        .into_iter()
+        .filter(|n| {
+            Transport::for_node(&t.vagrant_dir(), n)
+                .and_then(|tr| {
+                    tr.output(
+                        &["docker", "info", "--format", "{{.ID}}"],
+                        Duration::from_secs(20),
+                    )
+                })
+                .is_ok()
+        })
+        .collect()
+}
+
+/// `make shell`: an interactive shell on NODE, for debugging only.
+pub fn shell(t: &Target) -> Result<(), Error> {
+    eprintln!(
+        "==> shell on {} (debugging only: the golden path never needs it; changes made here are not supported)",
+        t.node
+    );
+    let tr = t.transport()?;
+    let mut cmd = match &tr {
+        Transport::DockerExec { container, .. } => {
+            let mut c = std::process::Command::new("docker");
+            c.args(["exec", "-it", "-w", "/vagrant", container.as_str(), "bash"]);
+            c
+        }
+        Transport::VagrantSsh { .. } => tr.command(&["bash", "-l"], true),
+    };
+    crate::run::step("shell", &mut cmd)
+}
+
+/// Phase timings, printed as a summary at the end of a golden command.
+#[derive(Debug, Default)]
+pub struct Phases {
+    done: Vec<(String, Duration)>,
+}
+
+impl Phases {
+    /// Runs one phase, timing it.
+    pub fn run<T>(&mut self, name: &str, f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
+        eprintln!("\n=== phase: {name}");
+        let start = Instant::now();
+        let r = f();
+        let took = start.elapsed();
+        self.done.push((name.to_string(), took));
+        eprintln!(
+            "=== phase: {name} {} in {:.1}s",
+            if r.is_ok() { "done" } else { "FAILED" },
+            took.as_secs_f64()
+        );
+        r
+    }
+
+    /// The per-phase timing table.
+    pub fn summary(&self) -> String {
+        let mut t = stackpilot_core::output::Table::new(&["phase", "seconds"]);
+        let mut total = Duration::ZERO;
+        for (name, d) in &self.done {
+            t.row([name.clone(), format!("{:.1}", d.as_secs_f64())]);
+            total += *d;
+        }
+        t.row(["total".to_string(), format!("{:.1}", total.as_secs_f64())]);
+        t.render()
+    }
+}
+
+/// Compiles the node-side tools (not the app) so node steps can run.
+fn tools(phases: &mut Phases) -> Result<(), Error> {
+    phases.run("compile tools", build::compile_tools)
+}
+
+/// `make up`: nodes up, then the stack started on NODE (building the app first when the
+/// node has never built it).
+pub fn up(t: &Target) -> Result<(), Error> {
+    let mut phases = Phases::default();
+    phases.run("lab up", || lab_up(t))?;
+    tools(&mut phases)?;
+    if !t.has_build_receipt()? {
+        eprintln!(
+            "==> no app image was built on {} for {} yet: building it first (as make demo does)",
+            t.node, t.env
+        );
+        build_image(t, &mut phases)?;
+    }
+    phases.run("start", || start(t, false))?;
+    eprint!("{}", phases.summary());
+    Ok(())
+}
+
+fn build_image(t: &Target, phases: &mut Phases) -> Result<BuildInfo, Error> {
+    let info = BuildInfo::collect()?;
+    phases.run("compile app", || build::compile_for_nodes(&info))?;
+    let (lock, path) = t.lock()?;
+    let runtime = lock.tag(images::RUNTIME, &path)?.to_string();
+    phases.run("image build", || {
+        let binary = format!("target/{}/release/mock-exchange", build::TARGET);
+        let mut args = vec![
+            "build",
+            "--env",
+            &t.env,
+            "--binary",
+            &binary,
+            "--build-id",
+            &info.build_id,
+            "--git-sha",
+            &info.git_sha,
+            "--runtime-image",
+            &runtime,
+        ];
+        if info.dirty {
+            args.push("--dirty");
+        }
+        t.node_step("lifecycle", &args)
+    })?;
+    Ok(info)
+}
+
+fn start(t: &Target, recreate: bool) -> Result<(), Error> {
+    let (lock, path) = t.lock()?;
+    let db = lock.tag(images::POSTGRES, &path)?.to_string();
+    let mut args = vec!["up", "--env", &t.env, "--db-image", &db];
+    if recreate {
+        args.push("--recreate");
+    }
+    t.node_step("lifecycle", &args)
+}
+
+/// `make demo`: forced rebuild from source, recreate, wait healthy, demo order.
+pub fn demo(t: &Target) -> Result<(), Error> {
+    let mut phases = Phases::default();
+    demo_phases(t, &mut phases)?;
+    eprint!("{}", phases.summary());
+    Ok(())
+}
+
+fn demo_phases(t: &Target, phases: &mut Phases) -> Result<(), Error> {
+    phases.run("lab up", || lab_up(t))?;
+    tools(phases)?;
+    build_image(t, phases)?;
+    phases.run("start + healthy", || start(t, true))?;
+    phases.run("demo order", || demo_order(t))
+}
+
+/// Creates an order and reads it back from the host, as the runbook does with curl.
+fn demo_order(t: &Target) -> Result<(), Error> {
+    let base = t.base_url()?;
+    let timeouts = Timeouts {
+        connect: Duration::from_secs(2),
+        total: Duration::from_secs(5),
+    };
+    let url = format!("{base}/order?symbol=BTC&side=buy&qty=1");
+    let created = http::post_json(&url, "", timeouts);
+    let fail = |status: String| Error::StepFailed {
+        step: "demo order".into(),
+        cmd: format!("POST {url}"),
+        status,
+    };
+    let (status, body) = created
+        .answer()
+        .ok_or_else(|| fail(format!("{:?}", created.outcome)))?;
+    if status != 201 {
+        return Err(fail(format!("HTTP {status}: {body}")));
+    }
+    let order: serde_json::Value =
+        serde_json::from_str(body).map_err(|e| fail(format!("not JSON ({e}): {body}")))?;
+    let id = order["order_id"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| order["order_id"].to_string());
+    println!("demo order created: {body}");
+    let read = http::get(&format!("{base}/orders/{id}"), timeouts);
+    match read.answer() {
+        Some((200, body)) => {
+            println!("demo order read back: {body}");
+            Ok(())
+        }
+        other => Err(fail(format!("reading order {id} back: {other:?}"))),
+    }
+}
+
+/// `make clean`: clean room on NODE (containers, app images, build cache; volumes kept).
+pub fn clean(t: &Target) -> Result<(), Error> {
+    let mut phases = Phases::default();
+    clean_phases(t, &mut phases)?;
+    eprint!("{}", phases.summary());
+    Ok(())
+}
+
+fn clean_phases(t: &Target, phases: &mut Phases) -> Result<(), Error> {
+    phases.run("lab up", || lab_up(t))?;
+    tools(phases)?;
+    phases.run("clean room", || {
+        t.node_step("clean-room", &["--env", &t.env])
+    })
+}
+
+/// `make down`: stop the stack's containers; images and volumes stay.
+pub fn down(t: &Target) -> Result<(), Error> {
+    let mut phases = Phases::default();
+    tools(&mut phases)?;
+    phases.run("down", || {
+        t.node_step("lifecycle", &["down", "--env", &t.env])
+    })
+}
+
+/// `make demo-reviewer`: always clean room, then forced rebuild, then full verification.
+pub fn demo_reviewer(t: &Target) -> Result<(), Error> {
+    let mut phases = Phases::default();
+    let result = clean_phases(t, &mut phases)
+        .and_then(|()| demo_phases(t, &mut phases))
+        .and_then(|()| phases.run("verify", || verify(t, false, None)));
+    eprint!("\n{}", phases.summary());
+    result
+}

@@ -1,0 +1,102 @@
+//! The no-secrets contract, with Yelp's detect-secrets (an established scanner) over the
+//! tracked files. Lab credentials are allowed only in env files that declare themselves
+//! lab-only; anything else needs an inline `pragma: allowlist secret` with a reason.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::check::Violation;
+use crate::run::{Error, step};
+
+/// Pinned scanner version (installed into a private venv under target/).
+const SCANNER: &str = "detect-secrets==1.5.0";
+/// The marker an env file carries to say its credentials exist only for the lab.
+pub const LAB_ONLY: &str = "# lab-only credentials, not a secret";
+
+fn scanner(root: &Path) -> Result<std::path::PathBuf, Error> {
+    let venv = root.join("target/tools/detect-secrets");
+    let bin = venv.join("bin/detect-secrets");
+    if bin.exists() {
+        return Ok(bin);
+    }
+    let python = which::which("python3").map_err(|_| Error::Prereq {
+        what: "python3 (to run detect-secrets)".into(),
+        install: "apt-get install -y python3 python3-venv".into(),
+    })?;
+    step(
+        "install secret scanner",
+        Command::new(&python).arg("-m").arg("venv").arg(&venv),
+    )?;
+    step(
+        "install secret scanner",
+        Command::new(venv.join("bin/pip")).args(["install", "-q", SCANNER]),
+    )?;
+    Ok(bin)
+}
+
+/// Scans the tracked files; every finding outside a lab-only env file is a violation.
+pub fn scan(root: &Path) -> Result<Vec<Violation>, Error> {
+    let bin = scanner(root)?;
+    let out = Command::new(&bin)
+        .arg("scan")
+        .current_dir(root)
+        .output()
+        .map_err(|e| Error::StepFailed {
+            step: "secret scan".into(),
+            cmd: format!("{} scan", bin.display()),
+            status: e.to_string(),
+        })?;
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| Error::StepFailed {
+            step: "secret scan".into(),
+            cmd: format!("{} scan", bin.display()),
+            status: format!(
+                "unreadable report ({e}): {}",
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        })?;
+    Ok(violations(root, &report))
+}
+
+/// The findings of a detect-secrets report that are not allowed.
+pub fn violations(root: &Path, report: &serde_json::Value) -> Vec<Violation> {
+    let mut out = Vec::new();
+    let Some(results) = report["results"].as_object() else {
+        return out;
+    };
+    for (file, findings) in results {
+        let lab_only = file.starts_with("infra/env/")
+            && std::fs::read_to_string(root.join(file)).is_ok_and(|t| t.contains(LAB_ONLY));
+        if lab_only {
+            continue;
+        }
+        for f in findings.as_array().into_iter().flatten() {
+            out.push(Violation {
+                at: format!("{file}:{}", f["line_number"]),
+                what: format!(
+                    "possible secret ({}): remove it, or mark a lab-only value with `pragma: allowlist secret`",
+                    f["type"].as_str().unwrap_or("unknown")
+                ),
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn findings_outside_lab_only_env_files_are_violations() {
+        let report = serde_json::json!({"results": {
+            "src/config.rs": [{"type": "Secret Keyword", "line_number": 3}],
+            "infra/env/dev.env": [{"type": "Secret Keyword", "line_number": 5}],
+        }});
+        // infra/env/dev.env in the repo carries the lab-only marker; src/config.rs does not exist.
+        let root = crate::run::repo_root();
+        let v = violations(&root, &report);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(v[0].at, "src/config.rs:3");
+    }
+}
