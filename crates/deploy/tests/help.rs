@@ -11,5 +11,8 @@ fn help_exits_zero_and_describes_the_tool() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "exit {:?}: {text}", out.status.code());
     assert!(text.contains("Usage:"), "{text}");
-    assert!(text.lines().next().is_some_and(|l| l.len() > 20), "no description: {text}");
+    assert!(
+        text.lines().next().is_some_and(|l| l.len() > 20),
+        "no description: {text}"
+    );
 }
