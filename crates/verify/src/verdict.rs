@@ -202,8 +202,10 @@ pub fn evaluate(expect: &Expect, obs: &Observations, elapsed_ms: u64) -> Report 
         };
         for (id, e) in layer.checks.iter().zip(evals) {
             if blocked.is_none() && matches!(e.verdict, Verdict::Fail | Verdict::NotRun) {
+                // The cause, up to its first clause, so each skipped row says why.
+                let cause = e.reason.split(';').next().unwrap_or_default();
                 blocked = Some(format!(
-                    "layer {} ({}) failed at {id}",
+                    "layer {} ({}) failed at {id}: {cause}",
                     layer.number, layer.name
                 ));
             }
@@ -617,7 +619,18 @@ fn inspect_layer(expect: &Expect, inspection: Option<&Inspection>) -> Vec<Eval> 
             expect.project
         )),
     };
-    let stack: Vec<&ContainerFact> = i.containers.iter().filter(|c| !c.oneoff).collect();
+    // Wiring is judged on the stack compose declares; other containers are hidden ones
+    // and reported as such, not as wiring faults.
+    let stack: Vec<&ContainerFact> = i
+        .containers
+        .iter()
+        .filter(|c| !c.oneoff)
+        .filter(|c| match (&compose_services, c.service.as_deref()) {
+            (Ok(declared), Some(s)) => declared.iter().any(|d| d == s),
+            (Err(_), service) => service.is_some(),
+            (Ok(_), None) => false,
+        })
+        .collect();
     let label_check = |what: &str,
                        expected: &str,
                        get: &dyn Fn(&ContainerFact) -> Option<String>| {

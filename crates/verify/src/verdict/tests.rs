@@ -259,6 +259,26 @@ fn an_extra_container_in_the_project_is_hidden() {
 }
 
 #[test]
+fn an_undeclared_service_started_by_hand_is_hidden_not_a_wiring_fault() {
+    let obs = with_inspection(|i| {
+        let mut extra = container("intruder", "sha256:i");
+        extra.name = "intruder".into();
+        extra.working_dir = None;
+        extra.config_files = None;
+        extra.environment_file = None;
+        extra.published_ports = vec![];
+        i.containers.push(extra);
+    });
+    let r = evaluate(&expect(), &obs, 0);
+    assert_eq!(failed(&r), vec!["inspect.no-hidden"]);
+    assert!(
+        check(&r, "inspect.no-hidden")
+            .reason
+            .contains("intruder (service 'intruder' is not declared by the compose file)")
+    );
+}
+
+#[test]
 fn undeclared_one_off_and_second_containers_are_hidden() {
     let mut undeclared = container("cache", "sha256:c");
     undeclared.name = "cache".into();
@@ -381,7 +401,7 @@ fn a_closed_port_fails_tcp_and_nothing_above_runs() {
     assert_not_run_from(&r, 3);
     assert_eq!(
         check(&r, "provenance.image-id").reason,
-        "not run: layer 2 (tcp) failed at tcp.connect"
+        "not run: layer 2 (tcp) failed at tcp.connect: port closed: TCP connection to 172.30.56.10:8000 refused"
     );
     assert!(r.summary.reachable && !r.summary.tcp_reachable);
 }
