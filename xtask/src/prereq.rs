@@ -5,7 +5,12 @@ use std::process::Command;
 use crate::run::{Error, step};
 
 /// Debian packages the tests need, with the program that proves each is installed.
-const PACKAGES: &[(&str, &str)] = &[("util-linux", "unshare")];
+const PACKAGES: &[(&str, &str)] = &[
+    ("util-linux", "unshare"),
+    ("mmdebstrap", "mmdebstrap"),
+    ("vagrant", "vagrant"),
+    ("shellcheck", "shellcheck"),
+];
 
 /// Installs missing Debian packages when running as root on a Debian/Ubuntu host;
 /// otherwise names what is missing.
@@ -47,7 +52,7 @@ fn names(p: &[(&str, &str)]) -> String {
     p.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
 }
 
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     // Reading our own uid from procfs avoids a dependency for one call.
     std::fs::read_to_string("/proc/self/status")
         .ok()

@@ -255,7 +255,9 @@ pub fn judge(f: &NodeFacts, expected: Option<&Identity>) -> Vec<Check> {
         format!("TCP connect from the host to {addr}:{PROBE_PORT} ({provider})"),
         match tcp {
             TcpOutcome::Connected => "connected".into(),
-            TcpOutcome::Refused => "refused: the node is up, its engine's metrics port is not listening".into(),
+            TcpOutcome::Refused => {
+                "refused: the node is up, its engine's metrics port is not listening".into()
+            }
             TcpOutcome::Timeout => "no answer within the connect timeout".into(),
             TcpOutcome::Failed { detail } => detail,
         },
@@ -277,7 +279,13 @@ pub fn judge(f: &NodeFacts, expected: Option<&Identity>) -> Vec<Check> {
                 format!("absent; the node has {}", inet_list(a))
             },
         ),
-        Err(e) => check(n, "address", false, format!("{addr} on an interface"), e.clone()),
+        Err(e) => check(
+            n,
+            "address",
+            false,
+            format!("{addr} on an interface"),
+            e.clone(),
+        ),
     });
     out.push(identity_check(n, &f.identity, expected));
     for p in &f.peers {
@@ -290,7 +298,10 @@ pub fn judge(f: &NodeFacts, expected: Option<&Identity>) -> Vec<Check> {
             n,
             &format!("peer:{}", p.name),
             ok,
-            format!("{} resolves to {} and accepts TCP on {PROBE_PORT}", p.name, p.address),
+            format!(
+                "{} resolves to {} and accepts TCP on {PROBE_PORT}",
+                p.name, p.address
+            ),
             match &p.connect {
                 Ok(()) => format!("resolves to {resolved}, connected"),
                 Err(e) => format!("resolves to {resolved}, connect failed: {e}"),
@@ -298,9 +309,27 @@ pub fn judge(f: &NodeFacts, expected: Option<&Identity>) -> Vec<Check> {
         ));
     }
     out.push(match &f.engine {
-        Ok(v) if !v.is_empty() => check(n, "engine", true, "the node's Docker engine answers".into(), format!("up, {v}")),
-        Ok(_) => check(n, "engine", false, "the node's Docker engine answers".into(), "empty version".into()),
-        Err(e) => check(n, "engine", false, "the node's Docker engine answers".into(), e.clone()),
+        Ok(v) if !v.is_empty() => check(
+            n,
+            "engine",
+            true,
+            "the node's Docker engine answers".into(),
+            format!("up, {v}"),
+        ),
+        Ok(_) => check(
+            n,
+            "engine",
+            false,
+            "the node's Docker engine answers".into(),
+            "empty version".into(),
+        ),
+        Err(e) => check(
+            n,
+            "engine",
+            false,
+            "the node's Docker engine answers".into(),
+            e.clone(),
+        ),
     });
     out
 }
@@ -339,7 +368,13 @@ fn identity_check(n: &str, found: &Result<String, String>, expected: Option<&Ide
                 id.repo_source.as_deref().unwrap_or("none")
             ),
         ),
-        Err(e) => check(n, "identity", false, want, format!("malformed: {}", e.message())),
+        Err(e) => check(
+            n,
+            "identity",
+            false,
+            want,
+            format!("malformed: {}", e.message()),
+        ),
     }
 }
 
@@ -392,7 +427,11 @@ mod tests {
     }
 
     fn failed(checks: &[Check]) -> Vec<&str> {
-        checks.iter().filter(|c| !c.pass).map(|c| c.check.as_str()).collect()
+        checks
+            .iter()
+            .filter(|c| !c.pass)
+            .map(|c| c.check.as_str())
+            .collect()
     }
 
     #[test]
@@ -428,7 +467,10 @@ mod tests {
         f.hostname = Ok("3f2a9c".into());
         let checks = judge(&f, Some(&identity()));
         assert_eq!(failed(&checks), ["hostname", "address"]);
-        let addr = checks.iter().find(|c| c.check == "address").expect("address check");
+        let addr = checks
+            .iter()
+            .find(|c| c.check == "address")
+            .expect("address check");
         assert_eq!(addr.found, "absent; the node has 172.17.0.2/16");
     }
 
@@ -447,7 +489,10 @@ mod tests {
         let mut f = healthy();
         f.tcp = Some(TcpOutcome::Refused);
         f.engine = Err("Cannot connect to the Docker daemon".into());
-        assert_eq!(failed(&judge(&f, Some(&identity()))), ["reachable", "engine"]);
+        assert_eq!(
+            failed(&judge(&f, Some(&identity()))),
+            ["reachable", "engine"]
+        );
     }
 
     #[test]
@@ -457,7 +502,10 @@ mod tests {
 
     #[test]
     fn report_passes_only_with_checks_and_no_failure() {
-        assert!(!LabReport::default().passed(), "an empty report proves nothing");
+        assert!(
+            !LabReport::default().passed(),
+            "an empty report proves nothing"
+        );
         let r = LabReport {
             checks: judge(&healthy(), Some(&identity())),
         };

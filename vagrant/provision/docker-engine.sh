@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Installs Docker Engine and compose v2 at pinned versions from Docker's apt repository on
+# an Ubuntu 22.04 VM, and makes the engine serve its read-only metrics endpoint (the port
+# lab verification connects to). Idempotent: a second run changes nothing and says so.
+# Env: DOCKER_VERSION, COMPOSE_VERSION, CONTAINERD_VERSION, METRICS_PORT (from the Vagrantfile).
+set -euo pipefail
+
+: "${DOCKER_VERSION:?}" "${COMPOSE_VERSION:?}" "${CONTAINERD_VERSION:?}" "${METRICS_PORT:?}"
+changed=0
+
+installed() { dpkg-query -W -f '${Version}' "$1" 2>/dev/null || true; }
+
+want_pkgs=("docker-ce=$DOCKER_VERSION" "docker-ce-cli=$DOCKER_VERSION"
+	"containerd.io=$CONTAINERD_VERSION" "docker-compose-plugin=$COMPOSE_VERSION")
+missing=()
+for p in "${want_pkgs[@]}"; do
+	name=${p%%=*}
+	version=${p#*=}
+	if [ "$(installed "$name")" != "$version" ]; then
+		missing+=("$p")
+	fi
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+	echo "docker-engine: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	if [ ! -s /etc/apt/keyrings/docker.asc ]; then
+		apt-get update -q
+		apt-get install -y -q ca-certificates curl
+		install -m 0755 -d /etc/apt/keyrings
+		curl -fsSL https://download.docker.com/linux/ubuntu/gpg -o /etc/apt/keyrings/docker.asc
+	fi
+	echo "deb [arch=$(dpkg --print-architecture) signed-by=/etc/apt/keyrings/docker.asc] https://download.docker.com/linux/ubuntu jammy stable" \
+		>/etc/apt/sources.list.d/docker.list
+	apt-get update -q
+	apt-get install -y -q --allow-downgrades "${want_pkgs[@]}"
+	apt-mark hold docker-ce docker-ce-cli containerd.io docker-compose-plugin >/dev/null
+	changed=1
+fi
+
+daemon_json="{\"metrics-addr\": \"0.0.0.0:${METRICS_PORT}\"}"
+if [ "$(cat /etc/docker/daemon.json 2>/dev/null || true)" != "$daemon_json" ]; then
+	echo "docker-engine: writing /etc/docker/daemon.json"
+	install -m 0755 -d /etc/docker
+	printf '%s\n' "$daemon_json" >/etc/docker/daemon.json.tmp
+	# printf adds the newline the comparison above strips.
+	mv /etc/docker/daemon.json.tmp /etc/docker/daemon.json
+	systemctl restart docker
+	changed=1
+fi
+
+if ! id -nG vagrant 2>/dev/null | grep -qw docker; then
+	usermod -aG docker vagrant
+	changed=1
+fi
+
+systemctl is-active --quiet docker || {
+	systemctl enable --now docker
+	changed=1
+}
+
+if [ "$changed" = 0 ]; then
+	echo "docker-engine: no change (docker-ce $DOCKER_VERSION, compose $COMPOSE_VERSION)"
+else
+	echo "docker-engine: changed"
+fi

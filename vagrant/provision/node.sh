@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Writes the node identity file (ctx-guard and lab verification read it) and the lab's
+# peer hostnames into /etc/hosts. Idempotent: a second run changes nothing and says so.
+# Env: IDENTITY (TOML of stackpilot_core::node::Identity), HOSTS ("address name" lines).
+set -euo pipefail
+
+: "${IDENTITY:?}" "${HOSTS:?}"
+identity_file=/etc/stackpilot/node-identity.toml
+changed=0
+
+if ! grep -q '^lab_id = ".\+"$' <<<"$IDENTITY"; then
+	echo "node: no lab id: the repo has no .stackpilot-lab marker; run \`cargo xtask lab up\` on the host" >&2
+	exit 1
+fi
+
+if [ "$(cat "$identity_file" 2>/dev/null || true)" != "$(printf '%s' "$IDENTITY")" ]; then
+	install -m 0755 -d /etc/stackpilot
+	printf '%s' "$IDENTITY" >"$identity_file.tmp"
+	mv "$identity_file.tmp" "$identity_file"
+	echo "node: identity written to $identity_file"
+	changed=1
+fi
+
+begin="# stackpilot lab nodes (begin)"
+end="# stackpilot lab nodes (end)"
+block="$begin
+$HOSTS
+$end"
+current=$(sed -n "/^$begin\$/,/^$end\$/p" /etc/hosts)
+if [ "$current" != "$block" ]; then
+	sed -i "/^$begin\$/,/^$end\$/d" /etc/hosts
+	printf '%s\n' "$block" >>/etc/hosts
+	echo "node: peer hostnames written to /etc/hosts"
+	changed=1
+fi
+
+if [ "$changed" = 0 ]; then
+	echo "node: no change"
+fi
