@@ -1,5 +1,5 @@
-//! The no-secrets contract, with Yelp's detect-secrets (an established scanner) over the
-//! tracked files. Lab credentials are allowed only in env files that declare themselves
+//! The no-secrets contract, with Yelp's detect-secrets (an established scanner, pinned,
+//! installed with pip under target/) over the tracked files. Lab credentials are allowed only in env files that declare themselves
 //! lab-only; anything else needs an inline `pragma: allowlist secret` with a reason.
 
 use std::path::Path;
@@ -8,48 +8,56 @@ use std::process::Command;
 use crate::check::Violation;
 use crate::run::{Error, step};
 
-/// Pinned scanner version (installed into a private venv under target/).
+/// Pinned scanner version (installed with pip into target/tools/).
 const SCANNER: &str = "detect-secrets==1.5.0";
 /// The marker an env file carries to say its credentials exist only for the lab.
 pub const LAB_ONLY: &str = "# lab-only credentials, not a secret";
 
+/// The scanner's install dir (a pip `--target` dir under target/, rebuilt when absent).
 fn scanner(root: &Path) -> Result<std::path::PathBuf, Error> {
-    let venv = root.join("target/tools/detect-secrets");
-    let bin = venv.join("bin/detect-secrets");
-    if bin.exists() {
-        return Ok(bin);
+    let dir = root.join("target/tools/detect-secrets");
+    if dir.join("detect_secrets").is_dir() {
+        return Ok(dir);
     }
-    let python = which::which("python3").map_err(|_| Error::Prereq {
-        what: "python3 (to run detect-secrets)".into(),
-        install: "apt-get install -y python3 python3-venv".into(),
+    which::which("python3").map_err(|_| Error::Prereq {
+        what: "python3 with pip (to run detect-secrets)".into(),
+        install: "apt-get install -y python3 python3-pip".into(),
     })?;
     step(
         "install secret scanner",
-        Command::new(&python).arg("-m").arg("venv").arg(&venv),
+        Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                "--target",
+            ])
+            .arg(&dir)
+            .arg(SCANNER),
     )?;
-    step(
-        "install secret scanner",
-        Command::new(venv.join("bin/pip")).args(["install", "-q", SCANNER]),
-    )?;
-    Ok(bin)
+    Ok(dir)
 }
 
 /// Scans the tracked files; every finding outside a lab-only env file is a violation.
 pub fn scan(root: &Path) -> Result<Vec<Violation>, Error> {
-    let bin = scanner(root)?;
-    let out = Command::new(&bin)
-        .arg("scan")
+    let dir = scanner(root)?;
+    let cmd = "python3 -m detect_secrets scan";
+    let out = Command::new("python3")
+        .args(["-m", "detect_secrets", "scan"])
+        .env("PYTHONPATH", &dir)
         .current_dir(root)
         .output()
         .map_err(|e| Error::StepFailed {
             step: "secret scan".into(),
-            cmd: format!("{} scan", bin.display()),
+            cmd: cmd.into(),
             status: e.to_string(),
         })?;
     let report: serde_json::Value =
         serde_json::from_slice(&out.stdout).map_err(|e| Error::StepFailed {
             step: "secret scan".into(),
-            cmd: format!("{} scan", bin.display()),
+            cmd: cmd.into(),
             status: format!(
                 "unreadable report ({e}): {}",
                 String::from_utf8_lossy(&out.stderr)

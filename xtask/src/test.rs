@@ -1,4 +1,4 @@
-//! `cargo xtask test` (`make test`): prerequisites, format, lint, every test.
+//! `cargo xtask test` (`make test`): prerequisites, repo contracts, format, lint, every test.
 
 use std::process::Command;
 
@@ -8,6 +8,7 @@ use crate::run::{Error, step};
 /// Runs the whole test suite the way CI does.
 pub fn run() -> Result<(), Error> {
     prereq::ensure_test_packages()?;
+    crate::check::contracts()?;
     step(
         "format",
         Command::new("cargo").args(["fmt", "--all", "--check"]),
