@@ -256,6 +256,59 @@ pub fn guard_and_readonly(texts: &[(String, String)]) -> Vec<Violation> {
     out
 }
 
+/// The guarantees map: `id | statement | proofs | last status` per line, proofs separated
+/// by commas: `test:<file>::<fn>`, `verify:<check id>`, `drill:<name>`, `check:<contract>`,
+/// or `-` for none yet.
+pub const GUARANTEES_MAP: &str = "docs/guarantees-map.txt";
+
+/// Contract: every proof the guarantees map names exists. Returns the violations and the
+/// ids of guarantees that have no proof yet (listed, not failed).
+pub fn guarantees(root: &Path, map: &str) -> (Vec<Violation>, Vec<String>) {
+    let mut bad = Vec::new();
+    let mut unproven = Vec::new();
+    let grep = |dir: &str, needle: &str| {
+        files(root, dir, &|n| n.ends_with(".rs"))
+            .iter()
+            .any(|p| std::fs::read_to_string(p).is_ok_and(|t| t.contains(needle)))
+    };
+    for (n, line) in map.lines().enumerate() {
+        let at = format!("{GUARANTEES_MAP}:{}", n + 1);
+        let t = line.trim();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        let cols: Vec<&str> = t.split('|').map(str::trim).collect();
+        if cols.len() != 4 || cols[0].is_empty() || cols[1].is_empty() {
+            bad.push(v(&at, "expected `id | statement | proofs | last status`"));
+            continue;
+        }
+        if cols[2] == "-" {
+            unproven.push(cols[0].to_string());
+            continue;
+        }
+        for proof in cols[2].split(',').map(str::trim) {
+            let exists = match proof.split_once(':') {
+                Some(("test", spec)) => match spec.rsplit_once("::") {
+                    Some((file, func)) => std::fs::read_to_string(root.join(file))
+                        .is_ok_and(|t| t.contains(&format!("fn {func}("))),
+                    None => false,
+                },
+                Some(("verify", id)) => grep("crates/verify/src", &format!("\"{id}\"")),
+                Some(("drill", name)) => grep("crates/drills/src", &format!("\"{name}\"")),
+                Some(("check", name)) => grep("xtask/src", &format!("\"{name}\"")),
+                _ => false,
+            };
+            if !exists {
+                bad.push(v(
+                    &at,
+                    format!("{}: proof `{proof}` does not exist", cols[0]),
+                ));
+            }
+        }
+    }
+    (bad, unproven)
+}
+
 fn read_all(root: &Path, paths: &[PathBuf]) -> Vec<(String, String)> {
     paths
         .iter()
@@ -323,6 +376,24 @@ pub fn contracts() -> Result<(), Error> {
     ));
 
     results.push(("no-secrets", crate::secrets::scan(&root)?));
+
+    let map = std::fs::read_to_string(root.join(GUARANTEES_MAP)).unwrap_or_default();
+    let (bad, unproven) = guarantees(&root, &map);
+    if map.is_empty() {
+        results.push((
+            "guarantees-map",
+            vec![v(GUARANTEES_MAP, "missing or empty")],
+        ));
+    } else {
+        results.push(("guarantees-map", bad));
+    }
+    if !unproven.is_empty() {
+        eprintln!(
+            "guarantees without an executable proof yet ({}): {}",
+            unproven.len(),
+            unproven.join(", ")
+        );
+    }
 
     let mut table = Table::new(&["contract", "verdict", "violations"]);
     let mut failed = 0;
@@ -448,6 +519,20 @@ mod tests {
             ),
         ]);
         assert_eq!(v.len(), 3, "{v:?}");
+    }
+
+    #[test]
+    fn guarantees_map_proofs_must_exist() {
+        let root = repo_root();
+        let map = "# comment\n\
+G1 | ctx-guard refuses /home/vagrant | test:crates/ctx-guard/tests/namespace.rs::home_directory_is_refused | pass\n\
+G2 | something | test:crates/ctx-guard/tests/namespace.rs::no_such_test | fail\n\
+G3 | not yet | - | -\n\
+G4 | bad line\n";
+        let (bad, unproven) = guarantees(&root, map);
+        assert_eq!(unproven, vec!["G3"]);
+        assert_eq!(bad.len(), 2, "{bad:?}");
+        assert!(bad[0].what.contains("no_such_test"));
     }
 
     #[test]
