@@ -9,6 +9,7 @@
 //! Layout: [`host`] observes from the host, [`inspect`] gathers node facts, [`verdict`]
 //! judges (pure), [`report`] renders.
 
+pub mod events;
 pub mod host;
 pub mod inspect;
 pub mod inspection;

@@ -17,55 +17,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use stackpilot_core::compose::Project;
 use stackpilot_core::facade::ReadOnlyDocker;
 use stackpilot_core::receipts::{self, BUILD_RECEIPT, BuildReceipt};
+use verify::events;
 use verify::inspect::{self, Scope};
 use verify::inspection::{Declared, Fact};
-
-/// Engine event actions that change state. Reads (inspect, list, version, events) emit no
-/// event at all, so any of these in the window means something mutated.
-const MUTATING: &[&str] = &[
-    "attach",
-    "commit",
-    "copy",
-    "create",
-    "destroy",
-    "detach",
-    "die",
-    "exec_create",
-    "exec_detach",
-    "exec_die",
-    "exec_start",
-    "export",
-    "import",
-    "kill",
-    "load",
-    "oom",
-    "pause",
-    "prune",
-    "pull",
-    "push",
-    "remove",
-    "rename",
-    "resize",
-    "restart",
-    "save",
-    "start",
-    "stop",
-    "tag",
-    "top",
-    "unpause",
-    "untag",
-    "update",
-    "delete",
-    "mount",
-    "unmount",
-    "connect",
-    "disconnect",
-];
-
-/// The action's verb: `exec_start: /bin/true` → `exec_start`.
-fn verb(action: &str) -> &str {
-    action.split(':').next().unwrap_or(action).trim()
-}
 
 fn docker() -> PathBuf {
     which::which("docker")
@@ -303,7 +257,7 @@ fn engine_inspect_gathers_facts_and_mutates_nothing() {
     let docker = ReadOnlyDocker::connect().expect("engine reachable");
     // The recorder works: the harness's own creates and starts are in the engine's log.
     let setup = fx.events(&docker, created_at - 1.0, now());
-    let verbs: Vec<&str> = setup.iter().map(|a| verb(a)).collect();
+    let verbs: Vec<&str> = setup.iter().map(|a| events::verb(a)).collect();
     assert!(
         verbs.contains(&"create") && verbs.contains(&"start"),
         "the event recorder saw {setup:?}"
@@ -339,7 +293,6 @@ fn engine_inspect_gathers_facts_and_mutates_nothing() {
         services: vec!["api".into(), "db".into()],
     });
 
-    let since = now();
     // Engine timestamps are whole seconds in some paths: keep the window clear of setup.
     std::thread::sleep(Duration::from_millis(1100));
     let start = now();
@@ -347,13 +300,10 @@ fn engine_inspect_gathers_facts_and_mutates_nothing() {
     let end = now();
     std::thread::sleep(Duration::from_millis(1100));
     let during = fx.events(&docker, start, end + 1.0);
-    let mutating: Vec<&String> = during
-        .iter()
-        .filter(|a| MUTATING.contains(&verb(a)))
-        .collect();
+    let mutating = events::mutating(&during);
     assert!(
         mutating.is_empty(),
-        "inspect caused mutating engine events: {mutating:?} (window {since}..{end})"
+        "inspect caused mutating engine events: {mutating:?} (window {start}..{end})"
     );
 
     assert!(matches!(doc.engine, Fact::Found(_)), "{:?}", doc.engine);
