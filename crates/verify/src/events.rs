@@ -49,7 +49,7 @@ pub fn verb(action: &str) -> &str {
 }
 
 /// The actions among `actions` that mutate, in order.
-pub fn mutating<'a, S: AsRef<str>>(actions: &'a [S]) -> Vec<&'a str> {
+pub fn mutating<S: AsRef<str>>(actions: &[S]) -> Vec<&str> {
     actions
         .iter()
         .map(AsRef::as_ref)
