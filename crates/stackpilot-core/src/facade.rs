@@ -84,11 +84,17 @@ impl ReadOnlyDocker {
     /// Connects to the local engine (`DOCKER_HOST` if it names a unix socket, else
     /// `/var/run/docker.sock`) and negotiates the API version down to the engine's.
     pub fn connect() -> Result<ReadOnlyDocker, FacadeError> {
-        let socket = std::env::var("DOCKER_HOST")
-            .ok()
-            .and_then(|h| h.strip_prefix("unix://").map(str::to_string))
-            .unwrap_or_else(|| DEFAULT_SOCKET.to_string());
-        ReadOnlyDocker::connect_at(&socket)
+        match std::env::var("DOCKER_HOST") {
+            Ok(host) if !host.is_empty() => match host.strip_prefix("unix://") {
+                Some(socket) => ReadOnlyDocker::connect_at(socket),
+                // Quietly using the default socket instead would inspect another engine.
+                None => Err(FacadeError::Unreachable {
+                    socket: host.clone(),
+                    detail: "DOCKER_HOST names a remote engine; the facade reads a local socket only (unset DOCKER_HOST or use unix://PATH)".into(),
+                }),
+            },
+            _ => ReadOnlyDocker::connect_at(DEFAULT_SOCKET),
+        }
     }
 
     /// Connects to the engine listening on the unix socket at `socket`.
