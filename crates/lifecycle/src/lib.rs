@@ -260,6 +260,46 @@ pub fn parse_override(s: &str) -> Result<(String, String), String> {
     Ok((key.to_string(), value.to_string()))
 }
 
+/// Checks that `elf` is a 64-bit little-endian ELF executable without a program
+/// interpreter, i.e. statically linked: the app image is `FROM scratch`, with no libc
+/// and no loader. Returns what was found otherwise.
+pub fn check_static_elf(elf: &[u8]) -> Result<(), String> {
+    const PT_INTERP: u32 = 3;
+    let u16_at = |o: usize| elf.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let u32_at = |o: usize| {
+        elf.get(o..o + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let u64_at = |o: usize| {
+        elf.get(o..o + 8).map(|b| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(b);
+            u64::from_le_bytes(a)
+        })
+    };
+    if elf.get(..4) != Some(b"\x7fELF".as_slice()) {
+        return Err("not an ELF executable".into());
+    }
+    if elf.get(4..6) != Some([2u8, 1].as_slice()) {
+        return Err("not a 64-bit little-endian ELF executable".into());
+    }
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38))
+    else {
+        return Err("a truncated ELF header".into());
+    };
+    for i in 0..usize::from(phnum) {
+        let at = usize::try_from(phoff)
+            .ok()
+            .and_then(|o| o.checked_add(i * usize::from(phentsize)));
+        match at.and_then(u32_at) {
+            Some(PT_INTERP) => return Err("a dynamically linked executable".into()),
+            Some(_) => {}
+            None => return Err("a truncated ELF program header table".into()),
+        }
+    }
+    Ok(())
+}
+
 // ---------------------------------------------------------------- pinned images
 
 /// An image reference from a pinned source, with the id that source recorded (the image
@@ -439,6 +479,13 @@ pub fn build(
     if !req.binary.is_file() {
         return Err(LifecycleError::Usage(format!(
             "--binary: expected the compiled service binary, found no file at {}",
+            req.binary.display()
+        )));
+    }
+    let elf = std::fs::read(&req.binary).map_err(io(&req.binary))?;
+    if let Err(found) = check_static_elf(&elf) {
+        return Err(LifecycleError::Usage(format!(
+            "--binary: expected a statically linked x86-64 executable (the app image has no libc), found {found} at {}\n  build it with RUSTFLAGS=\"-C target-feature=+crt-static\" cargo build --release --target x86_64-unknown-linux-gnu -p mock-exchange",
             req.binary.display()
         )));
     }

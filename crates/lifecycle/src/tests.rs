@@ -254,3 +254,34 @@ fn a_missing_lock_says_how_to_build_the_images() {
     assert_eq!(e.exit(), Exit::PrereqMissing);
     assert!(e.to_string().contains("make up"), "{e}");
 }
+
+#[test]
+fn only_static_executables_go_into_the_scratch_image() {
+    let this_test = std::fs::read(std::env::current_exe().expect("exe")).expect("read");
+    // The test harness itself is linked dynamically (unless built with crt-static).
+    let dynamic = !cfg!(target_feature = "crt-static");
+    assert_eq!(check_static_elf(&this_test).is_err(), dynamic);
+    assert_eq!(
+        check_static_elf(b"#!/bin/sh\n"),
+        Err("not an ELF executable".into())
+    );
+    // A minimal 64-bit LE header with no program headers is static.
+    let mut header = vec![0u8; 64];
+    header[..6].copy_from_slice(b"\x7fELF\x02\x01");
+    assert_eq!(check_static_elf(&header), Ok(()));
+    // One PT_INTERP program header right after the header makes it dynamic.
+    header[0x20] = 64; // e_phoff
+    header[0x36] = 56; // e_phentsize
+    header[0x38] = 1; // e_phnum
+    let mut interp = vec![0u8; 56];
+    interp[0] = 3;
+    header.extend(interp);
+    assert_eq!(
+        check_static_elf(&header),
+        Err("a dynamically linked executable".into())
+    );
+    assert_eq!(
+        check_static_elf(&header[..66]),
+        Err("a truncated ELF program header table".into())
+    );
+}

@@ -12,9 +12,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use lifecycle::{BuildRequest, PinnedImage, Site, UpRequest};
-use stackpilot_core::Config;
 use stackpilot_core::admin::DockerAdmin;
+use stackpilot_core::exit::ExitStatus;
 use stackpilot_core::receipts::{self, BUILD_RECEIPT, BuildReceipt};
+use stackpilot_core::{Config, Exit};
 use support::{Cleanup, allowed, docker, docker_ok, sleeper, sleeper_image, unique};
 
 /// Shaped like `apps/mock-exchange/Dockerfile`: the build args lifecycle passes, labels
@@ -79,7 +80,7 @@ fn service<'a>(report: &'a lifecycle::StatusReport, name: &str) -> &'a lifecycle
 }
 
 #[test]
-fn engine_build_up_status_down_recreate_then_clean_room_keeps_the_volume() {
+fn engine_build_up_status_down_recreate_timeout_then_clean_room_keeps_the_volume() {
     let project = unique("lc-test");
     let build_id = project.replace("lc-test-", "b");
     let tag = format!("stackpilot/mock-exchange:0123abc-{build_id}");
@@ -184,17 +185,25 @@ fn engine_build_up_status_down_recreate_then_clean_room_keeps_the_volume() {
     );
 
     // up --recreate: new containers, healthy again
-    let again = lifecycle::up(
-        &allowed,
-        &cfg,
-        &site,
-        &UpRequest {
-            recreate: true,
-            ..up
-        },
-    )
-    .expect("up --recreate");
+    let again_request = UpRequest {
+        recreate: true,
+        ..up
+    };
+    let again = lifecycle::up(&allowed, &cfg, &site, &again_request).expect("up --recreate");
     assert_ne!(service(&again.status, "api").id, api.id, "api recreated");
+
+    // a failing healthcheck: the wait ends at the timeout, which the error names
+    let sick = UpRequest {
+        overrides: vec![("LOG_LEVEL".into(), "sick".into())],
+        timeout: Duration::from_secs(6),
+        ..again_request
+    };
+    let err = lifecycle::up(&allowed, &cfg, &site, &sick).expect_err("never healthy");
+    assert_eq!(err.exit(), Exit::Failed, "{err}");
+    let text = err.to_string();
+    assert!(text.contains("not healthy after 6 s"), "{text}");
+    assert!(text.contains("--timeout"), "{text}");
+    assert!(text.contains("api: "), "{text}");
 
     // clean-room: containers and the app image go, the volume stays
     let admin = DockerAdmin::connect().expect("engine");
@@ -242,7 +251,6 @@ fn engine_up_without_a_build_receipt_names_the_step_that_writes_it() {
         },
     )
     .expect_err("no receipt");
-    use stackpilot_core::exit::ExitStatus;
-    assert_eq!(err.exit(), stackpilot_core::Exit::PrereqMissing);
+    assert_eq!(err.exit(), Exit::PrereqMissing);
     assert!(err.to_string().contains("make demo"), "{err}");
 }

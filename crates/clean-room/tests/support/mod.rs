@@ -12,14 +12,17 @@ use std::process::Command;
 
 use stackpilot_core::node::{Identity, LabMarker};
 
-/// The sleeper: sleeps until SIGTERM/SIGINT; exits 0 at once when called as `pg_isready`
-/// or with `healthcheck` (so it stands in for both the api and Postgres's probe).
+/// The sleeper: sleeps until SIGTERM/SIGINT; exits at once when called as `pg_isready`
+/// or with `healthcheck` (so it stands in for both the api and Postgres's probe): 0, or 1
+/// when `LOG_LEVEL=sick`.
 const SLEEPER: &str = r#"
 extern "C" { fn signal(sig: i32, handler: usize) -> usize; }
 extern "C" fn bye(_: i32) { std::process::exit(0) }
 fn main() {
     let argv0 = std::env::args().next().unwrap_or_default();
     if argv0.ends_with("pg_isready") || std::env::args().nth(1).as_deref() == Some("healthcheck") {
+        // A drill can make the probe fail: `lifecycle up --set LOG_LEVEL=sick`.
+        if std::env::var("LOG_LEVEL").as_deref() == Ok("sick") { std::process::exit(1) }
         return;
     }
     unsafe { signal(15, bye as *const () as usize); signal(2, bye as *const () as usize); }
