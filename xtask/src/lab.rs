@@ -108,6 +108,8 @@ pub struct Inventory {
     lab: String,
     vm_subnet: String,
     docker_subnet: String,
+    /// The docker provider's lab network (created and removed by `cargo xtask lab`).
+    docker_network: String,
     /// The TCP port every node listens on for reachability checks.
     probe_port: u16,
     /// Whether `lab destroy` keeps the nodes' engine volumes (it does not).
@@ -140,6 +142,14 @@ pub fn container_name(lab: &str, node: &str) -> String {
     format!("{lab}-{node}")
 }
 
+/// The docker provider's lab network.
+pub fn network_name(lab: &str) -> String {
+    format!("{lab}-lab")
+}
+
+/// Label every lab container and network carries (`io.stackpilot.lab=<lab>`).
+pub const LAB_LABEL: &str = "io.stackpilot.lab";
+
 /// The named volume holding a docker-provider node's inner engine state.
 pub fn engine_volume(lab: &str, node: &str) -> String {
     format!("{lab}-{node}-docker")
@@ -152,6 +162,7 @@ pub fn inventory(cfg: &Config) -> Inventory {
         generated: "from stackpilot.toml by `cargo xtask lab inventory`; do not edit",
         vm_subnet: cfg.network.vm_subnet.clone(),
         docker_subnet: cfg.network.docker_subnet.clone(),
+        docker_network: network_name(&lab),
         probe_port: verify::lab::PROBE_PORT,
         engine_volumes_persist: false,
         nodes: cfg
@@ -368,6 +379,9 @@ impl Lab {
             eprintln!("==> lab: no Docker engine on the host: images are not loaded into the VMs");
             None
         };
+        if docker {
+            self.ensure_network()?;
+        }
         let mut cmd = self.vagrant(&["up", &format!("--provider={provider}")], &nodes);
         if let Some(lock) = &lock {
             cmd.env(
@@ -473,6 +487,7 @@ impl Lab {
         if !host_has_docker() {
             return Ok(());
         }
+        self.remove_network_if_unused()?;
         // Vagrant leaves named volumes; the inventory says engine volumes do not persist.
         for node in &nodes {
             let volume = engine_volume(&self.cfg.lab.name, node);
@@ -486,6 +501,75 @@ impl Lab {
                     Command::new("docker").args(["volume", "rm", &volume]),
                 )?;
             }
+        }
+        Ok(())
+    }
+
+    /// Creates the lab network when absent; an existing one must have the configured subnet.
+    fn ensure_network(&self) -> Result<(), Error> {
+        let name = network_name(&self.cfg.lab.name);
+        let subnet = &self.cfg.network.docker_subnet;
+        let out = Command::new("docker")
+            .args([
+                "network",
+                "inspect",
+                "--format",
+                "{{range .IPAM.Config}}{{.Subnet}} {{end}}",
+                &name,
+            ])
+            .output()
+            .map_err(|e| Error::StepFailed {
+                step: "lab network".into(),
+                cmd: format!("docker network inspect {name}"),
+                status: e.to_string(),
+            })?;
+        if out.status.success() {
+            let found = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            if found.split_whitespace().any(|s| s == subnet) {
+                return Ok(());
+            }
+            return Err(Error::StepFailed {
+                step: "lab network".into(),
+                cmd: format!("docker network inspect {name}"),
+                status: format!(
+                    "network {name} has subnet {found}, stackpilot.toml says {subnet}\n  destroy the lab (`cargo xtask lab destroy`) and remove it: docker network rm {name}"
+                ),
+            });
+        }
+        step(
+            "lab network",
+            Command::new("docker").args([
+                "network",
+                "create",
+                "--driver",
+                "bridge",
+                "--subnet",
+                subnet,
+                "--label",
+                &format!("{LAB_LABEL}={}", self.cfg.lab.name),
+                &name,
+            ]),
+        )
+    }
+
+    /// Removes the lab network once no container of the lab is left.
+    fn remove_network_if_unused(&self) -> Result<(), Error> {
+        let name = network_name(&self.cfg.lab.name);
+        let label = format!("label={LAB_LABEL}={}", self.cfg.lab.name);
+        let left = Command::new("docker")
+            .args(["ps", "-aq", "--filter", &label])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_else(|_| "unknown".into());
+        let exists = Command::new("docker")
+            .args(["network", "inspect", &name])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if exists && left.is_empty() {
+            step(
+                "remove lab network",
+                Command::new("docker").args(["network", "rm", &name]),
+            )?;
         }
         Ok(())
     }

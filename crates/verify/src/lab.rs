@@ -208,7 +208,13 @@ fn gather(ctx: &LabContext<'_>, node: &str) -> NodeFacts {
         .output(&["cat", IDENTITY_FILE], CALL_TIMEOUT)
         .map_err(|e| e.to_string());
     facts.engine = run(&["docker", "version", "--format", "{{.Server.Version}}"]);
-    for peer in ctx.cfg.nodes.iter().filter(|n| n.name() != node) {
+    // Peers are the other nodes being verified: a node left down on purpose is no fault.
+    let peers = ctx
+        .cfg
+        .nodes
+        .iter()
+        .filter(|n| n.name() != node && ctx.nodes.iter().any(|v| v == n.name()));
+    for peer in peers {
         let name = peer.name();
         let probe = format!("exec 3<>/dev/tcp/{name}/{PROBE_PORT}");
         facts.peers.push(PeerFacts {
