@@ -1,0 +1,329 @@
+//! The lab end to end on the docker provider with real Vagrant and a real Docker engine,
+//! driving the real `xtask` binary.
+//!
+//! Lab tests run in a copy of the checkout whose stackpilot.toml names a lab and a docker
+//! subnet of their own, so they never touch the developer's lab (its nodes, network,
+//! volumes or marker). Test names start with `e2e_`: nextest runs them one at a time.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Instant;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repo root")
+        .to_path_buf()
+}
+
+/// Fails with what to install when the lab cannot run here (the lab is not optional).
+fn require_lab_tools() {
+    let docker = Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let vagrant = Command::new("vagrant")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        docker && vagrant,
+        "the lab e2e needs a running Docker engine ({docker}) and Vagrant ({vagrant}); \
+         install with `apt-get install -y docker.io vagrant` (`cargo xtask test` installs vagrant)"
+    );
+}
+
+/// Runs the real xtask binary in `dir`; output is kept and echoed.
+fn xtask(dir: &Path, args: &[&str]) -> Output {
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("STACKPILOT_PROVIDER")
+        .output()
+        .expect("xtask runs");
+    eprintln!(
+        "--- xtask {} (in {}) exit {:?} after {:.1}s\n{}{}",
+        args.join(" "),
+        dir.display(),
+        out.status.code(),
+        started.elapsed().as_secs_f64(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn ok(out: &Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed with {:?} (output above)",
+        out.status.code()
+    );
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker runs");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A copy of the checkout with its own lab name and docker subnet; destroys its lab and
+/// removes everything it created when dropped, also when the test failed.
+struct TempLab {
+    dir: PathBuf,
+    lab: String,
+    subnet_prefix: String,
+}
+
+impl TempLab {
+    fn new(tag: &str) -> TempLab {
+        let pid = std::process::id();
+        let lab = format!("sp-{tag}-{pid}");
+        let dir = std::env::temp_dir().join(&lab);
+        let _ = std::fs::remove_dir_all(&dir);
+        copy_checkout(&repo(), &dir);
+        let used = docker(&[
+            "network",
+            "inspect",
+            "--format",
+            "{{range .IPAM.Config}}{{.Subnet}} {{end}}",
+            "bridge",
+        ]) + " "
+            + &all_subnets();
+        let third = (0..100)
+            .map(|i| 100 + (pid as usize + i) % 100)
+            .find(|n| !used.contains(&format!("172.30.{n}.")))
+            .expect("a free 172.30.x.0/24 subnet");
+        let subnet_prefix = format!("172.30.{third}.");
+        let cfg_path = dir.join("stackpilot.toml");
+        let cfg = std::fs::read_to_string(&cfg_path).expect("copied stackpilot.toml");
+        let cfg = cfg
+            .replace("name = \"stackpilot\"", &format!("name = \"{lab}\""))
+            .replace("172.30.56.", &subnet_prefix);
+        std::fs::write(&cfg_path, cfg).expect("write stackpilot.toml");
+        TempLab {
+            dir,
+            lab,
+            subnet_prefix,
+        }
+    }
+
+    fn containers(&self) -> String {
+        docker(&[
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=io.stackpilot.lab={}", self.lab),
+        ])
+    }
+
+    fn networks(&self) -> String {
+        docker(&[
+            "network",
+            "ls",
+            "-q",
+            "--filter",
+            &format!("name=^{}-lab$", self.lab),
+        ])
+    }
+
+    fn volumes(&self) -> String {
+        docker(&[
+            "volume",
+            "ls",
+            "-q",
+            "--filter",
+            &format!("name=^{}-", self.lab),
+        ])
+    }
+
+    fn identity(&self, node: &str) -> String {
+        let id_file = self
+            .dir
+            .join("vagrant/.vagrant/machines")
+            .join(node)
+            .join("docker/id");
+        let id = std::fs::read_to_string(&id_file).expect("node created");
+        docker(&[
+            "exec",
+            id.trim(),
+            "cat",
+            "/etc/stackpilot/node-identity.toml",
+        ])
+    }
+}
+
+impl Drop for TempLab {
+    fn drop(&mut self) {
+        if self.dir.join("vagrant/.vagrant/machines").exists() {
+            let _ = xtask(&self.dir, &["lab", "destroy"]);
+        }
+        // Whatever a failed run left: the lab's containers, network and volumes.
+        for c in self.containers().lines() {
+            docker(&["rm", "-f", "-v", c]);
+        }
+        for n in self.networks().lines() {
+            docker(&["network", "rm", n]);
+        }
+        for v in self.volumes().lines() {
+            docker(&["volume", "rm", "-f", v]);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn all_subnets() -> String {
+    let ids = docker(&["network", "ls", "-q"]);
+    let mut args = vec![
+        "network",
+        "inspect",
+        "--format",
+        "{{range .IPAM.Config}}{{.Subnet}} {{end}}",
+    ];
+    args.extend(ids.lines());
+    docker(&args)
+}
+
+/// Copies the checkout's tracked and untracked-but-not-ignored files (no target, no
+/// Vagrant machine state, no lab marker).
+fn copy_checkout(from: &Path, to: &Path) {
+    let out = Command::new("git")
+        .args(["ls-files", "-co", "--exclude-standard", "-z"])
+        .current_dir(from)
+        .output()
+        .expect("git runs");
+    assert!(out.status.success(), "git ls-files in {}", from.display());
+    for rel in out.stdout.split(|b| *b == 0).filter(|r| !r.is_empty()) {
+        let rel = Path::new(std::str::from_utf8(rel).expect("utf-8 path"));
+        let src = from.join(rel);
+        if !src.is_file() {
+            continue;
+        }
+        let dst = to.join(rel);
+        if let Some(parent) = dst.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir in copy");
+        }
+        std::fs::copy(&src, &dst).expect("copy file");
+    }
+}
+
+#[test]
+fn e2e_lab_up_verify_halt_up_destroy_leaves_nothing() {
+    require_lab_tools();
+    // Images are built (or checked) in the real checkout first, so its lock records them;
+    // the copy then finds them present and matching.
+    ok(&xtask(&repo(), &["images"]), "xtask images");
+    let lab = TempLab::new("e2e");
+    let nodes = ["control", "worker1"];
+    let started = Instant::now();
+
+    let up = ok(
+        &xtask(&lab.dir, &["lab", "up", nodes[0], nodes[1]]),
+        "lab up",
+    );
+    for n in nodes {
+        assert!(
+            up.contains(&format!("==> {n}: identity: written")),
+            "first up writes {n}'s identity"
+        );
+        assert!(
+            up.contains(&format!("==> {n}: images: loaded")),
+            "{n} images"
+        );
+    }
+    assert!(
+        up.contains(&format!("{}10", lab.subnet_prefix)),
+        "status shows the lab's own addresses"
+    );
+    let verified = ok(
+        &xtask(&lab.dir, &["lab", "verify", nodes[0], nodes[1]]),
+        "lab verify",
+    );
+    assert!(verified.contains("lab verify: all 12 checks passed"));
+
+    // Provisioning is idempotent: a second run changes nothing and says so.
+    let again = ok(
+        &xtask(&lab.dir, &["lab", "provision", nodes[0], nodes[1]]),
+        "lab provision",
+    );
+    for n in nodes {
+        assert!(again.contains(&format!("==> {n}: identity: no change")));
+        assert!(again.contains(&format!("==> {n}: images: no change")));
+    }
+
+    let before: Vec<String> = nodes.iter().map(|n| lab.identity(n)).collect();
+    assert!(before[0].contains("node = \"control\""), "{}", before[0]);
+    ok(
+        &xtask(&lab.dir, &["lab", "halt", nodes[0], nodes[1]]),
+        "lab halt",
+    );
+    let status = ok(&xtask(&lab.dir, &["lab", "status"]), "lab status");
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("control") && l.contains("stopped")),
+        "control is stopped after halt"
+    );
+    let up_again = ok(
+        &xtask(&lab.dir, &["lab", "up", nodes[0], nodes[1]]),
+        "lab up",
+    );
+    assert!(up_again.contains("==> control: identity: no change"));
+    let after: Vec<String> = nodes.iter().map(|n| lab.identity(n)).collect();
+    assert_eq!(before, after, "identity unchanged across halt and up");
+    ok(
+        &xtask(&lab.dir, &["lab", "verify", nodes[0], nodes[1]]),
+        "lab verify after halt/up",
+    );
+
+    ok(&xtask(&lab.dir, &["lab", "destroy"]), "lab destroy");
+    assert_eq!(lab.containers(), "", "no lab container left");
+    assert_eq!(lab.networks(), "", "no lab network left");
+    assert_eq!(
+        lab.volumes(),
+        "",
+        "no engine volume left (the inventory says they do not persist)"
+    );
+    eprintln!("e2e lab cycle took {:.1}s", started.elapsed().as_secs_f64());
+}
+
+#[test]
+fn e2e_images_are_reused_only_when_they_match_the_lock() {
+    require_lab_tools();
+    ok(&xtask(&repo(), &["images"]), "xtask images");
+    let second = ok(&xtask(&repo(), &["images"]), "xtask images again");
+    assert!(second.contains("images: nothing to do"), "idempotent");
+    assert!(!second.contains("latest"), "no floating tags");
+
+    // A lock whose recorded id differs from the present image is an error, not a rebuild.
+    let lab = TempLab::new("lock");
+    let lock_path = lab.dir.join("infra/images/images.lock");
+    let lock = std::fs::read_to_string(&lock_path).expect("copied lock");
+    let runtime_id = lock
+        .split("[images.runtime]")
+        .nth(1)
+        .and_then(|s| s.lines().find(|l| l.starts_with("id = ")))
+        .expect("runtime id in the lock")
+        .to_string();
+    let tampered = lock.replace(&runtime_id, "id = \"sha256:0000\"");
+    std::fs::write(&lock_path, tampered).expect("write lock");
+    let out = xtask(&lab.dir, &["images"]);
+    assert_eq!(out.status.code(), Some(1), "mismatch exits 1");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("differs from infra/images/images.lock"),
+        "{err}"
+    );
+    assert!(
+        err.contains("docker rmi stackpilot/runtime:"),
+        "says how to rebuild"
+    );
+}
