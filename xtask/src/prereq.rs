@@ -7,6 +7,9 @@ use crate::run::{Error, step};
 /// Debian packages the tests need, with the program that proves each is installed.
 const PACKAGES: &[(&str, &str)] = &[
     ("util-linux", "unshare"),
+    // mock-exchange's tests start a private server from /usr/lib/postgresql/<ver>/bin,
+    // which is not on PATH; pg_ctlcluster comes with the server package and is.
+    ("postgresql", "pg_ctlcluster"),
     ("mmdebstrap", "mmdebstrap"),
     ("vagrant", "vagrant"),
     ("shellcheck", "shellcheck"),
