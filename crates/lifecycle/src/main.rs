@@ -47,6 +47,9 @@ enum Cmd {
         /// infra/images/images.lock, id checked].
         #[arg(long, value_name = "IMAGE")]
         runtime_image: Option<String>,
+        /// Print the build receipt as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Start the stack with compose (image from the build receipt) and wait until healthy.
     Up {
@@ -126,6 +129,7 @@ fn run(allowed: &ctx_guard::Allowed, command: Cmd) -> Result<(), LifecycleError>
             git_sha,
             dirty,
             runtime_image,
+            json,
         } => {
             let runtime_image = lifecycle::PinnedImage::flag_or_lock(
                 runtime_image.as_deref(),
@@ -141,6 +145,13 @@ fn run(allowed: &ctx_guard::Allowed, command: Cmd) -> Result<(), LifecycleError>
                 runtime_image,
             };
             let r = lifecycle::build(allowed, &cfg, &site, &req)?;
+            if json {
+                match serde_json::to_string_pretty(&r) {
+                    Ok(text) => println!("{text}"),
+                    Err(e) => eprintln!("lifecycle: cannot print the receipt as JSON: {e}"),
+                }
+                return Ok(());
+            }
             println!(
                 "built {} ({}), build id {}, receipt {}",
                 r.tag,

@@ -254,3 +254,25 @@ fn engine_up_without_a_build_receipt_names_the_step_that_writes_it() {
     assert_eq!(err.exit(), Exit::PrereqMissing);
     assert!(err.to_string().contains("make demo"), "{err}");
 }
+
+#[test]
+fn engine_compose_is_found_with_its_version_and_generation() {
+    let c = stackpilot_core::compose::detect().expect("compose v2 or v1 on this host");
+    assert!(c.program.is_absolute(), "{c:?}");
+    assert_eq!(
+        c.flavor,
+        stackpilot_core::compose::flavor_of(&c.version),
+        "{c:?}"
+    );
+    assert!(
+        c.version.starts_with(|ch: char| ch.is_ascii_digit()),
+        "{c:?}"
+    );
+    let out = std::process::Command::new(&c.program)
+        .args(&c.prefix)
+        .arg("version")
+        .output()
+        .expect("compose runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&c.version), "{text}");
+}
