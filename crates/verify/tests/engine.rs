@@ -8,11 +8,10 @@
 //! read-only facade. Every fixture carries a label unique to the run and is removed by a
 //! drop guard, also when an assertion fails. Traffic goes only to loopback.
 
-use std::collections::HashMap;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
 
 use stackpilot_core::compose::Project;
 use stackpilot_core::facade::ReadOnlyDocker;
@@ -21,145 +20,7 @@ use verify::events;
 use verify::inspect::{self, Scope};
 use verify::inspection::{Declared, Fact};
 
-fn docker() -> PathBuf {
-    which::which("docker")
-        .expect("this test needs the docker CLI and a running engine (apt-get install docker.io)")
-}
-
-fn sh(args: &[&str]) -> String {
-    let out = Command::new(docker())
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run docker {args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "docker {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
-
-/// Removes the run's containers and image when dropped, pass or fail.
-struct Fixture {
-    run: String,
-    image: String,
-    dir: PathBuf,
-    containers: Vec<String>,
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        for id in &self.containers {
-            let _ = Command::new(docker()).args(["rm", "-f", id]).output();
-        }
-        let _ = Command::new(docker())
-            .args(["rmi", "-f", &self.image])
-            .output();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-impl Fixture {
-    /// A temp dir, a static binary that sleeps (or exits 0 with `--check`), and an image
-    /// `FROM scratch` around it, labelled with the run and a build id.
-    fn new(name: &str) -> Fixture {
-        let stamp = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let run = format!("{name}-{}-{stamp}", std::process::id());
-        let dir = std::env::temp_dir().join(format!("verify-engine-{run}"));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let fixture = Fixture {
-            image: format!("verify-engine-test:{run}"),
-            run,
-            dir,
-            containers: Vec::new(),
-        };
-        std::fs::write(
-            fixture.dir.join("sleeper.rs"),
-            "fn main() {\n    if std::env::args().any(|a| a == \"--check\") { return; }\n    loop { std::thread::sleep(std::time::Duration::from_secs(3600)); }\n}\n",
-        )
-        .expect("write source");
-        let rustc = which::which("rustc").expect("rustc on PATH");
-        let out = Command::new(rustc)
-            .args(["-C", "target-feature=+crt-static", "-O", "-o"])
-            .arg(fixture.dir.join("sleeper"))
-            .arg(fixture.dir.join("sleeper.rs"))
-            .output()
-            .expect("run rustc");
-        assert!(
-            out.status.success(),
-            "static build failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        // A healthcheck whose first probe is an hour away: health reads "starting", and
-        // no probe exec pollutes the event window.
-        std::fs::write(
-            fixture.dir.join("Dockerfile"),
-            "FROM scratch\nCOPY sleeper /sleeper\nHEALTHCHECK --interval=1h CMD [\"/sleeper\", \"--check\"]\nENTRYPOINT [\"/sleeper\"]\n",
-        )
-        .expect("write Dockerfile");
-        let dir = fixture.dir.display().to_string();
-        sh(&[
-            "build",
-            "-q",
-            "--label",
-            &format!("verify.test-run={}", fixture.run),
-            "--label",
-            &format!("stackpilot.build-id=b-{}", fixture.run),
-            "-t",
-            &fixture.image,
-            &dir,
-        ]);
-        fixture
-    }
-
-    fn run_label(&self) -> String {
-        format!("verify.test-run={}", self.run)
-    }
-
-    /// Starts (or only creates) a container with these labels and extra args.
-    fn container(&mut self, start: bool, labels: &[(String, String)], extra: &[&str]) -> String {
-        let mut args: Vec<String> = vec![if start { "run" } else { "create" }.into()];
-        if start {
-            args.push("-d".into());
-        }
-        args.extend(["--label".into(), self.run_label()]);
-        for (k, v) in labels {
-            args.extend(["--label".into(), format!("{k}={v}")]);
-        }
-        args.extend(extra.iter().map(|s| s.to_string()));
-        args.push(self.image.clone());
-        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-        let id = sh(&argv);
-        self.containers.push(id.clone());
-        id
-    }
-
-    /// The engine's events for this run's objects between two host times.
-    fn events(&self, docker: &ReadOnlyDocker, since: f64, until: f64) -> Vec<String> {
-        let filters = HashMap::from([("label".to_string(), vec![self.run_label()])]);
-        docker
-            .events(&format!("{since:.9}"), &format!("{until:.9}"), &filters)
-            .expect("events")
-            .into_iter()
-            .filter_map(|e| e.action)
-            .collect()
-    }
-}
-
-fn free_loopback_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-    l.local_addr().expect("addr").port()
-}
+use support::{Fixture, free_loopback_port, now, sh};
 
 #[test]
 fn engine_facade_reads_a_labelled_container_and_its_image() {
@@ -197,10 +58,7 @@ fn engine_facade_reads_a_labelled_container_and_its_image() {
         .expect("inspect image")
         .expect("image exists");
     let labels = image.config.and_then(|c| c.labels).unwrap_or_default();
-    assert_eq!(
-        labels.get("stackpilot.build-id"),
-        Some(&format!("b-{}", fx.run))
-    );
+    assert_eq!(labels.get("stackpilot.build-id"), Some(&fx.build_id()));
     assert!(
         docker
             .list_images(&[&fx.run_label()])
@@ -269,7 +127,7 @@ fn engine_inspect_gathers_facts_and_mutates_nothing() {
         env: "dev".into(),
         image_id: image_id.clone(),
         tag: fx.image.clone(),
-        build_id: format!("b-{}", fx.run),
+        build_id: fx.build_id(),
         built_at: "2026-11-25T18:00:00Z".into(),
         git_sha: "0000000".into(),
         dirty: false,
