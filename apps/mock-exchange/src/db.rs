@@ -3,9 +3,11 @@
 //! Every database call is bounded in time: a database that is gone, refusing or hanging
 //! turns into a [`DbError`] with a short reason, never into a hung request or a crash.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use tokio::sync::Semaphore;
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
@@ -193,6 +195,7 @@ pub struct Db {
     pg: tokio_postgres::Config,
     timeout: Duration,
     ready_timeout: Duration,
+    ready_checks: Arc<Semaphore>,
 }
 
 impl Db {
@@ -222,6 +225,7 @@ impl Db {
             pg,
             timeout: cfg.db_timeout,
             ready_timeout: cfg.ready_timeout,
+            ready_checks: Arc::new(Semaphore::new(2)),
         })
     }
 
@@ -244,22 +248,48 @@ impl Db {
 
     /// Readiness: the database answers within the ready bound and the schema is current.
     /// Returns the schema version found.
+    ///
+    /// The check itself runs in a task bounded by the (longer) request timeout, and /ready
+    /// waits for it only up to the ready bound: on a loaded host a new connection (TCP and
+    /// SCRAM) may take longer than 300 ms, and a check cancelled at 300 ms would throw the
+    /// half-made connection away and never get ready. At most two such tasks run at once;
+    /// beyond that the check runs inline.
     pub async fn check_ready(&self) -> Result<i64, DbError> {
-        Self::bounded(self.ready_timeout, async {
-            let client = self.pool.get().await?;
-            let stmt = client.prepare_cached(SCHEMA_VERSION).await?;
-            let row = client.query_one(&stmt, &[]).await?;
-            let found: Option<i64> = row.try_get(0)?;
-            let found = found.unwrap_or(0);
-            let expected = expected_schema_version();
-            if found < expected {
-                return Err(DbError::MigrationsPending(format!(
-                    "schema version {found}, this build needs {expected}"
-                )));
+        let check = {
+            let db = self.clone();
+            async move {
+                Self::bounded(db.timeout, async {
+                    let client = db.pool.get().await?;
+                    let stmt = client.prepare_cached(SCHEMA_VERSION).await?;
+                    let row = client.query_one(&stmt, &[]).await?;
+                    let found: Option<i64> = row.try_get(0)?;
+                    let found = found.unwrap_or(0);
+                    let expected = expected_schema_version();
+                    if found < expected {
+                        return Err(DbError::MigrationsPending(format!(
+                            "schema version {found}, this build needs {expected}"
+                        )));
+                    }
+                    Ok(found)
+                })
+                .await
             }
-            Ok(found)
-        })
-        .await
+        };
+        match Arc::clone(&self.ready_checks).try_acquire_owned() {
+            Ok(permit) => {
+                let task = tokio::spawn(async move {
+                    let r = check.await;
+                    drop(permit);
+                    r
+                });
+                match tokio::time::timeout(self.ready_timeout, task).await {
+                    Ok(Ok(r)) => r,
+                    Ok(Err(join)) => Err(DbError::Query(format!("readiness task failed: {join}"))),
+                    Err(_) => Err(DbError::Timeout(self.ready_timeout)),
+                }
+            }
+            Err(_) => Self::bounded(self.ready_timeout, check).await,
+        }
     }
 
     /// Stores an order; returns only after the row is committed.
