@@ -265,6 +265,10 @@ fn engine_full_verify_of_a_healthy_stand_in_node_passes_and_mutates_nothing() {
     // A wider window than the run, to see the creation of probe execs ending inside it.
     let recorded = fx.event_messages(&docker, start - 5.0, end + 1.0);
 
+    eprintln!(
+        "full verification of the stand-in node: {} ms",
+        report.elapsed_ms
+    );
     let shown = serde_json::to_string_pretty(&report).unwrap_or_default();
     assert!(report.passed, "{shown}");
     for c in &report.checks {
