@@ -747,6 +747,29 @@ mod tests {
     }
 
     #[test]
+    fn a_root_layer_other_than_the_lock_is_an_error() {
+        let recorded = RootImage {
+            tag: "stackpilot/root:bookworm-20261125".into(),
+            suite: "bookworm".into(),
+            sources: HOST_SOURCES.into(),
+            layer: "sha256:aaa".into(),
+            id: "sha256:111".into(),
+        };
+        let same = parse_inspect("sha256:222|1|sha256:aaa");
+        assert!(
+            check_root(&recorded, &same).is_ok(),
+            "the id may differ, the layer not"
+        );
+        let other = parse_inspect("sha256:111|1|sha256:bbb");
+        let err = check_root(&recorded, &other).expect_err("layer differs");
+        assert_eq!(err.exit(), stackpilot_core::Exit::Failed);
+        assert!(
+            err.to_string()
+                .contains("docker rmi stackpilot/root:bookworm-20261125")
+        );
+    }
+
+    #[test]
     fn short_ids_drop_the_algorithm() {
         assert_eq!(short_id("sha256:0123456789abcdef"), "0123456789ab");
     }

@@ -365,9 +365,10 @@ impl Lab {
 
     fn up(&self, names: &[String]) -> Result<(), Error> {
         let started = Instant::now();
-        require_vagrant()?;
+        // Usage errors first: nothing is checked or changed for a wrong command line.
         let nodes = self.nodes(names)?;
         let provider = choose_provider(std::env::var(PROVIDER_ENV).ok().as_deref())?;
+        require_vagrant()?;
         eprintln!("==> lab: provider {provider} for {}", nodes.join(", "));
         self.sync_inventory()?;
         let marker = self.marker()?;

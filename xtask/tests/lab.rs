@@ -327,3 +327,53 @@ fn e2e_images_are_reused_only_when_they_match_the_lock() {
         "says how to rebuild"
     );
 }
+
+#[test]
+fn lab_up_refuses_an_unknown_node_with_exit_2() {
+    let out = xtask(&repo(), &["lab", "up", "nosuch"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown node 'nosuch'"), "{err}");
+}
+
+#[test]
+fn lab_up_refuses_an_unknown_provider_with_exit_2() {
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["lab", "up", "control"])
+        .current_dir(repo())
+        .env("STACKPILOT_PROVIDER", "hyperv")
+        .output()
+        .expect("xtask runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("expected one of docker, virtualbox, libvirt, found 'hyperv'"),
+        "{err}"
+    );
+}
+
+#[test]
+fn lab_verify_of_a_node_not_created_fails_with_exit_1_and_the_fix() {
+    let lab = TempLab::new("verify");
+    let out = xtask(&lab.dir, &["lab", "verify", "control"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains("not created; run `cargo xtask lab up control`"),
+        "{report}"
+    );
+}
+
+#[test]
+fn lab_inventory_check_fails_when_stackpilot_toml_changed() {
+    let lab = TempLab::new("inventory");
+    // TempLab renamed the lab in stackpilot.toml; the copied inventory.json still has the old one.
+    let out = xtask(&lab.dir, &["lab", "inventory", "--check"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("has drifted"));
+    ok(&xtask(&lab.dir, &["lab", "inventory"]), "lab inventory");
+    ok(
+        &xtask(&lab.dir, &["lab", "inventory", "--check"]),
+        "lab inventory --check",
+    );
+}
