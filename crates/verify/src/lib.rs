@@ -6,8 +6,10 @@
 //! only through [`stackpilot_core::facade::ReadOnlyDocker`], which has no mutating call,
 //! and it runs nothing on a node but `verify inspect`.
 //!
-//! Layout: [`host`] observes from the host, [`inspect`] gathers node facts, [`verdict`]
-//! judges (pure), [`report`] renders.
+//! Layout: [`setup`] resolves node, environment, address and transport; [`host`] observes
+//! from the host; [`inspect`] gathers node facts into an [`inspection`] document;
+//! [`verdict`] judges (pure); [`report`] renders; [`events`] is the yardstick of the
+//! no-mutation proof.
 
 pub mod events;
 pub mod host;

@@ -58,7 +58,8 @@ pub struct Summary {
     pub alive: bool,
     /// `/ready` answered 200.
     pub ready: bool,
-    /// Every declared service container runs and its healthcheck says healthy.
+    /// Every declared service container runs and its healthcheck says healthy (false
+    /// also when a lower layer failed and it was not judged).
     pub healthy: bool,
     /// Every check passed: the service can be used and is the build the receipt names.
     pub usable: bool,
