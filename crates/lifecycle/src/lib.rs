@@ -679,12 +679,18 @@ impl Render for StatusReport {
             "image",
         ]);
         for c in &self.containers {
+            // The engine keeps the last health of a stopped container; it means nothing.
+            let health = if c.state == "running" {
+                c.health.clone()
+            } else {
+                "-".to_string()
+            };
             t.row([
                 c.service.clone(),
                 c.name.clone(),
                 c.id.clone(),
                 c.state.clone(),
-                c.health.clone(),
+                health,
                 c.restarts.to_string(),
                 c.image.clone(),
             ]);

@@ -285,3 +285,15 @@ fn only_static_executables_go_into_the_scratch_image() {
         Err("a truncated ELF program header table".into())
     );
 }
+
+#[test]
+fn status_table_shows_no_health_for_stopped_containers() {
+    let report = StatusReport {
+        env: "dev".into(),
+        project: "p".into(),
+        containers: vec![ContainerRow::of(&container("db", "exited", "unhealthy"))],
+    };
+    let human = report.human();
+    assert!(human.contains("exited  -  "), "{human}");
+    assert!(!human.contains("unhealthy"), "{human}");
+}
