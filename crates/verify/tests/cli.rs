@@ -18,8 +18,23 @@ fn repo_root() -> PathBuf {
 }
 
 /// A directory holding only the repo's stackpilot.toml: no Vagrant machines, so no node
-/// is created and nothing is contacted.
-fn bare_checkout(name: &str) -> PathBuf {
+/// is created and nothing is contacted. Removed when dropped, pass or fail.
+struct BareCheckout(PathBuf);
+
+impl Drop for BareCheckout {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl std::ops::Deref for BareCheckout {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+fn bare_checkout(name: &str) -> BareCheckout {
     let dir = std::env::temp_dir().join(format!("verify-cli-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     std::fs::copy(
@@ -27,7 +42,7 @@ fn bare_checkout(name: &str) -> PathBuf {
         dir.join("stackpilot.toml"),
     )
     .expect("copy config");
-    dir
+    BareCheckout(dir)
 }
 
 #[test]
@@ -41,7 +56,6 @@ fn inspect_outside_a_node_is_refused_with_exit_3() {
         out.stdout.is_empty(),
         "no facts are gathered before the guard"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -53,20 +67,18 @@ fn an_unknown_node_or_env_is_a_usage_error() {
     let out = verify(&["--env", "nope"], &dir);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown environment 'nope'"));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_bad_provider_variable_is_a_usage_error() {
     let dir = bare_checkout("provider");
     let out = Command::new(env!("CARGO_BIN_EXE_verify"))
-        .current_dir(&dir)
+        .current_dir(&*dir)
         .env("STACKPILOT_PROVIDER", "hyperv")
         .output()
         .expect("run verify");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("STACKPILOT_PROVIDER=hyperv"));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -94,7 +106,6 @@ fn a_node_that_is_not_created_fails_layer_one_with_one_json_report_and_junit() {
         xml.contains(r#"tests="17" failures="1" skipped="16""#),
         "{xml}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -110,5 +121,4 @@ fn the_human_report_is_a_table_with_the_first_failure_last() {
         last.starts_with("verify: FAILED at layer 1 (node): node.reachable: node 'worker2' not reachable via no transport"),
         "{last}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
