@@ -67,6 +67,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Error> {
         args.seconds, args.connections
     );
     let bin = build_release()?;
+    let load_before = load_average();
     let wrk = ensure_wrk()?;
     let work = std::env::temp_dir().join(format!("mx-bench-{}", std::process::id()));
     std::fs::create_dir_all(&work).map_err(|e| failed("bench", "create work dir", e))?;
@@ -166,6 +167,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Error> {
         connections: c,
         seconds: secs,
         orders,
+        load_before,
     };
     let text = report.markdown();
     println!("\n{text}");
@@ -371,6 +373,7 @@ struct Report {
     connections: u32,
     seconds: u32,
     orders: u64,
+    load_before: String,
 }
 
 impl Report {
@@ -381,11 +384,14 @@ impl Report {
             s,
             "Measured {} UTC on a machine with {} cores and {} of memory, PostgreSQL {} \
              (private server from Debian's package, fsync on), release build, default \
-             service configuration (pool of 16, JSON request log on), stdout discarded.\n",
+             service configuration (pool of 16, JSON request log on), stdout discarded. \
+             Load average just before the runs: {} (anything above 0 is other work sharing \
+             the cores).\n",
             utc_now(),
             std::thread::available_parallelism().map_or(0, |n| n.get()),
             mem_total(),
-            self.pg_version
+            self.pg_version,
+            self.load_before
         );
         let _ = writeln!(s, "Command:\n\n    {}\n", self.command);
         let _ = writeln!(
@@ -519,6 +525,14 @@ fn rss_kib(pid: u32, field: &str) -> Option<u64> {
         .nth(1)?
         .parse()
         .ok()
+}
+
+/// The 1, 5 and 15 minute load averages.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 fn mem_total() -> String {
