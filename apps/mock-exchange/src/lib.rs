@@ -273,6 +273,23 @@ pub async fn self_check(cfg: &Config) -> Result<(), Error> {
     }
 }
 
+/// The URL the `healthcheck` probes by default: /health on the port of `bind_addr` (the
+/// service's `BIND_ADDR`), on loopback when it listens on all addresses.
+pub fn health_url(bind_addr: Option<&str>) -> String {
+    let addr = bind_addr
+        .and_then(|a| a.trim().parse::<std::net::SocketAddr>().ok())
+        .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 8000)));
+    let ip = if addr.ip().is_unspecified() {
+        std::net::IpAddr::from([127, 0, 0, 1])
+    } else {
+        addr.ip()
+    };
+    format!(
+        "http://{}/health",
+        std::net::SocketAddr::new(ip, addr.port())
+    )
+}
+
 /// `healthcheck`: GET `url`, Ok when it answers 200 within 2 s (for FROM-scratch images,
 /// which have no curl).
 pub fn healthcheck(url: &str) -> Result<(), Error> {
@@ -288,5 +305,28 @@ pub fn healthcheck(url: &str) -> Result<(), Error> {
             r.status()
         ))),
         Err(e) => Err(Error::CheckFailed(format!("{url}: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_url_follows_bind_addr() {
+        assert_eq!(health_url(None), "http://127.0.0.1:8000/health");
+        assert_eq!(
+            health_url(Some("0.0.0.0:9000")),
+            "http://127.0.0.1:9000/health"
+        );
+        assert_eq!(
+            health_url(Some("10.1.2.3:8001")),
+            "http://10.1.2.3:8001/health"
+        );
+        assert_eq!(
+            health_url(Some("[::]:8002")),
+            "http://127.0.0.1:8002/health"
+        );
+        assert_eq!(health_url(Some("nonsense")), "http://127.0.0.1:8000/health");
     }
 }

@@ -24,9 +24,10 @@ enum Cmd {
     SelfCheck,
     /// Exit 0 when the URL answers 200 within 2 s, else 1 (for container healthchecks).
     Healthcheck {
-        /// The URL to probe.
-        #[arg(long, default_value = "http://127.0.0.1:8000/health")]
-        url: String,
+        /// The URL to probe [default: /health on BIND_ADDR's port, else
+        /// http://127.0.0.1:8000/health].
+        #[arg(long)]
+        url: Option<String>,
     },
 }
 
@@ -42,7 +43,12 @@ fn env_help() -> String {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd.unwrap_or(Cmd::Serve) {
-        Cmd::Healthcheck { url } => healthcheck(&url),
+        Cmd::Healthcheck { url } => {
+            let url = url.unwrap_or_else(|| {
+                mock_exchange::health_url(std::env::var("BIND_ADDR").ok().as_deref())
+            });
+            healthcheck(&url)
+        }
         Cmd::Serve => with_config(|cfg, rt| {
             init_logging(cfg.log_level);
             rt.block_on(serve(cfg))

@@ -116,6 +116,13 @@ fn healthcheck_exits_0_when_health_answers_and_1_when_nothing_listens() {
         .output()
         .expect("run");
     assert_eq!(ok.status.code(), Some(0), "{ok:?}");
+    // Without --url it probes /health on BIND_ADDR's port (as the image's HEALTHCHECK does).
+    let bind = svc.addr.to_string();
+    let default = command(&[("BIND_ADDR", &bind)])
+        .arg("healthcheck")
+        .output()
+        .expect("run");
+    assert_eq!(default.status.code(), Some(0), "{default:?}");
     let not_ready = command(&[])
         .args(["healthcheck", "--url", &svc.url("/ready")])
         .output()
