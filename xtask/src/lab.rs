@@ -391,6 +391,13 @@ impl Lab {
             );
         }
         step("vagrant up", &mut cmd)?;
+        if let Some(lock) = lock.as_ref().filter(|_| docker) {
+            for node in &nodes {
+                if let Some(note) = self.outdated_node_image(node, lock) {
+                    eprintln!("==> {node}: {note}");
+                }
+            }
+        }
         self.provision(&nodes, &marker, lock.as_ref())?;
         eprintln!(
             "<== lab up: {} in {:.1}s",
@@ -506,6 +513,26 @@ impl Lab {
         Ok(())
     }
 
+    /// A note when a docker node's container runs another image than the lock's node
+    /// image (Vagrant does not recreate a container when its image changes).
+    fn outdated_node_image(&self, node: &str, lock: &ImageLock) -> Option<String> {
+        let id = transport::docker_container_id(&self.vagrant_dir(), node)?;
+        let want = lock.derived(images::NODE)?;
+        let out = Command::new("docker")
+            .args(["inspect", "--format", "{{.Image}}", &id])
+            .output()
+            .ok()?;
+        let running = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        (out.status.success() && running != want.id).then(|| {
+            format!(
+                "node image outdated: the container runs {}, the lock's node image is {} ({})\n  recreate it with: cargo xtask lab destroy {node} && cargo xtask lab up {node}",
+                build::short_id(&running),
+                want.tag,
+                build::short_id(&want.id)
+            )
+        })
+    }
+
     /// Creates the lab network when absent; an existing one must have the configured subnet.
     fn ensure_network(&self) -> Result<(), Error> {
         let name = network_name(&self.cfg.lab.name);
@@ -600,7 +627,7 @@ impl Lab {
                 (Some(p), Ok(n)) => n.address(p).to_string(),
                 _ => "-".into(),
             };
-            let (engine, loaded) = match Transport::for_node(&vagrant_dir, node) {
+            let (engine, mut loaded) = match Transport::for_node(&vagrant_dir, node) {
                 Ok(t) if state == "running" => (
                     engine_health(&t),
                     lock.as_ref()
@@ -608,6 +635,11 @@ impl Lab {
                 ),
                 _ => ("-".to_string(), "-".to_string()),
             };
+            if let Some(l) = lock.as_ref()
+                && self.outdated_node_image(node, l).is_some()
+            {
+                loaded.push_str("; node image outdated");
+            }
             table.row([
                 node.clone(),
                 provider.map_or("-".into(), |p| p.to_string()),

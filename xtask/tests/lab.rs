@@ -377,3 +377,30 @@ fn lab_inventory_check_fails_when_stackpilot_toml_changed() {
         "lab inventory --check",
     );
 }
+
+#[test]
+fn images_without_docker_exit_4_naming_the_package() {
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .arg("images")
+        .current_dir(repo())
+        .env("PATH", "/nonexistent")
+        .output()
+        .expect("xtask runs");
+    assert_eq!(out.status.code(), Some(4));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("apt-get install -y docker.io"), "{err}");
+}
+
+#[test]
+fn lab_up_without_vagrant_exits_4_naming_the_package() {
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["lab", "up", "control"])
+        .current_dir(repo())
+        .env("PATH", "/nonexistent")
+        .env_remove("STACKPILOT_PROVIDER")
+        .output()
+        .expect("xtask runs");
+    assert_eq!(out.status.code(), Some(4));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("apt-get install -y vagrant"), "{err}");
+}
