@@ -28,8 +28,9 @@ $HOSTS
 $end"
 current=$(sed -n "/^$begin\$/,/^$end\$/p" /etc/hosts)
 if [ "$current" != "$block" ]; then
-	sed -i "/^$begin\$/,/^$end\$/d" /etc/hosts
-	printf '%s\n' "$block" >>/etc/hosts
+	# Rewritten in place, not renamed over: /etc/hosts may be a mount (containers).
+	rest=$(sed "/^$begin\$/,/^$end\$/d" /etc/hosts)
+	printf '%s\n%s\n' "$rest" "$block" >/etc/hosts
 	echo "node: peer hostnames written to /etc/hosts"
 	changed=1
 fi

@@ -404,3 +404,67 @@ fn lab_up_without_vagrant_exits_4_naming_the_package() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("apt-get install -y vagrant"), "{err}");
 }
+
+#[test]
+fn e2e_vm_node_provisioning_is_idempotent() {
+    require_lab_tools();
+    // The VMs' node provisioning (identity file, peer hostnames) run twice in a container
+    // of the root image, the way Vagrant's shell provisioner runs it as root in a VM.
+    ok(&xtask(&repo(), &["images"]), "xtask images");
+    let lock = std::fs::read_to_string(repo().join("infra/images/images.lock")).expect("lock");
+    let root = lock
+        .lines()
+        .find_map(|l| l.strip_prefix("tag = \"stackpilot/root:"))
+        .map(|t| format!("stackpilot/root:{}", t.trim_end_matches('"')))
+        .expect("root tag in the lock");
+    let provision = repo().join("vagrant/provision");
+    let identity = "node = \"worker1\"\nlab = \"stackpilot\"\nlab_id = \"0123abcd\"\nprovider = \"virtualbox\"\n";
+    let hosts = "192.168.56.10 control\n192.168.56.11 worker1\n192.168.56.12 worker2";
+    let run = |script: &str, identity: &str| {
+        Command::new("docker")
+            .args(["run", "--rm", "--network", "none", "-v"])
+            .arg(format!("{}:/provision:ro", provision.display()))
+            .args([
+                "-e",
+                &format!("IDENTITY={identity}"),
+                "-e",
+                &format!("HOSTS={hosts}"),
+            ])
+            .args([root.as_str(), "bash", "-c", script])
+            .output()
+            .expect("docker runs")
+    };
+    let out = run(
+        "/provision/node.sh && echo '--- second run' && /provision/node.sh && \
+         echo '--- identity' && cat /etc/stackpilot/node-identity.toml && getent hosts worker2",
+        identity,
+    );
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (first, second) = text.split_once("--- second run").expect("two runs");
+    assert!(first.contains("node: identity written"), "{first}");
+    assert!(first.contains("node: peer hostnames written"), "{first}");
+    let (second, rest) = second.split_once("--- identity").expect("identity shown");
+    assert_eq!(
+        second.trim(),
+        "node: no change",
+        "second run changes nothing"
+    );
+    assert!(rest.contains("lab_id = \"0123abcd\""), "{rest}");
+    assert!(
+        rest.contains("192.168.56.12   worker2") || rest.contains("192.168.56.12 worker2"),
+        "{rest}"
+    );
+
+    // Without a lab id (no marker in the repo) provisioning refuses and says what to run.
+    let refused = run(
+        "/provision/node.sh",
+        "node = \"worker1\"\nlab = \"stackpilot\"\nlab_id = \"\"\n",
+    );
+    assert!(!refused.status.success(), "no lab id: refused");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("cargo xtask lab up"));
+}
