@@ -254,8 +254,7 @@ fn tools(phases: &mut Phases) -> Result<(), Error> {
 /// node has never built it).
 pub fn up(t: &Target) -> Result<(), Error> {
     let mut phases = Phases::default();
-    phases.run("lab up", || lab_up(t))?;
-    tools(&mut phases)?;
+    prepare(t, &mut phases)?;
     if !t.has_build_receipt()? {
         eprintln!(
             "==> no app image was built on {} for {} yet: building it first (as make demo does)",
@@ -309,14 +308,19 @@ fn start(t: &Target, recreate: bool) -> Result<(), Error> {
 /// `make demo`: forced rebuild from source, recreate, wait healthy, demo order.
 pub fn demo(t: &Target) -> Result<(), Error> {
     let mut phases = Phases::default();
+    prepare(t, &mut phases)?;
     demo_phases(t, &mut phases)?;
     eprint!("{}", phases.summary());
     Ok(())
 }
 
-fn demo_phases(t: &Target, phases: &mut Phases) -> Result<(), Error> {
+/// Node up and the node-side tools compiled: what every node step needs first.
+fn prepare(t: &Target, phases: &mut Phases) -> Result<(), Error> {
     phases.run("lab up", || lab_up(t))?;
-    tools(phases)?;
+    tools(phases)
+}
+
+fn demo_phases(t: &Target, phases: &mut Phases) -> Result<(), Error> {
     build_image(t, phases)?;
     phases.run("start + healthy", || start(t, true))?;
     phases.run("demo order", || demo_order(t))
@@ -362,14 +366,13 @@ fn demo_order(t: &Target) -> Result<(), Error> {
 /// `make clean`: clean room on NODE (containers, app images, build cache; volumes kept).
 pub fn clean(t: &Target) -> Result<(), Error> {
     let mut phases = Phases::default();
+    prepare(t, &mut phases)?;
     clean_phases(t, &mut phases)?;
     eprint!("{}", phases.summary());
     Ok(())
 }
 
 fn clean_phases(t: &Target, phases: &mut Phases) -> Result<(), Error> {
-    phases.run("lab up", || lab_up(t))?;
-    tools(phases)?;
     phases.run("clean room", || {
         t.node_step("clean-room", &["--env", &t.env])
     })
@@ -387,7 +390,8 @@ pub fn down(t: &Target) -> Result<(), Error> {
 /// `make demo-reviewer`: always clean room, then forced rebuild, then full verification.
 pub fn demo_reviewer(t: &Target) -> Result<(), Error> {
     let mut phases = Phases::default();
-    let result = clean_phases(t, &mut phases)
+    let result = prepare(t, &mut phases)
+        .and_then(|()| clean_phases(t, &mut phases))
         .and_then(|()| demo_phases(t, &mut phases))
         .and_then(|()| phases.run("verify", || verify(t, false, None)));
     eprint!("\n{}", phases.summary());

@@ -223,8 +223,29 @@ fn e2e_demo_reviewer_then_clean_room_rebuilds_and_keeps_data() {
         first["image_id"], second["image_id"],
         "demo must rebuild the image"
     );
+    // Verify mutates nothing: record the node engine's events around a verification.
+    // The engine's own healthchecks exec into the containers every few seconds; those are
+    // the only exec events allowed in the window.
+    let since = on_node_ok(node, "date +%s.%N");
     let (passed, report) = verify_json(node);
+    let until = on_node_ok(node, "date +%s.%N");
     assert!(passed, "{report}");
+    let events = on_node_ok(
+        node,
+        &format!(
+            "docker events --since {since} --until {until} --format '{{{{.Type}}}} {{{{.Action}}}}'"
+        ),
+    );
+    let actions: Vec<&str> = events
+        .lines()
+        .filter_map(|l| l.split_once(' ').map(|(_, a)| a))
+        .filter(|a| !(a.contains("/app/mock-exchange healthcheck") || a.contains("pg_isready")))
+        .collect();
+    assert_eq!(
+        verify::events::mutating(&actions),
+        Vec::<&str>::new(),
+        "verify caused mutating events on the node engine: {events}"
+    );
     let image_check = check(&report, "provenance.image-id")["reason"].to_string();
     let short = second["image_id"]
         .as_str()

@@ -50,7 +50,9 @@ pub struct CleanReceipt {
 #[derive(Debug, thiserror::Error)]
 pub enum ReceiptError {
     /// No receipt at that path.
-    #[error("no receipt at {path}: run the step that writes it (e.g. `make demo`)")]
+    #[error(
+        "no receipt at {path} (`make demo` writes the build receipt, `make clean` the clean receipt)"
+    )]
     Missing {
         /// The receipt's path.
         path: PathBuf,
@@ -142,6 +144,6 @@ mod tests {
     fn missing_receipt_says_which_step_writes_it() {
         let err = read::<CleanReceipt>(Path::new("/nonexistent/clean-receipt.json"))
             .expect_err("missing");
-        assert!(err.to_string().contains("make demo"), "{err}");
+        assert!(err.to_string().contains("make clean"), "{err}");
     }
 }
