@@ -42,11 +42,11 @@ impl Target {
         })
     }
 
-    fn vagrant_dir(&self) -> PathBuf {
+    pub fn vagrant_dir(&self) -> PathBuf {
         self.root.join(VAGRANT_DIR)
     }
 
-    fn transport(&self) -> Result<Transport, Error> {
+    pub fn transport(&self) -> Result<Transport, Error> {
         Transport::for_node(&self.vagrant_dir(), &self.node).map_err(Error::from)
     }
 
@@ -67,7 +67,7 @@ impl Target {
         ))
     }
 
-    fn lock(&self) -> Result<(ImageLock, PathBuf), Error> {
+    pub fn lock(&self) -> Result<(ImageLock, PathBuf), Error> {
         let path = ImageLock::path(&self.root);
         match ImageLock::read(&path)? {
             Some(lock) => Ok((lock, path)),
@@ -80,7 +80,7 @@ impl Target {
     }
 
     /// Runs a node-side tool inside the node from /vagrant, output streamed.
-    fn node_step(&self, tool: &str, args: &[&str]) -> Result<(), Error> {
+    pub fn node_step(&self, tool: &str, args: &[&str]) -> Result<(), Error> {
         let bin = build::node_binary(tool);
         let mut argv = vec![bin.as_str()];
         argv.extend_from_slice(args);
@@ -89,7 +89,7 @@ impl Target {
     }
 
     /// Whether the env has a build receipt on the node (an app image was built there).
-    fn has_build_receipt(&self) -> Result<bool, Error> {
+    pub fn has_build_receipt(&self) -> Result<bool, Error> {
         let path = stackpilot_core::receipts::env_dir(&self.cfg.state.node_dir, &self.env)
             .join(stackpilot_core::receipts::BUILD_RECEIPT);
         let path = path.display().to_string();
@@ -175,7 +175,7 @@ pub fn destroy(t: &Target) -> Result<(), Error> {
 }
 
 /// Nodes whose engine answers now (created and running).
-fn running_nodes(t: &Target) -> Vec<String> {
+pub fn running_nodes(t: &Target) -> Vec<String> {
     t.cfg
         .node_names()
         .into_iter()
@@ -246,7 +246,7 @@ impl Phases {
 }
 
 /// Compiles the node-side tools (not the app) so node steps can run.
-fn tools(phases: &mut Phases) -> Result<(), Error> {
+pub fn tools(phases: &mut Phases) -> Result<(), Error> {
     phases.run("compile tools", build::compile_tools)
 }
 
@@ -267,7 +267,8 @@ pub fn up(t: &Target) -> Result<(), Error> {
     Ok(())
 }
 
-fn build_image(t: &Target, phases: &mut Phases) -> Result<BuildInfo, Error> {
+/// Compiles the app from source and builds its image on NODE (`docker build --no-cache`).
+pub fn build_image(t: &Target, phases: &mut Phases) -> Result<BuildInfo, Error> {
     let info = BuildInfo::collect()?;
     phases.run("compile app", || build::compile_for_nodes(&info))?;
     let (lock, path) = t.lock()?;
@@ -295,7 +296,8 @@ fn build_image(t: &Target, phases: &mut Phases) -> Result<BuildInfo, Error> {
     Ok(info)
 }
 
-fn start(t: &Target, recreate: bool) -> Result<(), Error> {
+/// Starts ENV's stack on NODE through `lifecycle up` (`recreate`: new containers).
+pub fn start(t: &Target, recreate: bool) -> Result<(), Error> {
     let (lock, path) = t.lock()?;
     let db = lock.tag(images::POSTGRES, &path)?.to_string();
     let mut args = vec!["up", "--env", &t.env, "--db-image", &db];
@@ -315,7 +317,7 @@ pub fn demo(t: &Target) -> Result<(), Error> {
 }
 
 /// Node up and the node-side tools compiled: what every node step needs first.
-fn prepare(t: &Target, phases: &mut Phases) -> Result<(), Error> {
+pub fn prepare(t: &Target, phases: &mut Phases) -> Result<(), Error> {
     phases.run("lab up", || lab_up(t))?;
     tools(phases)
 }
@@ -327,7 +329,7 @@ fn demo_phases(t: &Target, phases: &mut Phases) -> Result<(), Error> {
 }
 
 /// Creates an order and reads it back from the host, as the runbook does with curl.
-fn demo_order(t: &Target) -> Result<(), Error> {
+pub fn demo_order(t: &Target) -> Result<(), Error> {
     let base = t.base_url()?;
     let timeouts = Timeouts {
         connect: Duration::from_secs(2),
