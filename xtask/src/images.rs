@@ -249,7 +249,8 @@ fn mismatch(tag: &str, found: &str, expected: &str) -> Error {
         &format!("docker image inspect {tag}"),
         &format!(
             "image {tag} differs from {LOCK_FILE}\n  expected: {expected}\n  found:    {found}\n  \
-             images are never rebuilt silently; to rebuild it, remove it and run again:\n    \
+             images are never rebuilt silently; if the lock was changed, restore the one that\n  \
+             recorded it (git checkout -- {LOCK_FILE}); else remove the image and run again:\n    \
              docker rmi {tag} && cargo xtask images"
         ),
     )
