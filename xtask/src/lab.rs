@@ -424,6 +424,17 @@ impl Lab {
         } else {
             None
         };
+        // VMs: their shell provisioners again (`vagrant up` ran them when it created the VM).
+        let vagrant_dir = self.vagrant_dir();
+        for node in &nodes {
+            let provider = transport::created_provider(&vagrant_dir, node);
+            if provider.is_some_and(|p| p != Provider::Docker) {
+                step(
+                    &format!("vagrant provision {node}"),
+                    &mut self.vagrant(&["provision"], std::slice::from_ref(node)),
+                )?;
+            }
+        }
         self.provision(&nodes, &marker, lock.as_ref())
     }
 
@@ -455,12 +466,6 @@ impl Lab {
                     dir: transport::machine_dir(&vagrant_dir, node),
                 }));
             };
-            if provider != Provider::Docker {
-                step(
-                    &format!("vagrant provision {node}"),
-                    &mut self.vagrant(&["provision"], std::slice::from_ref(node)),
-                )?;
-            }
             let t = Transport::for_node(&vagrant_dir, node)?;
             let identity = (provider == Provider::Docker)
                 .then(|| self.identity(node, provider, marker).to_toml());
