@@ -273,6 +273,11 @@ fn every_documented_route_answers_with_a_documented_status_and_shape() {
             check_shape(&a.json, schema, &format!("{method} {template} {status}"));
         }
     }
+    let wrong_method = svc.get("/order");
+    assert_eq!(
+        (wrong_method.status, wrong_method.json["error"].clone()),
+        (405, json!("method_not_allowed"))
+    );
     let missing = svc.get("/no/such/route");
     assert_eq!(
         (missing.status, missing.json["error"].clone()),
