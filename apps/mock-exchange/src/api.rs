@@ -20,6 +20,8 @@ use crate::order::{self, FieldError, Raw};
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
+/// Longest wait for a request body to arrive.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Every route, as (method, path template): the router and the OpenAPI test both use it.
 pub const ROUTES: &[(&str, &str)] = &[
@@ -80,6 +82,8 @@ pub enum ApiError {
     Field(FieldError),
     /// 413: the body is larger than [`MAX_BODY_BYTES`].
     TooLarge,
+    /// 408: the body did not arrive within [`BODY_TIMEOUT`].
+    BodyTimeout,
     /// 415: the body is not JSON.
     MediaType(String),
     /// 404.
@@ -99,6 +103,11 @@ impl IntoResponse for ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 json!({"error": "body_too_large", "field": "body",
                        "message": format!("the body must be at most {MAX_BODY_BYTES} bytes")}),
+            ),
+            ApiError::BodyTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                json!({"error": "body_timeout", "field": "body",
+                       "message": format!("the body did not arrive within {} s", BODY_TIMEOUT.as_secs())}),
             ),
             ApiError::MediaType(found) => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -198,8 +207,10 @@ async fn create_order(
     RawQuery(query): RawQuery,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+    // A client that never finishes its body must not hold a connection forever.
+    let bytes = tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY_BYTES))
         .await
+        .map_err(|_| ApiError::BodyTimeout)?
         .map_err(|_| ApiError::TooLarge)?;
     let query = query.unwrap_or_default();
     let new = if bytes.is_empty() {

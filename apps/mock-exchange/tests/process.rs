@@ -88,6 +88,25 @@ fn sigterm_finishes_the_in_flight_request_then_exits_0() {
 }
 
 #[test]
+fn a_body_that_never_arrives_is_408_after_ten_seconds() {
+    let pg = postgres();
+    let svc = ready_service(&pg, &[]);
+    let mut stalled = start_slow_order(&svc);
+    let sent = Instant::now();
+    let mut response = String::new();
+    stalled
+        .read_to_string(&mut response)
+        .expect("read response");
+    let took = sent.elapsed();
+    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+    assert!(response.contains(r#""field":"body""#), "{response}");
+    assert!(
+        took >= Duration::from_secs(9) && took < Duration::from_secs(13),
+        "{took:?}"
+    );
+}
+
+#[test]
 fn sigterm_drain_is_bounded_by_the_shutdown_timeout() {
     let pg = postgres();
     let mut svc = ready_service(&pg, &[("SHUTDOWN_TIMEOUT_SECS", "1")]);

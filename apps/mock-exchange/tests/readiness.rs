@@ -114,6 +114,17 @@ fn wrong_password_is_reported_as_authentication_failed() {
 }
 
 #[test]
+fn missing_database_is_reported_as_such() {
+    let pg = postgres();
+    let url = pg.admin_url("no_such_db");
+    let svc = Service::start(&[("DATABASE_URL", &url)]);
+    let said = wait_until(Duration::from_secs(5), || {
+        svc.get("/ready").json["reason"] == "database does not exist"
+    });
+    assert!(said.is_some(), "{:?}", svc.get("/ready"));
+}
+
+#[test]
 fn ready_says_migrations_pending_until_the_schema_can_be_created() {
     let pg = postgres();
     let sql = "REVOKE CREATE ON SCHEMA public FROM PUBLIC; \
