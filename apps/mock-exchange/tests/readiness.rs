@@ -76,6 +76,13 @@ fn database_down_at_start_up_then_back_needs_no_restart() {
         svc.is_running(),
         "a missing database must not end the process"
     );
+    // The heartbeat's first run failed, and the metrics say the database is down.
+    let metrics = svc.get("/metrics").text;
+    assert!(metrics.contains("mock_exchange_db_up 0"), "{metrics}");
+    assert!(
+        !metrics.contains("mock_exchange_heartbeat_runs_total{result=\"error\"} 0"),
+        "{metrics}"
+    );
 
     pg.start_again().expect("start postgres");
     // Migrations run on the database's return, then readiness follows.
@@ -87,6 +94,7 @@ fn database_down_at_start_up_then_back_needs_no_restart() {
             .status,
         201
     );
+    assert!(svc.get("/metrics").text.contains("mock_exchange_db_up 1"));
 }
 
 #[test]
