@@ -129,15 +129,16 @@ impl PgServer {
 
     fn start_on_free_port(mut self) -> Result<Self, Error> {
         // Another process may grab the port between our probe and the server's bind: retry.
-        let mut last = None;
-        for _ in 0..3 {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
             self.port = free_port()?;
             match self.start_again() {
                 Ok(()) => return Ok(self),
-                Err(e) => last = Some(e),
+                Err(e) if attempts >= 3 => return Err(e),
+                Err(_) => {}
             }
         }
-        Err(last.unwrap_or(Error::NoBinaries))
     }
 
     /// The TCP port the server listens on (127.0.0.1).
