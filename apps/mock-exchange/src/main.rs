@@ -72,5 +72,8 @@ fn with_config(
         .enable_all()
         .build()
         .map_err(|e| Error::Runtime(format!("cannot start the async runtime: {e}")))?;
-    f(cfg, &rt)
+    let result = f(cfg, &rt);
+    // A blocking task (e.g. a DNS lookup of the database host) must not delay the exit.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
 }
