@@ -21,6 +21,9 @@ fn repo() -> PathBuf {
 
 /// Builds (or checks) every image with the real xtask, then returns the lock.
 fn lock() -> ImageLock {
+    // `cargo test` runs these tests in parallel; builds of the same tags must not race.
+    static IMAGES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = IMAGES.lock().unwrap_or_else(|e| e.into_inner());
     let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .arg("images")
         .current_dir(repo())

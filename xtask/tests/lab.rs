@@ -54,6 +54,19 @@ fn xtask(dir: &Path, args: &[&str]) -> Output {
     out
 }
 
+/// `cargo test` runs this file's tests in parallel; image builds of the same tags must not
+/// race (nextest runs `e2e_` tests one at a time anyway).
+fn images_guard() -> std::sync::MutexGuard<'static, ()> {
+    static IMAGES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    IMAGES.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Builds or checks the images in the real checkout, so its lock records them.
+fn images_in_checkout() {
+    let _one_at_a_time = images_guard();
+    ok(&xtask(&repo(), &["images"]), "xtask images");
+}
+
 fn ok(out: &Output, what: &str) -> String {
     assert!(
         out.status.success(),
@@ -220,7 +233,7 @@ fn e2e_lab_up_verify_halt_up_destroy_leaves_nothing() {
     require_lab_tools();
     // Images are built (or checked) in the real checkout first, so its lock records them;
     // the copy then finds them present and matching.
-    ok(&xtask(&repo(), &["images"]), "xtask images");
+    images_in_checkout();
     let lab = TempLab::new("e2e");
     let nodes = ["control", "worker1"];
     let started = Instant::now();
@@ -298,8 +311,11 @@ fn e2e_lab_up_verify_halt_up_destroy_leaves_nothing() {
 #[test]
 fn e2e_images_are_reused_only_when_they_match_the_lock() {
     require_lab_tools();
-    ok(&xtask(&repo(), &["images"]), "xtask images");
-    let second = ok(&xtask(&repo(), &["images"]), "xtask images again");
+    let second = {
+        let _one_at_a_time = images_guard();
+        ok(&xtask(&repo(), &["images"]), "xtask images");
+        ok(&xtask(&repo(), &["images"]), "xtask images again")
+    };
     assert!(second.contains("images: nothing to do"), "idempotent");
     assert!(!second.contains("latest"), "no floating tags");
 
@@ -410,7 +426,7 @@ fn e2e_vm_node_provisioning_is_idempotent() {
     require_lab_tools();
     // The VMs' node provisioning (identity file, peer hostnames) run twice in a container
     // of the root image, the way Vagrant's shell provisioner runs it as root in a VM.
-    ok(&xtask(&repo(), &["images"]), "xtask images");
+    images_in_checkout();
     let lock = std::fs::read_to_string(repo().join("infra/images/images.lock")).expect("lock");
     let root = lock
         .lines()
