@@ -344,7 +344,9 @@ impl Db {
     /// Applies pending migrations on a dedicated connection, under an advisory lock so that
     /// two instances never migrate at once. Returns the schema version afterwards.
     pub async fn migrate(&self) -> Result<i64, DbError> {
-        let mut client = connect(&self.pg, self.timeout).await?;
+        // A background task: give a slow host time to finish the handshake rather than
+        // cancelling at the request bound and starting over forever.
+        let mut client = connect(&self.pg, self.timeout.max(Duration::from_secs(5))).await?;
         client
             .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_KEY])
             .await?;
