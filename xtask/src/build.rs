@@ -15,6 +15,7 @@ pub const NODE_PACKAGES: &[&str] = &[
     "lifecycle",
     "clean-room",
     "verify",
+    "deploy",
 ];
 
 /// What identifies one build: baked into the binary and labelled on the image.
