@@ -349,8 +349,13 @@ impl Lab {
             let mounts = mountinfo::parse(
                 &std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default(),
             );
-            mountinfo::filesystem_path(&mounts, &self.root)
-                .unwrap_or_else(|| self.root.clone())
+            // The mount table names real paths; a symlinked checkout path would not match.
+            let root = self
+                .root
+                .canonicalize()
+                .unwrap_or_else(|_| self.root.clone());
+            mountinfo::filesystem_path(&mounts, &root)
+                .unwrap_or(root)
                 .display()
                 .to_string()
         });
