@@ -69,8 +69,9 @@ pub fn run(args: &BenchArgs) -> Result<(), Error> {
     let bin = build_release()?;
     let load_before = load_average();
     let wrk = ensure_wrk()?;
-    let work = std::env::temp_dir().join(format!("mx-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&work).map_err(|e| failed("bench", "create work dir", e))?;
+    let work_dir = WorkDir(std::env::temp_dir().join(format!("mx-bench-{}", std::process::id())));
+    std::fs::create_dir_all(&work_dir.0).map_err(|e| failed("bench", "create work dir", e))?;
+    let work = work_dir.0.as_path();
 
     let pg = PgServer::start(&Options {
         fsync: true,
@@ -149,10 +150,9 @@ pub fn run(args: &BenchArgs) -> Result<(), Error> {
     let still_ready = http_status(&addr, "/ready") == Some(200);
     drop(service);
 
-    let pg_insert = pgbench(&pg, &work, "insert.sql", SQL_INSERT, c, secs)?;
+    let pg_insert = pgbench(&pg, work, "insert.sql", SQL_INSERT, c, secs)?;
     let select = format!("\\set id random(1, {orders})\n{SQL_SELECT}\n");
-    let pg_select = pgbench(&pg, &work, "select.sql", &select, c, secs)?;
-    let _ = std::fs::remove_dir_all(&work);
+    let pg_select = pgbench(&pg, work, "select.sql", &select, c, secs)?;
 
     let report = Report {
         command: command_line,
@@ -176,6 +176,15 @@ pub fn run(args: &BenchArgs) -> Result<(), Error> {
         eprintln!("==> wrote docs/benchmarks.md ({SECTION})");
     }
     Ok(())
+}
+
+/// Removes the scripts' directory even when the benchmark fails half-way.
+struct WorkDir(PathBuf);
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Kills the service even when the benchmark fails half-way.
