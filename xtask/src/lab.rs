@@ -387,6 +387,7 @@ impl Lab {
         };
         if docker {
             self.ensure_network()?;
+            self.ensure_engine_volumes(&nodes)?;
         }
         let mut cmd = self.vagrant(&["up", &format!("--provider={provider}")], &nodes);
         if let Some(lock) = &lock {
@@ -588,6 +589,26 @@ impl Lab {
                 &name,
             ]),
         )
+    }
+
+    /// Creates the nodes' engine volumes with the lab's label (Vagrant would create them
+    /// unlabelled); an existing volume is kept as it is.
+    fn ensure_engine_volumes(&self, nodes: &[String]) -> Result<(), Error> {
+        let label = format!("{LAB_LABEL}={}", self.cfg.lab.name);
+        for node in nodes {
+            let volume = engine_volume(&self.cfg.lab.name, node);
+            let exists = Command::new("docker")
+                .args(["volume", "inspect", &volume])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if !exists {
+                step(
+                    "engine volume",
+                    Command::new("docker").args(["volume", "create", "--label", &label, &volume]),
+                )?;
+            }
+        }
+        Ok(())
     }
 
     /// Removes the lab network once no container of the lab is left.

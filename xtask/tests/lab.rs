@@ -148,14 +148,23 @@ impl TempLab {
         ])
     }
 
+    /// The lab's volumes, found by name and by the lab's label (one line per match).
     fn volumes(&self) -> String {
-        docker(&[
+        let by_name = docker(&[
             "volume",
             "ls",
             "-q",
             "--filter",
             &format!("name=^{}-", self.lab),
-        ])
+        ]);
+        let by_label = docker(&[
+            "volume",
+            "ls",
+            "-q",
+            "--filter",
+            &format!("label=io.stackpilot.lab={}", self.lab),
+        ]);
+        format!("{by_name}\n{by_label}").trim().to_string()
     }
 
     fn identity(&self, node: &str) -> String {
@@ -241,6 +250,11 @@ fn e2e_lab_up_verify_halt_up_destroy_leaves_nothing() {
     let up = ok(
         &xtask(&lab.dir, &["lab", "up", nodes[0], nodes[1]]),
         "lab up",
+    );
+    assert_eq!(
+        lab.volumes().lines().count(),
+        4,
+        "two engine volumes, each found by name and by the lab's label"
     );
     for n in nodes {
         assert!(
