@@ -188,44 +188,55 @@ pub struct Order {
     pub created_at: String,
 }
 
-/// The pool plus the time bounds every call obeys.
+/// The pools plus the time bounds every call obeys.
 #[derive(Clone)]
 pub struct Db {
+    /// Serves the API's requests.
     pool: Pool,
+    /// Serves /ready and the heartbeat, so a request pool exhausted by load neither makes
+    /// readiness flap to 503 nor starves the scheduled job.
+    probe_pool: Pool,
     pg: tokio_postgres::Config,
     timeout: Duration,
     ready_timeout: Duration,
     ready_checks: Arc<Semaphore>,
 }
 
+/// Connections reserved for /ready and the heartbeat.
+const PROBE_POOL_SIZE: usize = 2;
+
 impl Db {
-    /// Builds the pool; connects lazily, so a database that is down does not stop start-up.
+    /// Builds the pools; they connect lazily, so a database that is down does not stop
+    /// start-up.
     pub fn new(cfg: &Config) -> Result<Self, DbError> {
         let mut pg = cfg.db.clone();
         // Bounds connecting to an address that never answers (no RST, no SYN-ACK).
         pg.connect_timeout(cfg.db_timeout);
         pg.application_name("mock-exchange");
-        let manager = Manager::from_config(
-            pg.clone(),
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(cfg.pool_max_size)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(cfg.db_timeout))
-            .create_timeout(Some(cfg.db_timeout))
-            .recycle_timeout(Some(cfg.db_timeout))
-            .build()
-            .map_err(|e| DbError::Connect(e.to_string()))?;
+        let build = |size: usize| {
+            let manager = Manager::from_config(
+                pg.clone(),
+                NoTls,
+                ManagerConfig {
+                    recycling_method: RecyclingMethod::Fast,
+                },
+            );
+            Pool::builder(manager)
+                .max_size(size)
+                .runtime(Runtime::Tokio1)
+                .wait_timeout(Some(cfg.db_timeout))
+                .create_timeout(Some(cfg.db_timeout))
+                .recycle_timeout(Some(cfg.db_timeout))
+                .build()
+                .map_err(|e| DbError::Connect(e.to_string()))
+        };
         Ok(Self {
-            pool,
+            pool: build(cfg.pool_max_size)?,
+            probe_pool: build(PROBE_POOL_SIZE)?,
             pg,
             timeout: cfg.db_timeout,
             ready_timeout: cfg.ready_timeout,
-            ready_checks: Arc::new(Semaphore::new(2)),
+            ready_checks: Arc::new(Semaphore::new(PROBE_POOL_SIZE)),
         })
     }
 
@@ -259,7 +270,7 @@ impl Db {
             let db = self.clone();
             async move {
                 Self::bounded(db.timeout, async {
-                    let client = db.pool.get().await?;
+                    let client = db.probe_pool.get().await?;
                     let stmt = client.prepare_cached(SCHEMA_VERSION).await?;
                     let row = client.query_one(&stmt, &[]).await?;
                     let found: Option<i64> = row.try_get(0)?;
@@ -333,7 +344,7 @@ impl Db {
     /// Records one heartbeat of `instance`; returns its beat count.
     pub async fn heartbeat(&self, instance: &str) -> Result<i64, DbError> {
         Self::bounded(self.timeout, async {
-            let client = self.pool.get().await?;
+            let client = self.probe_pool.get().await?;
             let stmt = client.prepare_cached(UPSERT_HEARTBEAT).await?;
             let row = client.query_one(&stmt, &[&instance]).await?;
             Ok(row.try_get(0)?)

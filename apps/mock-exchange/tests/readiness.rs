@@ -180,3 +180,40 @@ fn a_database_that_accepts_but_never_answers_gives_503_within_one_second() {
     }
     assert_eq!(svc.get("/health").status, 200);
 }
+
+#[test]
+fn readiness_stays_200_while_the_request_pool_is_stuck() {
+    let pg = postgres();
+    let svc = ready_service(&pg, &[("DB_POOL_MAX_SIZE", "1")]);
+    std::thread::scope(|s| {
+        // Another client holds the orders table for 3 s: inserts queue behind it.
+        let locker = s.spawn(|| {
+            pg.psql(
+                "postgres",
+                "BEGIN; LOCK TABLE orders IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT;",
+            )
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        let stuck = svc.post("/order?symbol=BTC&side=buy&qty=1", None, b"");
+        assert_eq!(stuck.status, 503, "{stuck:?}");
+        assert_eq!(stuck.json["reason"], "timeout", "{stuck:?}");
+        assert!(stuck.elapsed <= BOUND, "took {:?}", stuck.elapsed);
+        // The only request connection is busy, yet the database itself answers.
+        let ready = svc.get("/ready");
+        assert_eq!(ready.status, 200, "{ready:?}");
+        assert!(ready.elapsed < Duration::from_millis(300), "{ready:?}");
+        locker
+            .join()
+            .expect("locker thread")
+            .expect("lock the table");
+    });
+    let after = wait_until(Duration::from_secs(3), || {
+        svc.post("/order?symbol=BTC&side=buy&qty=1", None, b"")
+            .status
+            == 201
+    });
+    assert!(
+        after.is_some(),
+        "orders did not resume after the lock was released"
+    );
+}
