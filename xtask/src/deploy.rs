@@ -93,23 +93,8 @@ pub fn preflight(
     confirm: Option<&str>,
 ) -> Result<std::collections::BTreeMap<String, String>, Error> {
     let env = t.cfg.environment(&t.env)?;
-    let path = t.root.join(&env.env_file);
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        Error::Usage(format!(
-            "env file {}: {e}\n  expected the env file of '{}' with POSTGRES_USER, POSTGRES_PASSWORD, POSTGRES_DB (see docs/DEPLOYMENT.md); nothing was touched",
-            path.display(),
-            t.env
-        ))
-    })?;
-    let vars = plan::parse_env_file(&text);
-    let missing = plan::missing_keys(&vars);
-    if !missing.is_empty() {
-        return Err(Error::Usage(format!(
-            "env file {}: missing or empty {}; nothing was touched",
-            path.display(),
-            missing.join(", ")
-        )));
-    }
+    let vars = deploy::read_env_file(&t.root.join(&env.env_file))
+        .map_err(|e| Error::Usage(format!("{e}\n  nothing was touched")))?;
     if !plan::confirmed(&t.env, confirm) {
         return Err(Error::Usage(format!(
             "deploying to {} needs an explicit confirmation: {}=yes make deploy ENV={}; nothing was touched",
@@ -203,23 +188,70 @@ fn source_files(root: &Path) -> Result<Vec<String>, Error> {
             "--others",
             "--exclude-standard",
             "apps/mock-exchange",
-            "Cargo.lock",
-            "Cargo.toml",
         ])
         .current_dir(root)
         .output()
         .map_err(|e| failed("deploy", format!("git ls-files: {e}")))?;
     let mut files: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter(|f| root.join(f).is_file())
+        // Tests, the test harness and docs do not go into the image.
+        .filter(|f| {
+            !f.starts_with("apps/mock-exchange/tests/")
+                && !f.starts_with("apps/mock-exchange/pg-harness/")
+                && !f.ends_with(".md")
+                && root.join(f).is_file()
+        })
         .map(str::to_string)
         .collect();
     files.sort();
     Ok(files)
 }
 
+/// The locked dependency closure of the app (`cargo tree`): a dependency bump is a new
+/// release, a change elsewhere in the workspace's lock file is not.
+fn dependency_closure(root: &Path) -> Result<String, Error> {
+    let out = Command::new("cargo")
+        .args([
+            "tree",
+            "--locked",
+            "-p",
+            "mock-exchange",
+            "-e",
+            "normal,build",
+            "--prefix",
+            "none",
+            "--target",
+            build::TARGET,
+        ])
+        .current_dir(root)
+        .output()
+        .map_err(|e| failed("deploy", format!("cargo tree: {e}")))?;
+    if !out.status.success() {
+        return Err(failed(
+            "deploy",
+            format!(
+                "cargo tree -p mock-exchange: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        ));
+    }
+    let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim_end_matches(" (*)").to_string())
+        .collect();
+    lines.sort();
+    lines.dedup();
+    Ok(lines.join("\n"))
+}
+
 fn source_digest(root: &Path, runtime_id: &str) -> Result<String, Error> {
-    let mut parts = vec![format!("runtime {runtime_id}")];
+    let mut parts = vec![
+        format!("runtime {runtime_id}"),
+        format!(
+            "dependencies {}",
+            evidence::sha256_hex(dependency_closure(root)?.as_bytes())
+        ),
+    ];
     for f in source_files(root)? {
         let a = evidence::artifact(root, "source", &f).map_err(derr("deploy"))?;
         parts.push(format!("{} {}", a.sha256, a.path));
@@ -585,6 +617,8 @@ fn finish(
             };
             let out = phases.run("record deployed", || record(t, &deployed))?;
             bundle.write("record.log", &out).map_err(derr("deploy"))?;
+            let svc = phases.run("service management", || service_management(t))?;
+            bundle.write("service.log", &svc).map_err(derr("deploy"))?;
             summary.outcome = "deployed".into();
             println!(
                 "deployed {} to {} on {}: all four stages passed",
@@ -1355,4 +1389,82 @@ pub fn stop(t: &Target) -> Result<(), Error> {
 /// Parses `--set KEY=VALUE` as lifecycle does.
 pub fn parse_set(s: &str) -> Result<(String, String), String> {
     deploy::lifecycle::parse_override(s)
+}
+
+/// Makes the environment start on boot and stop cleanly with the node. VM nodes: the
+/// systemd template unit installed and `stackpilot@ENV` enabled. Docker-provider nodes
+/// have no systemd: the compose restart policy (unless-stopped) brings the stack back
+/// when the node container's engine starts; that is checked here, not assumed.
+fn service_management(t: &Target) -> Result<String, Error> {
+    let tr = t.transport()?;
+    match t.provider() {
+        stackpilot_core::Provider::Docker => {
+            let project = &t.cfg.environment(&t.env)?.project;
+            let filter = format!("label=com.docker.compose.project={}", project.as_ref());
+            let out = tr.output(
+                &[
+                    "docker",
+                    "ps",
+                    "-a",
+                    "--filter",
+                    &filter,
+                    "--format",
+                    "{{.Names}}",
+                ],
+                Duration::from_secs(30),
+            )?;
+            let mut log = String::new();
+            for name in out.lines().filter(|l| !l.is_empty()) {
+                let policy = tr.output(
+                    &[
+                        "docker",
+                        "inspect",
+                        "--format",
+                        "{{.HostConfig.RestartPolicy.Name}}",
+                        name,
+                    ],
+                    Duration::from_secs(30),
+                )?;
+                let policy = policy.trim();
+                log.push_str(&format!("{name}: restart policy {policy}\n"));
+                if policy != "unless-stopped" && policy != "always" {
+                    return Err(failed(
+                        "deploy",
+                        format!(
+                            "{name} has restart policy '{policy}': it would not come back after a node restart"
+                        ),
+                    ));
+                }
+            }
+            log.push_str("docker provider: no systemd in the node; the node container runs dockerd as its command, which restarts these containers on node start\n");
+            eprint!("{log}");
+            Ok(log)
+        }
+        _ => {
+            let template = std::fs::read_to_string(t.root.join(deploy::systemd::TEMPLATE))
+                .map_err(|e| failed("deploy", format!("{}: {e}", deploy::systemd::TEMPLATE)))?;
+            let unit = deploy::systemd::unit_name(&t.env);
+            tr.output_with_input(
+                &["sudo", "tee", deploy::systemd::INSTALL_PATH],
+                template.as_bytes(),
+                Duration::from_secs(30),
+            )?;
+            tr.output(
+                &["sudo", "systemctl", "daemon-reload"],
+                Duration::from_secs(60),
+            )?;
+            tr.output(
+                &["sudo", "systemctl", "enable", &unit],
+                Duration::from_secs(60),
+            )?;
+            let state = tr.output(&["systemctl", "is-enabled", &unit], Duration::from_secs(30))?;
+            let log = format!(
+                "installed {} and enabled {unit}: {}\n",
+                deploy::systemd::INSTALL_PATH,
+                state.trim()
+            );
+            eprint!("{log}");
+            Ok(log)
+        }
+    }
 }

@@ -11,6 +11,7 @@ pub mod evidence;
 pub mod local;
 pub mod node;
 pub mod plan;
+pub mod systemd;
 
 /// Lifecycle, as deploy drives it (re-exported for the host-side composition).
 pub use lifecycle;
@@ -141,5 +142,57 @@ impl ExitStatus for DeployError {
             | DeployError::Io { .. }
             | DeployError::Locked { .. } => Exit::Failed,
         }
+    }
+}
+
+/// Reads an environment's env file and checks it sets every required key
+/// ([`plan::REQUIRED_KEYS`]); a missing file or key is a configuration error (exit 2).
+pub fn read_env_file(
+    path: &std::path::Path,
+) -> Result<std::collections::BTreeMap<String, String>, DeployError> {
+    let text = std::fs::read_to_string(path).map_err(|e| DeployError::EnvFile {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let vars = plan::parse_env_file(&text);
+    let missing = plan::missing_keys(&vars);
+    if missing.is_empty() {
+        Ok(vars)
+    } else {
+        Err(DeployError::EnvFile {
+            path: path.to_path_buf(),
+            reason: format!("missing or empty {}", missing.join(", ")),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_env_file_is_a_configuration_error() {
+        let e = read_env_file(std::path::Path::new("/nonexistent/dev.env")).err();
+        assert!(matches!(&e, Some(DeployError::EnvFile { .. })), "{e:?}");
+        assert_eq!(e.map(|e| e.exit()), Some(Exit::Usage));
+    }
+
+    #[test]
+    fn an_env_file_without_a_required_key_names_it() -> Result<(), std::io::Error> {
+        let tmp = tempfile::tempdir()?;
+        let path = tmp.path().join("dev.env");
+        std::fs::write(&path, "POSTGRES_USER=u\nPOSTGRES_DB=d\n")?;
+        let e = read_env_file(&path).err();
+        assert!(
+            e.as_ref()
+                .is_some_and(|e| e.to_string().contains("missing or empty POSTGRES_PASSWORD")),
+            "{e:?}"
+        );
+        std::fs::write(
+            &path,
+            "POSTGRES_USER=u\nPOSTGRES_PASSWORD=p\nPOSTGRES_DB=d\n",
+        )?;
+        assert!(read_env_file(&path).is_ok());
+        Ok(())
     }
 }
