@@ -56,26 +56,6 @@ stop: ## stop ENV's stack on NODE; images, volumes and the deploy record kept
 rollback: ## switch ENV back to its previous release, verify it and record it
 	cargo xtask rollback
 
-.PHONY: deploy status restart logs stop rollback
-
-deploy: ## staged deploy of ENV to NODE with evidence and automatic rollback (live: CONFIRM_LIVE=yes)
-	cargo xtask deploy
-
-status: ## deployed release of ENV on NODE (when, by whom), containers, health and readiness
-	cargo xtask status
-
-restart: ## stop ENV's stack cleanly and start the deployed release again, then verify
-	cargo xtask restart
-
-logs: ## tail ENV's service logs on NODE (LINES=100; FOLLOW=no to print and exit)
-	cargo xtask logs
-
-stop: ## stop ENV's stack on NODE; images, volumes and the deploy record kept
-	cargo xtask stop
-
-rollback: ## switch ENV back to its previous release, verify it and record it
-	cargo xtask rollback
-
 lab-status: ## each node's provider, state, address, engine health and loaded images
 	cargo xtask lab status
 

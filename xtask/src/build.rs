@@ -16,7 +16,6 @@ pub const NODE_PACKAGES: &[&str] = &[
     "clean-room",
     "verify",
     "deploy",
-    "deploy",
 ];
 
 /// What identifies one build: baked into the binary and labelled on the image.

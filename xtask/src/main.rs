@@ -6,7 +6,6 @@ mod bench;
 mod build;
 mod check;
 mod deploy;
-mod deploy;
 mod golden;
 mod images;
 mod lab;
@@ -99,31 +98,6 @@ enum Cmd {
     Stop(Where),
     /// Switch ENV back to its previous release, prove it, record it (`make rollback`).
     Rollback(Where),
-    /// Staged deploy of ENV to NODE: local verification, artifact integrity, remote
-    /// execution, observability; automatic rollback when a stage on the node fails
-    /// (`make deploy`). `live` needs CONFIRM_LIVE=yes.
-    Deploy(DeployArgs),
-    /// Deployed release of ENV on NODE (when, by whom), containers, health and readiness
-    /// (`make status`).
-    Status(Where),
-    /// Stop ENV's stack cleanly and start the deployed release again (`make restart`).
-    Restart(Where),
-    /// Tail ENV's service logs on NODE; LINES= lines, FOLLOW=no to print and exit
-    /// (`make logs`).
-    Logs {
-        #[command(flatten)]
-        at: Where,
-        /// Lines from the end (`all` for every line).
-        #[arg(long, env = "LINES", default_value = "100")]
-        lines: String,
-        /// Keep following (`no` to print and exit).
-        #[arg(long, env = "FOLLOW", default_value = "yes", value_parser = yes_no)]
-        follow: bool,
-    },
-    /// Stop ENV's stack on NODE; images, volumes and the deploy record stay (`make stop`).
-    Stop(Where),
-    /// Switch ENV back to its previous release, prove it, record it (`make rollback`).
-    Rollback(Where),
     /// The three-node lab through Vagrant: up, status, halt, destroy, verify, inventory.
     #[command(subcommand)]
     Lab(lab::LabCmd),
@@ -138,36 +112,6 @@ struct Where {
     /// The environment of stackpilot.toml.
     #[arg(long, env = "ENV", default_value = "dev")]
     env: String,
-}
-
-/// Arguments of `cargo xtask deploy`.
-#[derive(clap::Args)]
-struct DeployArgs {
-    #[command(flatten)]
-    at: Where,
-    /// Override a compose variable for this release (tests and drills), KEY=VALUE.
-    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = deploy::parse_set)]
-    overrides: Vec<(String, String)>,
-    /// Health gate of the switch: seconds until every container must be healthy.
-    #[arg(long, value_name = "SECS", default_value_t = 90)]
-    health_timeout: u64,
-    /// Stage 4's observation window, seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 12)]
-    window: u64,
-    /// Stage 4's most error lines allowed in the window.
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    max_errors: usize,
-    /// The live confirmation (`yes`).
-    #[arg(long, env = "CONFIRM_LIVE", hide_env_values = true)]
-    confirm_live: Option<String>,
-}
-
-fn yes_no(s: &str) -> Result<bool, String> {
-    match s {
-        "yes" | "1" | "true" => Ok(true),
-        "no" | "0" | "false" => Ok(false),
-        _ => Err(format!("expected yes or no, found '{s}'")),
-    }
 }
 
 /// Arguments of `cargo xtask deploy`.
@@ -215,27 +159,6 @@ fn main() -> ExitCode {
         Cmd::Bench(args) => bench::run(&args),
         Cmd::Images => lab::discover().and_then(|(root, cfg)| images::run(&root, &cfg)),
         Cmd::Lab(cmd) => lab::run(cmd),
-        Cmd::Deploy(a) => a.at.target().and_then(|t| {
-            deploy::deploy(
-                &t,
-                &deploy::DeployOpts {
-                    overrides: a.overrides,
-                    health_timeout: a.health_timeout,
-                    observe: ::deploy::plan::ObservePolicy {
-                        window_secs: a.window,
-                        max_errors: a.max_errors,
-                    },
-                    confirm: a.confirm_live,
-                },
-            )
-        }),
-        Cmd::Status(w) => w.target().and_then(|t| deploy::status(&t)),
-        Cmd::Restart(w) => w.target().and_then(|t| deploy::restart(&t)),
-        Cmd::Logs { at, lines, follow } => {
-            at.target().and_then(|t| deploy::logs(&t, &lines, follow))
-        }
-        Cmd::Stop(w) => w.target().and_then(|t| deploy::stop(&t)),
-        Cmd::Rollback(w) => w.target().and_then(|t| deploy::rollback(&t)),
         Cmd::Deploy(a) => a.at.target().and_then(|t| {
             deploy::deploy(
                 &t,
