@@ -4,7 +4,7 @@ NODE ?= control
 ENV ?= dev
 export NODE ENV
 
-.PHONY: help up demo verify down clean demo-reviewer halt destroy shell lab-status images test check
+.PHONY: help up demo verify down clean demo-reviewer halt destroy shell lab-status images test check drill drills
 
 help: ## list the targets
 	@cargo xtask help-targets
@@ -35,6 +35,12 @@ destroy: ## clean room on every node, then destroy the nodes
 
 shell: ## a shell on NODE, for debugging only (not part of normal operation)
 	cargo xtask shell
+
+drill: ## one failure drill NAME on NODE: steady state, inject, observe, recover, verify; journal in .stackpilot/runs
+	cargo xtask drills run $(NAME)
+
+drills: ## every failure drill on NODE, with measured detection and recovery (journals in .stackpilot/runs)
+	cargo xtask drills run all
 
 .PHONY: deploy status restart logs stop rollback
 

@@ -16,6 +16,7 @@ pub const NODE_PACKAGES: &[&str] = &[
     "clean-room",
     "verify",
     "deploy",
+    "drills",
 ];
 
 /// What identifies one build: baked into the binary and labelled on the image.

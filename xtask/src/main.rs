@@ -6,6 +6,7 @@ mod bench;
 mod build;
 mod check;
 mod deploy;
+mod drills;
 mod golden;
 mod images;
 mod lab;
@@ -101,6 +102,10 @@ enum Cmd {
     /// The three-node lab through Vagrant: up, status, halt, destroy, verify, inventory.
     #[command(subcommand)]
     Lab(lab::LabCmd),
+    /// Failure drills with measured recovery: `list`, `run <name>|all` (`make drill`,
+    /// `make drills`).
+    #[command(subcommand)]
+    Drills(drills::DrillsCmd),
 }
 
 /// Which node and environment a golden command operates on.
@@ -159,6 +164,7 @@ fn main() -> ExitCode {
         Cmd::Bench(args) => bench::run(&args),
         Cmd::Images => lab::discover().and_then(|(root, cfg)| images::run(&root, &cfg)),
         Cmd::Lab(cmd) => lab::run(cmd),
+        Cmd::Drills(cmd) => drills::run(cmd),
         Cmd::Deploy(a) => a.at.target().and_then(|t| {
             deploy::deploy(
                 &t,

@@ -1,0 +1,232 @@
+//! Observations as plain data and the pure judgements over them: when a probe first showed
+//! the degraded (or recovered) behaviour, whether it held throughout a window, what an
+//! order load acknowledged and lost.
+
+use serde::{Deserialize, Serialize};
+use stackpilot_core::http::{HttpOutcome, HttpProbe};
+
+/// The fastest a drill polls; the issue asks for ≤ 100 ms.
+pub const POLL_MS: u64 = 50;
+
+/// One HTTP probe result, reduced to what the judgements need.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sample {
+    /// Milliseconds since the drill started, when the probe was sent.
+    pub t_ms: u64,
+    /// The HTTP status, when the server answered.
+    pub status: Option<u16>,
+    /// Why there was no answer (refused, timeout, reset), or the body's first bytes.
+    pub detail: String,
+    /// How long the probe took.
+    pub elapsed_ms: u64,
+}
+
+impl Sample {
+    /// A sample from a probe sent at `t_ms`.
+    pub fn of(t_ms: u64, probe: &HttpProbe) -> Sample {
+        let (status, detail) = match &probe.outcome {
+            HttpOutcome::Answered { status, body } => {
+                (Some(*status), body.chars().take(200).collect())
+            }
+            HttpOutcome::Refused => (None, "refused".into()),
+            HttpOutcome::Timeout { phase } => (None, format!("timeout ({phase})")),
+            HttpOutcome::ResetWithoutAnswer { detail } => (None, format!("reset: {detail}")),
+            HttpOutcome::Failed { detail } => (None, format!("failed: {detail}")),
+        };
+        Sample {
+            t_ms,
+            status,
+            detail,
+            elapsed_ms: probe.elapsed_ms,
+        }
+    }
+
+    /// The server answered with `code`.
+    pub fn is(&self, code: u16) -> bool {
+        self.status == Some(code)
+    }
+
+    /// A probe that got no answer in time: the client gave up.
+    pub fn timed_out(&self) -> bool {
+        self.status.is_none() && self.detail.starts_with("timeout")
+    }
+}
+
+/// The first sample at or after `from_ms` for which `pred` holds.
+pub fn first_after(
+    samples: &[Sample],
+    from_ms: u64,
+    pred: impl Fn(&Sample) -> bool,
+) -> Option<&Sample> {
+    samples.iter().find(|s| s.t_ms >= from_ms && pred(s))
+}
+
+/// Milliseconds from `from_ms` until the first sample (sent at or after it) for which `pred`
+/// holds, counting until that probe's answer arrived.
+pub fn latency(samples: &[Sample], from_ms: u64, pred: impl Fn(&Sample) -> bool) -> Option<u64> {
+    first_after(samples, from_ms, pred).map(|s| s.t_ms + s.elapsed_ms - from_ms)
+}
+
+/// The samples sent in `[from_ms, to_ms)` for which `pred` does not hold.
+pub fn violations(
+    samples: &[Sample],
+    from_ms: u64,
+    to_ms: u64,
+    pred: impl Fn(&Sample) -> bool,
+) -> Vec<&Sample> {
+    samples
+        .iter()
+        .filter(|s| s.t_ms >= from_ms && s.t_ms < to_ms && !pred(s))
+        .collect()
+}
+
+/// Number of samples in `[from_ms, to_ms)`.
+pub fn count_between(samples: &[Sample], from_ms: u64, to_ms: u64) -> usize {
+    samples
+        .iter()
+        .filter(|s| s.t_ms >= from_ms && s.t_ms < to_ms)
+        .count()
+}
+
+/// One request of the order load.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderAttempt {
+    /// The probe.
+    pub sample: Sample,
+    /// The order id when the answer was 201 with one.
+    pub order_id: Option<String>,
+}
+
+/// What an order load amounted to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoadSummary {
+    /// Requests sent.
+    pub sent: u64,
+    /// 201 answers carrying an order id.
+    pub acknowledged: u64,
+    /// 503 answers.
+    pub unavailable: u64,
+    /// Other answers (neither 201 nor 503).
+    pub other_status: u64,
+    /// No answer at all (refused, reset, timeout).
+    pub no_answer: u64,
+    /// Requests the client gave up on (timeout): a hang.
+    pub hung: u64,
+    /// Slowest request that did not get a 201, in milliseconds.
+    pub slowest_failure_ms: u64,
+}
+
+/// Sums up an order load. Pure.
+pub fn summarize(attempts: &[OrderAttempt]) -> LoadSummary {
+    let mut s = LoadSummary::default();
+    for a in attempts {
+        s.sent += 1;
+        match (a.sample.status, &a.order_id) {
+            (Some(201), Some(_)) => s.acknowledged += 1,
+            (Some(503), _) => s.unavailable += 1,
+            (Some(_), _) => s.other_status += 1,
+            (None, _) => s.no_answer += 1,
+        }
+        if a.sample.timed_out() {
+            s.hung += 1;
+        }
+        if !(a.sample.is(201) && a.order_id.is_some()) {
+            s.slowest_failure_ms = s.slowest_failure_ms.max(a.sample.elapsed_ms);
+        }
+    }
+    s
+}
+
+/// The ids of acknowledged orders, in the order they were acknowledged.
+pub fn acknowledged_ids(attempts: &[OrderAttempt]) -> Vec<String> {
+    attempts
+        .iter()
+        .filter(|a| a.sample.is(201))
+        .filter_map(|a| a.order_id.clone())
+        .collect()
+}
+
+/// The order id of a 201 body (`{"order_id": …}`), string or number.
+pub fn order_id(body: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    match &v["order_id"] {
+        serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(t_ms: u64, status: Option<u16>, elapsed_ms: u64) -> Sample {
+        Sample {
+            t_ms,
+            status,
+            detail: if status.is_none() {
+                "timeout (global)".into()
+            } else {
+                String::new()
+            },
+            elapsed_ms,
+        }
+    }
+
+    #[test]
+    fn latency_counts_from_the_injection_until_the_answer_arrived() {
+        let samples = [
+            s(0, Some(200), 3),
+            s(100, Some(200), 3),
+            s(150, Some(503), 20),
+        ];
+        assert_eq!(latency(&samples, 120, |x| x.is(503)), Some(50));
+        assert_eq!(latency(&samples, 160, |x| x.is(503)), None);
+    }
+
+    #[test]
+    fn violations_only_look_inside_the_window() {
+        let samples = [
+            s(0, Some(503), 1),
+            s(10, Some(200), 1),
+            s(20, None, 1),
+            s(30, Some(503), 1),
+        ];
+        let bad = violations(&samples, 5, 30, |x| x.is(200));
+        assert_eq!(bad.len(), 1);
+        assert_eq!(bad[0].t_ms, 20);
+        assert_eq!(count_between(&samples, 5, 30), 2);
+    }
+
+    #[test]
+    fn a_load_counts_acks_fast_503s_and_hangs() {
+        let a = |status, elapsed, id: Option<&str>| OrderAttempt {
+            sample: s(0, status, elapsed),
+            order_id: id.map(str::to_string),
+        };
+        let attempts = [
+            a(Some(201), 5, Some("o1")),
+            a(Some(503), 40, None),
+            a(Some(500), 7, None),
+            a(None, 2000, None),
+            a(Some(201), 900, Some("o2")),
+        ];
+        let sum = summarize(&attempts);
+        assert_eq!(sum.sent, 5);
+        assert_eq!(sum.acknowledged, 2);
+        assert_eq!(sum.unavailable, 1);
+        assert_eq!(sum.other_status, 1);
+        assert_eq!(sum.no_answer, 1);
+        assert_eq!(sum.hung, 1);
+        assert_eq!(sum.slowest_failure_ms, 2000);
+        assert_eq!(acknowledged_ids(&attempts), ["o1", "o2"]);
+    }
+
+    #[test]
+    fn order_ids_are_read_as_strings_or_numbers() {
+        assert_eq!(order_id(r#"{"order_id":"ab-1"}"#).as_deref(), Some("ab-1"));
+        assert_eq!(order_id(r#"{"order_id":42}"#).as_deref(), Some("42"));
+        assert_eq!(order_id(r#"{"status":"x"}"#), None);
+        assert_eq!(order_id("not json"), None);
+    }
+}

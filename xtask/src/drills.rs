@@ -1,0 +1,249 @@
+//! `cargo xtask drills`: the failure drills, host-driven, composed from the golden path.
+//! The drill logic lives in the `drills` library; this module gives it the lab: golden
+//! steps, `lifecycle up --set`, `lifecycle status`, `drills node …` through the transport,
+//! and `verify`. Journals go to `<state.host_dir>/runs/`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use drills::{Drill, Golden, Lab, LabError};
+use stackpilot_core::images;
+use stackpilot_core::output::{Format, print};
+
+use crate::build;
+use crate::golden::{self, Phases, Target};
+use crate::lab::{self, LabCmd};
+use crate::run::Error;
+
+/// `cargo xtask drills …`.
+#[derive(clap::Subcommand)]
+pub enum DrillsCmd {
+    /// List the drills: the fault each injects and the expected outcome.
+    List,
+    /// Run one drill, or `all`, against ENV on NODE; writes a JSON journal per drill under
+    /// `<state.host_dir>/runs/` (`make drill NAME=… NODE=…`, `make drills`).
+    Run {
+        /// A drill name (see `list`) or `all`.
+        name: String,
+        /// The lab node.
+        #[arg(long, env = "NODE", default_value = "control")]
+        node: String,
+        /// The environment of stackpilot.toml.
+        #[arg(long, env = "ENV", default_value = "dev")]
+        env: String,
+        /// Print the results (every journal) as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Also write the results as JUnit XML to FILE.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        /// Leave the fault in place for investigation: no restoring step, no recovery. The
+        /// drill then fails as not recovered; repair the node with `make demo-reviewer`.
+        #[arg(long)]
+        keep_fault: bool,
+        /// Seconds the final verify may wait for the stack to pass again.
+        #[arg(long, value_name = "SECS", default_value_t = 90)]
+        recovery_wait: u64,
+    },
+}
+
+/// Runs a `drills` subcommand.
+pub fn run(cmd: DrillsCmd) -> Result<(), Error> {
+    match cmd {
+        DrillsCmd::List => {
+            for d in drills::ALL {
+                println!("{:<20} {}", d.name(), d.describe());
+            }
+            Ok(())
+        }
+        DrillsCmd::Run {
+            name,
+            node,
+            env,
+            json,
+            junit,
+            keep_fault,
+            recovery_wait,
+        } => {
+            let selected: Vec<Drill> = if name == "all" {
+                drills::ALL.to_vec()
+            } else {
+                match Drill::by_name(&name) {
+                    Some(d) => vec![d],
+                    None => {
+                        let names: Vec<&str> = drills::ALL.iter().map(|d| d.name()).collect();
+                        return Err(Error::Usage(format!(
+                            "no drill named '{name}': expected one of {} or all (cargo xtask drills list)",
+                            names.join(", ")
+                        )));
+                    }
+                }
+            };
+            let t = Target::new(&node, &env)?;
+            let mut phases = Phases::default();
+            golden::prepare(&t, &mut phases)?;
+            let lab = HostLab::new(t)?;
+            let opts = drills::Options {
+                recovery_wait: Duration::from_secs(recovery_wait),
+                keep_fault,
+            };
+            let runs_dir = lab.t.root.join(&lab.t.cfg.state.host_dir).join("runs");
+            let mut summary = drills::Summary {
+                journals: vec![],
+                files: vec![],
+            };
+            for d in selected {
+                let j = drills::run(d, &lab, &opts);
+                summary.files.push(match j.write(&runs_dir) {
+                    Ok(p) => p.display().to_string(),
+                    Err(e) => {
+                        eprintln!("xtask: {e}");
+                        format!("not written: {e}")
+                    }
+                });
+                summary.journals.push(j);
+            }
+            eprint!("\n{}", phases.summary());
+            if json {
+                match serde_json::to_string_pretty(&summary) {
+                    Ok(text) => println!("{text}"),
+                    Err(e) => eprintln!("xtask: cannot print the results as JSON: {e}"),
+                }
+            } else {
+                print(&summary, Format::Human);
+            }
+            if let Some(path) = junit {
+                std::fs::write(&path, summary.junit()).map_err(|e| Error::StepFailed {
+                    step: "drills".into(),
+                    cmd: format!("write {}", path.display()),
+                    status: e.to_string(),
+                })?;
+            }
+            if summary.passed() {
+                Ok(())
+            } else {
+                Err(Error::StepFailed {
+                    step: "drills".into(),
+                    cmd: format!("drills run {name} --node {}", lab.t.node),
+                    status: "a drill did not pass (see the table and journals above)".into(),
+                })
+            }
+        }
+    }
+}
+
+/// The lab of one node and environment, through the golden path.
+struct HostLab {
+    t: Target,
+    addr: SocketAddr,
+}
+
+impl HostLab {
+    fn new(t: Target) -> Result<HostLab, Error> {
+        let node = t.cfg.node(&t.node)?;
+        let port = t.cfg.environment(&t.env)?.port();
+        let addr = SocketAddr::new(IpAddr::V4(node.address(t.provider())), port);
+        Ok(HostLab { t, addr })
+    }
+
+    fn output(&self, step: &str, argv: &[&str], timeout: Duration) -> Result<String, LabError> {
+        eprintln!("==> [{}] {}", self.t.node, argv.join(" "));
+        self.t
+            .transport()
+            .map_err(|e| LabError::new(step, e))?
+            .output(argv, timeout)
+            .map_err(|e| LabError::new(step, e))
+    }
+}
+
+impl Lab for HostLab {
+    fn node(&self) -> &str {
+        &self.t.node
+    }
+
+    fn env(&self) -> &str {
+        &self.t.env
+    }
+
+    fn service_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn verify(&self, wait: Option<Duration>) -> Result<verify::Report, LabError> {
+        let provider =
+            verify::setup::provider_from_env().map_err(|e| LabError::new("verify", e))?;
+        let opts = verify::setup::Options {
+            provider,
+            wait,
+            ..Default::default()
+        };
+        verify::setup::verify(&self.t.root, &self.t.cfg, &self.t.node, &self.t.env, &opts)
+            .map_err(|e| LabError::new("verify", e))
+    }
+
+    fn status(&self) -> Result<drills::lab::Status, LabError> {
+        let bin = build::node_binary("lifecycle");
+        let out = self.output(
+            "lifecycle status",
+            &[&bin, "status", "--env", &self.t.env, "--json"],
+            Duration::from_secs(30),
+        )?;
+        serde_json::from_str(&out)
+            .map_err(|e| LabError::new("lifecycle status", format!("{e}: {out}")))
+    }
+
+    fn node_step(&self, args: &[&str]) -> Result<String, LabError> {
+        let bin = build::node_binary("drills");
+        let mut argv = vec![bin.as_str(), "node"];
+        argv.extend_from_slice(args);
+        let step = format!("drills node {}", args.first().copied().unwrap_or_default());
+        self.output(&step, &argv, Duration::from_secs(60))
+    }
+
+    fn start(&self, overrides: &[(&str, &str)]) -> Result<(), LabError> {
+        let step = "lifecycle up";
+        let (lock, path) = self.t.lock().map_err(|e| LabError::new(step, e))?;
+        let db = lock
+            .tag(images::POSTGRES, &path)
+            .map_err(|e| LabError::new(step, e))?
+            .to_string();
+        let sets: Vec<String> = overrides.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut args = vec![
+            "up",
+            "--env",
+            &self.t.env,
+            "--db-image",
+            &db,
+            "--timeout",
+            "120",
+        ];
+        for s in &sets {
+            args.extend(["--set", s.as_str()]);
+        }
+        self.t
+            .node_step("lifecycle", &args)
+            .map_err(|e| LabError::new(step, e))
+    }
+
+    fn golden(&self, step: Golden) -> Result<(), LabError> {
+        let nodes = vec![self.t.node.clone()];
+        // `drills run` brought the node up and compiled the tools once (golden::prepare);
+        // these are the phases `make up|down|clean|demo` run after that preparation.
+        let t = &self.t;
+        let r = match step {
+            Golden::Up => golden::start(t, false),
+            Golden::Down => t.node_step("lifecycle", &["down", "--env", &t.env]),
+            Golden::Clean => t.node_step("clean-room", &["--env", &t.env]),
+            Golden::Demo => {
+                let mut phases = Phases::default();
+                golden::build_image(t, &mut phases)
+                    .and_then(|_| phases.run("start + healthy", || golden::start(t, true)))
+                    .and_then(|()| phases.run("demo order", || golden::demo_order(t)))
+            }
+            Golden::HaltNode => lab::run(LabCmd::Halt { nodes }),
+            Golden::StartNode => lab::run(LabCmd::Up { nodes }),
+        };
+        r.map_err(|e| LabError::new(step.command(), e))
+    }
+}
