@@ -1,13 +1,8 @@
-//! Build metadata is baked in at compile time from the environment (see src/build_info.rs).
+//! Build script: only the migrations. Build metadata (`STACKPILOT_*`) is read with
+//! `option_env!` in main.rs, which rustc tracks itself; declaring it here would rerun this
+//! script and recompile the whole package for every new build id.
 
 fn main() {
-    for var in [
-        "STACKPILOT_GIT_SHA",
-        "STACKPILOT_BUILD_ID",
-        "STACKPILOT_BUILD_TIME",
-    ] {
-        println!("cargo:rerun-if-env-changed={var}");
-    }
     // refinery embeds migrations/ at compile time; rebuild when they change.
     println!("cargo:rerun-if-changed=migrations");
 }

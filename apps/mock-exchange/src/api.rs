@@ -193,9 +193,9 @@ async fn ready(State(state): State<AppState>) -> Response {
 async fn version(State(state): State<AppState>) -> Response {
     axum::Json(json!({
         "version": build_info::VERSION,
-        "git_sha": build_info::GIT_SHA,
-        "build_id": build_info::BUILD_ID,
-        "build_time": build_info::BUILD_TIME,
+        "git_sha": build_info::git_sha(),
+        "build_id": build_info::build_id(),
+        "build_time": build_info::build_time(),
         "started_at": state.0.started_at,
     }))
     .into_response()

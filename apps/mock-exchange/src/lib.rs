@@ -102,8 +102,8 @@ pub async fn serve(cfg: Config) -> Result<(), Error> {
     tracing::info!(
         addr = %local,
         version = build_info::VERSION,
-        git_sha = build_info::GIT_SHA,
-        build_id = build_info::BUILD_ID,
+        git_sha = build_info::git_sha(),
+        build_id = build_info::build_id(),
         database = %cfg.db_url_redacted,
         "listening"
     );
@@ -222,9 +222,9 @@ pub async fn self_check(cfg: &Config) -> Result<(), Error> {
     println!(
         "  build      {} (git {}, build {}, built {})",
         build_info::VERSION,
-        build_info::GIT_SHA,
-        build_info::BUILD_ID,
-        build_info::BUILD_TIME
+        build_info::git_sha(),
+        build_info::build_id(),
+        build_info::build_time()
     );
     println!(
         "  config     ok (DATABASE_URL={}, BIND_ADDR={})",

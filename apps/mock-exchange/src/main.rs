@@ -41,6 +41,12 @@ fn env_help() -> String {
 }
 
 fn main() -> ExitCode {
+    // Baked here, not in the library: a new build id recompiles only this file.
+    mock_exchange::build_info::set(mock_exchange::build_info::BuildInfo {
+        git_sha: mock_exchange::build_info::or_unknown(option_env!("STACKPILOT_GIT_SHA")),
+        build_id: mock_exchange::build_info::or_unknown(option_env!("STACKPILOT_BUILD_ID")),
+        build_time: mock_exchange::build_info::or_unknown(option_env!("STACKPILOT_BUILD_TIME")),
+    });
     let cli = Cli::parse();
     let result = match cli.cmd.unwrap_or(Cmd::Serve) {
         Cmd::Healthcheck { url } => {

@@ -82,8 +82,8 @@ impl Metrics {
         let info = IntGauge::with_opts(
             Opts::new("build_info", "Build metadata of this binary")
                 .const_label("version", build_info::VERSION)
-                .const_label("git_sha", build_info::GIT_SHA)
-                .const_label("build_id", build_info::BUILD_ID),
+                .const_label("git_sha", build_info::git_sha())
+                .const_label("build_id", build_info::build_id()),
         )?;
         info.set(1);
         for c in [
