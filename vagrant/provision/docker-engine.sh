@@ -25,8 +25,14 @@ if [ "${#missing[@]}" -gt 0 ]; then
 	echo "docker-engine: installing ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
 	if [ ! -s /etc/apt/keyrings/docker.asc ]; then
-		apt-get update -q
-		apt-get install -y -q ca-certificates curl
+		# curl and ca-certificates come with the pinned box; installing them here would
+		# float their versions.
+		for tool in curl update-ca-certificates; do
+			command -v "$tool" >/dev/null || {
+				echo "docker-engine: $tool is missing from the box; expected in the pinned Ubuntu 22.04 box" >&2
+				exit 1
+			}
+		done
 		install -m 0755 -d /etc/apt/keyrings
 		curl -fsSL https://download.docker.com/linux/ubuntu/gpg -o /etc/apt/keyrings/docker.asc
 	fi

@@ -10,6 +10,8 @@ use crate::run::{Error, step};
 
 /// Pinned scanner version (installed with pip into target/tools/).
 const SCANNER: &str = "detect-secrets==1.5.0";
+/// Values that are documentation placeholders, not secrets (`postgres://user:password@…`).
+const PLACEHOLDERS: &str = "^(password|pw|secret)$";
 /// The marker an env file carries to say its credentials exist only for the lab.
 pub const LAB_ONLY: &str = "# lab-only credentials, not a secret";
 
@@ -46,6 +48,13 @@ pub fn scan(root: &Path) -> Result<Vec<Violation>, Error> {
     let cmd = "python3 -m detect_secrets scan";
     let out = Command::new("python3")
         .args(["-m", "detect_secrets", "scan"])
+        // Placeholders in documented URL forms, and values that say they are lab-only.
+        .args([
+            "--exclude-secrets",
+            PLACEHOLDERS,
+            "--exclude-secrets",
+            "^lab-only-",
+        ])
         .env("PYTHONPATH", &dir)
         .current_dir(root)
         .output()

@@ -2,6 +2,9 @@ use std::collections::BTreeMap;
 
 use super::*;
 
+/// A well-formed git sha for fixtures.
+const FAKE_SHA: &str = "0123456789abcdef0123456789abcdef01234567"; // pragma: allowlist secret
+
 fn container(service: &str, state: &str, health: &str) -> ContainerInfo {
     ContainerInfo {
         id: format!("{service}0123456789abcdef"),
@@ -24,7 +27,7 @@ fn request() -> BuildRequest {
         env: "dev".into(),
         binary: "/tmp/mock-exchange".into(),
         build_id: "b42".into(),
-        git_sha: "0123456789abcdef0123456789abcdef01234567".into(),
+        git_sha: FAKE_SHA.into(),
         dirty: true,
         runtime_image: PinnedImage::flag("stackpilot/runtime:bookworm-20261125"),
     }
@@ -140,7 +143,7 @@ fn build_args_force_no_cache_and_carry_labels_and_tag() {
         "2026-11-25T18:00:00Z",
     );
     let line = compose::render(Path::new("docker"), &args);
-    let sha = "0123456789abcdef0123456789abcdef01234567";
+    let sha = FAKE_SHA;
     let version = env!("CARGO_PKG_VERSION");
     assert_eq!(
         line,
@@ -169,7 +172,7 @@ fn receipt_records_the_engines_image_id_and_the_request() {
             tag: "t:1".into(),
             build_id: "b42".into(),
             built_at: "2026-11-25T18:00:01Z".into(),
-            git_sha: "0123456789abcdef0123456789abcdef01234567".into(),
+            git_sha: FAKE_SHA.into(),
             dirty: true,
         }
     );
