@@ -440,7 +440,17 @@ pub fn deploy(t: &Target, opts: &DeployOpts) -> Result<(), Error> {
         match plan::gate(&results, previous.as_ref()) {
             Gate::Run(Stage::LocalVerification) => {
                 let r = phases.run("stage 1: local verification", || {
-                    build::compile_for_nodes(&info)?;
+                    if let Err(e) = build::compile_for_nodes(&info) {
+                        // A compile failure is stage 1 failing, with its evidence.
+                        let mut transcript = local::Transcript::default();
+                        transcript.note(&format!("compiling the release from source failed: {e}"));
+                        return Ok(local::LocalReport {
+                            tag: tag.clone(),
+                            image_id: None,
+                            transcript,
+                            failure: Some(format!("compile from source failed: {e}")),
+                        });
+                    }
                     let spec = LocalSpec {
                         root: t.root.clone(),
                         binary: binary.clone(),
@@ -520,7 +530,12 @@ pub fn deploy(t: &Target, opts: &DeployOpts) -> Result<(), Error> {
             }
             Gate::Run(Stage::Observability) => {
                 let (log, failures) = phases.run("stage 4: observability", || {
-                    observe(t, &opts.observe, switched_at, &switch_started)
+                    // A probe that cannot run is stage 4 failing (and a rollback), not an abort.
+                    Ok(
+                        observe(t, &opts.observe, switched_at, &switch_started).unwrap_or_else(
+                            |e| (format!("stage 4 could not run: {e}\n"), vec![e.to_string()]),
+                        ),
+                    )
                 })?;
                 bundle
                     .write(Stage::Observability.file(), &log)
