@@ -23,6 +23,8 @@ use crate::run::{Error, repo_root, step};
 pub enum Target {
     /// mock-exchange's HTTP API.
     Api,
+    /// The golden path on NODE: a warm `demo-reviewer` and 10 verifications.
+    Golden,
 }
 
 /// Knobs of a run.
@@ -61,7 +63,9 @@ struct Load {
 
 /// Runs the benchmark.
 pub fn run(args: &BenchArgs) -> Result<(), Error> {
-    let Target::Api = args.target;
+    if let Target::Golden = args.target {
+        return crate::bench_golden::run(args.no_write);
+    }
     let command_line = format!(
         "cargo xtask bench api --seconds {} --connections {}",
         args.seconds, args.connections
@@ -483,13 +487,19 @@ impl Report {
 
 /// Replaces (or appends) our section of docs/benchmarks.md, leaving the rest intact.
 fn write_section(path: &Path, section: &str) -> Result<(), Error> {
+    write_named_section(path, SECTION, section)
+}
+
+/// Replaces (or appends) the section headed `heading` of a markdown file, leaving the
+/// rest intact.
+pub fn write_named_section(path: &Path, heading: &str, section: &str) -> Result<(), Error> {
     let old = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".into());
-    let new = match old.find(SECTION) {
+    let new = match old.find(heading) {
         Some(start) => {
-            let rest = &old[start + SECTION.len()..];
+            let rest = &old[start + heading.len()..];
             let end = rest
                 .find("\n## ")
-                .map_or(old.len(), |i| start + SECTION.len() + i + 1);
+                .map_or(old.len(), |i| start + heading.len() + i + 1);
             format!("{}{}{}", &old[..start], section, &old[end..])
         }
         None => format!(
@@ -539,7 +549,7 @@ fn rss_kib(pid: u32, field: &str) -> Option<u64> {
 }
 
 /// The 1, 5 and 15 minute load averages.
-fn load_average() -> String {
+pub fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -558,7 +568,7 @@ fn mem_total() -> String {
         .map_or_else(|| "unknown".into(), |k| format!("{} GiB", k / 1024 / 1024))
 }
 
-fn utc_now() -> String {
+pub fn utc_now() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());

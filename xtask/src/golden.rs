@@ -232,6 +232,11 @@ impl Phases {
         r
     }
 
+    /// Each phase's name and duration, in order.
+    pub fn rows(&self) -> &[(String, Duration)] {
+        &self.done
+    }
+
     /// The per-phase timing table.
     pub fn summary(&self) -> String {
         let mut t = stackpilot_core::output::Table::new(&["phase", "seconds"]);
@@ -391,11 +396,17 @@ pub fn down(t: &Target) -> Result<(), Error> {
 
 /// `make demo-reviewer`: always clean room, then forced rebuild, then full verification.
 pub fn demo_reviewer(t: &Target) -> Result<(), Error> {
+    let (phases, result) = demo_reviewer_timed(t);
+    eprint!("\n{}", phases.summary());
+    result
+}
+
+/// `demo-reviewer`'s steps with their timings, for the summary and the benchmark.
+pub fn demo_reviewer_timed(t: &Target) -> (Phases, Result<(), Error>) {
     let mut phases = Phases::default();
     let result = prepare(t, &mut phases)
         .and_then(|()| clean_phases(t, &mut phases))
         .and_then(|()| demo_phases(t, &mut phases))
         .and_then(|()| phases.run("verify", || verify(t, false, None)));
-    eprint!("\n{}", phases.summary());
-    result
+    (phases, result)
 }

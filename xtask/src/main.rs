@@ -3,6 +3,7 @@
 //! Every Makefile target is one `cargo xtask …` call; this binary is where the flows live.
 
 mod bench;
+mod bench_golden;
 mod build;
 mod check;
 mod deploy;
@@ -39,8 +40,9 @@ enum Cmd {
     Check,
     /// List the Makefile targets with their one-line descriptions (`make help`).
     HelpTargets,
-    /// Benchmark mock-exchange on loopback against a private PostgreSQL, with Postgres's
-    /// own rate as the ceiling; writes docs/benchmarks.md (`cargo xtask bench api`).
+    /// Benchmarks, written to docs/benchmarks.md: `api` (mock-exchange on loopback against
+    /// a private PostgreSQL, with Postgres's own rate as the ceiling) or `golden` (a warm
+    /// demo-reviewer and the median of 10 verifications on NODE).
     Bench(bench::BenchArgs),
     /// Build every lab image locally (root image with mmdebstrap, then postgres, runtime,
     /// node), checked against infra/images/images.lock; nothing is pulled.
