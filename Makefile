@@ -4,7 +4,7 @@ NODE ?= control
 ENV ?= dev
 export NODE ENV
 
-.PHONY: help up demo verify down clean demo-reviewer halt destroy shell lab-status images test check drill drills
+.PHONY: help up demo verify down clean demo-reviewer halt destroy shell lab-status images test check ci drill drills
 
 help: ## list the targets
 	@cargo xtask help-targets
@@ -70,6 +70,9 @@ images: ## build every lab image locally (nothing pulled), checked against the i
 
 test: ## format check, clippy (warnings denied) and the whole test suite
 	cargo xtask test
+
+ci: ## runtime verification: capabilities, checks, lab e2e when possible (else skipped), teardown always; ci/logs/
+	cargo xtask ci
 
 check: ## repo contracts (no Docker): pinned images, no secrets, Makefile/workflow shape; fmt, clippy, unit tests
 	cargo xtask check

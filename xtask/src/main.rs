@@ -6,6 +6,7 @@ mod bench;
 mod bench_golden;
 mod build;
 mod check;
+mod ci;
 mod deploy;
 mod drills;
 mod golden;
@@ -38,6 +39,10 @@ enum Cmd {
     /// workflow shape, ctx-guard first, verify read-only; then format, lint, unit tests
     /// (`make check`).
     Check,
+    /// Runtime verification with CI authority: capabilities, repo checks, the lab e2e when
+    /// the lab can run here (else recorded as skipped), teardown always; logs in ci/logs/
+    /// (`make ci`).
+    Ci,
     /// List the Makefile targets with their one-line descriptions (`make help`).
     HelpTargets,
     /// Benchmarks, written to docs/benchmarks.md: `api` (mock-exchange on loopback against
@@ -162,6 +167,7 @@ fn main() -> ExitCode {
     let result = match cli.cmd {
         Cmd::Test => test::run(),
         Cmd::Check => check::run(),
+        Cmd::Ci => ci::run(),
         Cmd::HelpTargets => help_targets(),
         Cmd::Bench(args) => bench::run(&args),
         Cmd::Images => lab::discover().and_then(|(root, cfg)| images::run(&root, &cfg)),
