@@ -27,28 +27,42 @@ pub fn ensure_test_packages() -> Result<(), Error> {
         eprintln!("==> prerequisites: all present ({})", names(PACKAGES));
         return Ok(());
     }
-    let root = is_root();
-    if !root || which::which("apt-get").is_err() {
+    // As root, apt-get directly; otherwise through passwordless sudo (hosted CI runners).
+    let sudo = !is_root();
+    let can_sudo = || {
+        Command::new("sudo")
+            .args(["-n", "true"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if which::which("apt-get").is_err() || (sudo && !can_sudo()) {
         return Err(Error::Prereq {
             what: missing.join(", "),
             install: format!("apt-get install -y {}", missing.join(" ")),
         });
     }
     eprintln!(
-        "==> prerequisites: installing {} with apt-get",
-        missing.join(", ")
+        "==> prerequisites: installing {} with apt-get{}",
+        missing.join(", "),
+        if sudo { " (through sudo)" } else { "" }
     );
-    step(
-        "apt-get update",
-        Command::new("apt-get").args(["update", "-q"]),
-    )?;
-    step(
-        "apt-get install",
-        Command::new("apt-get")
-            .args(["install", "-y", "-q", "--no-install-recommends"])
-            .args(&missing)
-            .env("DEBIAN_FRONTEND", "noninteractive"),
-    )
+    let apt = |args: &[&str]| {
+        let mut c = if sudo {
+            let mut c = Command::new("sudo");
+            c.args(["-n", "env", "DEBIAN_FRONTEND=noninteractive", "apt-get"]);
+            c
+        } else {
+            let mut c = Command::new("apt-get");
+            c.env("DEBIAN_FRONTEND", "noninteractive");
+            c
+        };
+        c.args(args);
+        c
+    };
+    step("apt-get update", &mut apt(&["update", "-q"]))?;
+    let mut install = apt(&["install", "-y", "-q", "--no-install-recommends"]);
+    install.args(&missing);
+    step("apt-get install", &mut install)
 }
 
 fn names(p: &[(&str, &str)]) -> String {
