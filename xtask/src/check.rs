@@ -319,6 +319,15 @@ fn read_all(root: &Path, paths: &[PathBuf]) -> Vec<(String, String)> {
 /// `make check`: the contracts, then format, lint and unit tests.
 pub fn run() -> Result<(), Error> {
     contracts()?;
+    format_and_lint()?;
+    step(
+        "unit tests",
+        Command::new("cargo").args(["test", "--workspace", "--locked", "--lib", "--bins"]),
+    )
+}
+
+/// `cargo fmt --check` and clippy with warnings denied, shared by `make check` and `make test`.
+pub fn format_and_lint() -> Result<(), Error> {
     step(
         "format",
         Command::new("cargo").args(["fmt", "--all", "--check"]),
@@ -334,10 +343,6 @@ pub fn run() -> Result<(), Error> {
             "-D",
             "warnings",
         ]),
-    )?;
-    step(
-        "unit tests",
-        Command::new("cargo").args(["test", "--workspace", "--locked", "--lib", "--bins"]),
     )
 }
 

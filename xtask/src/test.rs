@@ -9,22 +9,7 @@ use crate::run::{Error, step};
 pub fn run() -> Result<(), Error> {
     prereq::ensure_test_packages()?;
     crate::check::contracts()?;
-    step(
-        "format",
-        Command::new("cargo").args(["fmt", "--all", "--check"]),
-    )?;
-    step(
-        "lint",
-        Command::new("cargo").args([
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--locked",
-            "--",
-            "-D",
-            "warnings",
-        ]),
-    )?;
+    crate::check::format_and_lint()?;
     let nextest = Command::new("cargo")
         .args(["nextest", "--version"])
         .output()
