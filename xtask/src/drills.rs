@@ -32,7 +32,8 @@ pub enum DrillsCmd {
         /// The environment of stackpilot.toml.
         #[arg(long, env = "ENV", default_value = "dev")]
         env: String,
-        /// Print the results (every journal) as JSON.
+        /// Print the results (every journal) as one JSON document, last on stdout (the golden
+        /// steps print their progress before it).
         #[arg(long)]
         json: bool,
         /// Also write the results as JUnit XML to FILE.
@@ -46,11 +47,57 @@ pub enum DrillsCmd {
         #[arg(long, value_name = "SECS", default_value_t = 90)]
         recovery_wait: u64,
     },
+    /// Run only a drill's recovery (idempotent) and verify: for a node a drill left broken
+    /// (`--keep-fault`, an interrupted run). Injects nothing.
+    Recover {
+        /// A drill name (see `list`).
+        name: String,
+        /// The lab node.
+        #[arg(long, env = "NODE", default_value = "control")]
+        node: String,
+        /// The environment of stackpilot.toml.
+        #[arg(long, env = "ENV", default_value = "dev")]
+        env: String,
+    },
+}
+
+fn by_name(name: &str) -> Result<Drill, Error> {
+    Drill::by_name(name).ok_or_else(|| {
+        let names: Vec<&str> = drills::ALL.iter().map(|d| d.name()).collect();
+        Error::Usage(format!(
+            "no drill named '{name}': expected one of {} (cargo xtask drills list)",
+            names.join(", ")
+        ))
+    })
 }
 
 /// Runs a `drills` subcommand.
 pub fn run(cmd: DrillsCmd) -> Result<(), Error> {
     match cmd {
+        DrillsCmd::Recover { name, node, env } => {
+            let drill = by_name(&name)?;
+            let t = Target::new(&node, &env)?;
+            let mut phases = Phases::default();
+            golden::prepare(&t, &mut phases)?;
+            let lab = HostLab::new(t)?;
+            let rec = drills::recover_only(drill, &lab, &drills::Options::default());
+            for a in &rec.actions {
+                println!("{:<28} {}", a.what, a.detail);
+            }
+            if rec.verified {
+                println!("recovered: {}", rec.reason);
+                Ok(())
+            } else {
+                Err(Error::StepFailed {
+                    step: "drills recover".into(),
+                    cmd: format!("drills recover {name} --node {node}"),
+                    status: format!(
+                        "not recovered: {}; repair the node with make demo-reviewer",
+                        rec.reason
+                    ),
+                })
+            }
+        }
         DrillsCmd::List => {
             for d in drills::ALL {
                 println!("{:<20} {}", d.name(), d.describe());
@@ -69,16 +116,7 @@ pub fn run(cmd: DrillsCmd) -> Result<(), Error> {
             let selected: Vec<Drill> = if name == "all" {
                 drills::ALL.to_vec()
             } else {
-                match Drill::by_name(&name) {
-                    Some(d) => vec![d],
-                    None => {
-                        let names: Vec<&str> = drills::ALL.iter().map(|d| d.name()).collect();
-                        return Err(Error::Usage(format!(
-                            "no drill named '{name}': expected one of {} or all (cargo xtask drills list)",
-                            names.join(", ")
-                        )));
-                    }
-                }
+                vec![by_name(&name)?]
             };
             let t = Target::new(&node, &env)?;
             let mut phases = Phases::default();

@@ -66,14 +66,17 @@ fn ok(o: &Output, what: &str) {
     );
 }
 
-/// The JSON document a `--json` run printed on stdout.
+/// The JSON document a `--json` run printed last on stdout. The golden steps a drill runs
+/// (lab up, lifecycle up, demo order) print their own progress on stdout before it.
 fn json(o: &Output) -> Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}): {}",
-            String::from_utf8_lossy(&o.stdout)
-        )
-    })
+    let out = String::from_utf8_lossy(&o.stdout);
+    let start = if out.starts_with('{') {
+        0
+    } else {
+        out.rfind("\n{\n").map_or(0, |i| i + 1)
+    };
+    serde_json::from_str(&out[start..])
+        .unwrap_or_else(|e| panic!("stdout does not end with a JSON document ({e}): {out}"))
 }
 
 fn journal<'a>(summary: &'a Value, drill: &str) -> &'a Value {

@@ -204,6 +204,21 @@ impl Run<'_> {
         self.assertions.push(a);
     }
 
+    /// Records a probe's timeline (every change of outcome) as observations.
+    fn timeline(&mut self, probe: &str, samples: &[Sample]) {
+        for s in samples::transitions(samples) {
+            let body: String = s.detail.chars().take(120).collect();
+            self.observations.push(Event {
+                t_ms: s.t_ms,
+                what: probe.to_string(),
+                detail: match s.status {
+                    Some(code) => format!("{code} in {} ms {body}", s.elapsed_ms),
+                    None => format!("{} after {} ms", s.detail, s.elapsed_ms),
+                },
+            });
+        }
+    }
+
     fn api_restarts(&self) -> Result<(String, i64), LabError> {
         let st = self.lab.status()?;
         let api = st
@@ -374,6 +389,7 @@ pub fn run(drill: Drill, lab: &dyn Lab, opts: &Options) -> Journal {
     if step_error.is_none() && steady.passed && r.assertions.is_empty() {
         step_error = Some("the drill made no observation".into());
     }
+    r.observations.sort_by_key(|e| e.t_ms);
     let (verdict, reason) = journal::decide(
         &steady,
         &r.assertions,
@@ -396,6 +412,25 @@ pub fn run(drill: Drill, lab: &dyn Lab, opts: &Options) -> Journal {
         verdict,
         reason,
     }
+}
+
+/// Only the recovery of `drill` (idempotent): for a node a drill left broken, e.g. after
+/// `--keep-fault` or an interrupted run. Nothing is injected.
+pub fn recover_only(drill: Drill, lab: &dyn Lab, opts: &Options) -> Recovery {
+    let mut r = Run {
+        lab,
+        start: Instant::now(),
+        injection: vec![],
+        observations: vec![],
+        assertions: vec![],
+        figures: Figures::default(),
+        keep_fault: false,
+    };
+    let opts = Options {
+        keep_fault: false,
+        ..opts.clone()
+    };
+    recover(drill, &mut r, &opts)
 }
 
 /// The recovery that always runs: undo the drill's fault idempotently, the normal stack
@@ -524,6 +559,8 @@ fn db_down(r: &mut Run) -> Result<(), LabError> {
             health.len()
         ),
     );
+    r.timeline("/ready", &ready_samples);
+    r.timeline("/health", &health);
     let (api_after, restarts_after) = r.api_restarts()?;
     r.figures.api_restarts_during_fault = Some(restarts_after - restarts_before);
     r.check(
@@ -569,6 +606,7 @@ fn db_bad_credentials(r: &mut Run) -> Result<(), LabError> {
     thread::sleep(Duration::from_secs(4));
     let t_hold_end = r.now_ms();
     let health_samples = health.finish();
+    r.timeline("/health", &health_samples);
     let bad = samples::violations(&health_samples, t_inj, t_hold_end, |s| s.is(200));
     r.check(
         "/health 200 with the wrong password",
@@ -614,7 +652,8 @@ fn db_bad_credentials(r: &mut Run) -> Result<(), LabError> {
             }),
         );
     }
-    ready.finish();
+    let ready_samples = ready.finish();
+    r.timeline("/ready", &ready_samples);
     Ok(())
 }
 
@@ -686,6 +725,23 @@ fn db_midflight_loss(r: &mut Run) -> Result<(), LabError> {
     let attempts = attempts.lock().map(|v| v.clone()).unwrap_or_default();
     let sum = samples::summarize(&attempts);
     r.observe("load summary", format!("{sum:?}"));
+    let failed = attempts.iter().filter(|a| !a.sample.is(201));
+    let first = failed.clone().min_by_key(|a| a.sample.t_ms);
+    let last = failed.max_by_key(|a| a.sample.t_ms);
+    for (what, a) in [("first failed order", first), ("last failed order", last)] {
+        if let Some(a) = a {
+            r.observations.push(Event {
+                t_ms: a.sample.t_ms,
+                what: what.into(),
+                detail: format!(
+                    "{} in {} ms {}",
+                    samples::label(&a.sample),
+                    a.sample.elapsed_ms,
+                    a.sample.detail.chars().take(120).collect::<String>()
+                ),
+            });
+        }
+    }
     let detection = attempts
         .iter()
         .filter(|a| a.sample.t_ms >= t_stop && !a.sample.is(201))
@@ -896,7 +952,9 @@ fn process_crash(r: &mut Run) -> Result<(), LabError> {
         )
     });
     let health_samples = health.finish();
-    ready.finish();
+    let ready_samples = ready.finish();
+    r.timeline("/health", &health_samples);
+    r.timeline("/ready", &ready_samples);
     let down: Vec<&Sample> =
         samples::violations(&health_samples, t0, healthy_at.unwrap_or(u64::MAX), |s| {
             s.is(200)
@@ -1031,7 +1089,8 @@ fn node_reboot(r: &mut Run) -> Result<(), LabError> {
     if t.is_some() {
         let started = r.injection.last().map_or(0, |e| e.t_ms);
         let ready_at = wait_sample(&ready, started, Duration::from_secs(120), |s| s.is(200));
-        ready.finish();
+        let ready_samples = ready.finish();
+        r.timeline("/ready", &ready_samples);
         let rec = ready_at.map(|t| t.saturating_sub(started));
         r.figures.recovery_ms = rec;
         r.check(
@@ -1229,6 +1288,17 @@ mod tests {
             j.assertions
                 .iter()
                 .any(|a| a.name == "verify fails at the TCP layer" && a.passed)
+        );
+    }
+
+    #[test]
+    fn recover_only_undoes_the_fault_and_verifies_without_injecting() {
+        let lab = Fake::new(&[true], &[]);
+        let rec = recover_only(Drill::PortUnreachable, &lab, &Options::default());
+        assert!(rec.verified);
+        assert_eq!(
+            *lab.calls.borrow(),
+            ["unblock-port", "start", "verify wait=true"]
         );
     }
 

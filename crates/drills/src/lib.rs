@@ -16,6 +16,6 @@ pub mod lab;
 pub mod node;
 pub mod samples;
 
-pub use drill::{ALL, Drill, Options, run};
+pub use drill::{ALL, Drill, Options, recover_only, run};
 pub use journal::{Journal, Summary, Verdict};
 pub use lab::{Golden, Lab, LabError};

@@ -88,6 +88,26 @@ pub fn count_between(samples: &[Sample], from_ms: u64, to_ms: u64) -> usize {
         .count()
 }
 
+/// How a sample reads in a timeline: the status code, or why there was no answer.
+pub fn label(s: &Sample) -> String {
+    match s.status {
+        Some(code) => code.to_string(),
+        None => s.detail.split(':').next().unwrap_or_default().to_string(),
+    }
+}
+
+/// The samples whose outcome differs from the one before (the first included): the
+/// timeline of a probe, compact enough for the journal.
+pub fn transitions(samples: &[Sample]) -> Vec<&Sample> {
+    let mut out: Vec<&Sample> = Vec::new();
+    for s in samples {
+        if out.last().is_none_or(|prev| label(prev) != label(s)) {
+            out.push(s);
+        }
+    }
+    out
+}
+
 /// One request of the order load.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderAttempt {
@@ -196,6 +216,31 @@ mod tests {
         assert_eq!(bad.len(), 1);
         assert_eq!(bad[0].t_ms, 20);
         assert_eq!(count_between(&samples, 5, 30), 2);
+    }
+
+    #[test]
+    fn transitions_keep_only_changes_of_outcome() {
+        let samples = [
+            s(0, Some(200), 1),
+            s(50, Some(200), 1),
+            s(100, Some(503), 1),
+            s(150, None, 1),
+            s(200, None, 1),
+            s(250, Some(200), 1),
+        ];
+        let t: Vec<(u64, String)> = transitions(&samples)
+            .into_iter()
+            .map(|x| (x.t_ms, label(x)))
+            .collect();
+        assert_eq!(
+            t,
+            [
+                (0, "200".to_string()),
+                (100, "503".to_string()),
+                (150, "timeout (global)".to_string()),
+                (250, "200".to_string())
+            ]
+        );
     }
 
     #[test]
