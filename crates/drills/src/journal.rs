@@ -433,6 +433,66 @@ mod tests {
         assert_eq!(v, Verdict::Failed);
     }
 
+    fn journal(drill: &str, verdict: Verdict, figures: Figures, failed: Option<&str>) -> Journal {
+        Journal {
+            drill: drill.into(),
+            node: "worker2".into(),
+            env: "dev".into(),
+            started_at: "2026-11-25T19:00:00Z".into(),
+            duration_ms: 7102,
+            steady_state: steady(true),
+            injection: vec![],
+            observations: vec![],
+            assertions: failed.map_or_else(Vec::new, |n| vec![held(n, false)]),
+            recovery: Some(recovered(verdict != Verdict::RecoveryFailed)),
+            figures,
+            verdict,
+            reason: failed.map_or("5 assertions held; recovery verified".into(), |n| {
+                format!("assertion failed: {n}")
+            }),
+        }
+    }
+
+    #[test]
+    fn the_summary_table_shows_figures_failures_and_journals() {
+        let s = Summary {
+            journals: vec![
+                journal(
+                    "db-down",
+                    Verdict::Passed,
+                    Figures {
+                        detection_latency_ms: Some(50),
+                        recovery_ms: Some(135),
+                        api_restarts_during_fault: Some(0),
+                        ..Figures::default()
+                    },
+                    None,
+                ),
+                journal(
+                    "db-midflight-loss",
+                    Verdict::Failed,
+                    Figures {
+                        orders_acknowledged: Some(732),
+                        orders_lost: Some(2),
+                        ..Figures::default()
+                    },
+                    Some("no acknowledged order lost"),
+                ),
+            ],
+            files: vec!["/r/a.json".into(), "/r/b.json".into()],
+        };
+        assert!(!s.passed());
+        insta::assert_snapshot!("summary", s.human());
+        let xml = s.junit();
+        assert!(xml.contains(r#"tests="2" failures="1""#), "{xml}");
+        assert!(
+            xml.contains(
+                r#"<failure message="FAILED: assertion failed: no acknowledged order lost"/>"#
+            ),
+            "{xml}"
+        );
+    }
+
     #[test]
     fn journal_file_name_is_timestamp_then_drill() {
         let p = journal_path(Path::new("/r"), "2026-11-25T19:00:00Z", "db-down");
