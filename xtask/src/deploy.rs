@@ -687,6 +687,13 @@ fn finish(
             );
             let (log, ok) = phases.run("automatic rollback", || Ok(rollback_to(t, &to)))?;
             bundle.write("rollback.log", &log).map_err(derr("deploy"))?;
+            if ok && let Some(bad) = &summary.release {
+                // The failed release is not a rollback target: it does not stay on the node.
+                let (line, _, out) = node_capture(t, "deploy", &["discard", "--tag", &bad.tag])?;
+                bundle
+                    .write("discard.log", &format!("$ {line}\n{out}"))
+                    .map_err(derr("deploy"))?;
+            }
             summary.outcome = if ok { "rolled-back" } else { "rollback-failed" }.into();
             summary.rollback = Some(RollbackSummary {
                 to: to.tag.clone(),

@@ -288,6 +288,15 @@ fn e2e_deploy_staged_idempotent_rollback_restart_and_stop_on_worker1() {
     );
     assert_eq!(s["rollback"]["to"], second_tag, "{s}");
     assert_eq!(s["rollback"]["passed"], true, "{s}");
+    let bad_tag = s["release"]["tag"]
+        .as_str()
+        .expect("failed release tag")
+        .to_string();
+    assert_eq!(
+        in_node(&["docker", "images", "-q", &bad_tag]),
+        "",
+        "the failed release image stays on the node"
+    );
     assert_eq!(
         get("dev", "/ready"),
         Some(200),
@@ -313,6 +322,12 @@ fn e2e_deploy_staged_idempotent_rollback_restart_and_stop_on_worker1() {
         Some((200, dev_order.clone())),
         "orders survive a rollback"
     );
+
+    // Retention: at most 3 releases kept per environment on the node.
+    let state = in_node(&["cat", "/var/lib/stackpilot/dev/deploy-state.json"]);
+    let state: serde_json::Value = serde_json::from_str(&state).expect("deploy state JSON");
+    let kept = state["history"].as_array().map_or(0, Vec::len);
+    assert!((1..=3).contains(&kept), "kept {kept} releases: {state}");
 
     // Logs from the engine's store, printed and done.
     let logs = make(&["logs", "ENV=dev"], &[("LINES", "5"), ("FOLLOW", "no")]);

@@ -57,6 +57,12 @@ enum Cmd {
         #[arg(long)]
         env: String,
     },
+    /// Remove a release image that failed its deploy, unless an environment keeps it.
+    Discard {
+        /// The release image tag.
+        #[arg(long)]
+        tag: String,
+    },
     /// ENV's deploy state and what runs now, as JSON.
     State {
         /// Environment.
@@ -139,6 +145,9 @@ fn run(allowed: &ctx_guard::Allowed, command: Cmd) -> Result<(), DeployError> {
         Cmd::SelfCheck { env } => {
             let (line, output) = deploy::node::self_check(allowed, &cfg, &site, &env)?;
             println!("$ {line}\n{output}");
+        }
+        Cmd::Discard { tag } => {
+            println!("{}", deploy::node::discard(allowed, &cfg, &site, &tag)?);
         }
         Cmd::State { env } => {
             cfg.environment(&env)?;

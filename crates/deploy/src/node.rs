@@ -288,3 +288,35 @@ pub fn site(cfg: &Config) -> Site {
 pub fn node_repo() -> &'static Path {
     Path::new(stackpilot_core::node::NODE_REPO)
 }
+
+/// Removes a release image that failed its deploy from this node, unless an
+/// environment still keeps it (its deploy history) or runs it (its build receipt).
+/// Returns what happened, for the evidence.
+pub fn discard(
+    _allowed: &ctx_guard::Allowed,
+    cfg: &Config,
+    site: &Site,
+    tag: &str,
+) -> Result<String, DeployError> {
+    for env in cfg.environments.keys() {
+        if read_state(site, env)?.history.iter().any(|r| r.tag == tag) {
+            return Ok(format!("{tag} kept: environment {env} keeps it"));
+        }
+        match receipts::read::<BuildReceipt>(&site.env_dir(env).join(BUILD_RECEIPT)) {
+            Ok(r) if r.tag == tag => {
+                return Ok(format!(
+                    "{tag} kept: environment {env}'s build receipt names it"
+                ));
+            }
+            _ => {}
+        }
+    }
+    let admin = DockerAdmin::connect().map_err(LifecycleError::from)?;
+    Ok(
+        match admin.remove_image(tag).map_err(LifecycleError::from)? {
+            Removal::Refused(why) => format!("{tag} kept: the engine refused ({why})"),
+            Removal::Absent => format!("{tag} was not on this node"),
+            _ => format!("{tag} removed: it failed its deploy and no environment keeps it"),
+        },
+    )
+}
