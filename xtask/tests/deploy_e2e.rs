@@ -190,7 +190,7 @@ struct StopStacks;
 
 impl Drop for StopStacks {
     fn drop(&mut self) {
-        for env in ["dev", "staging"] {
+        for env in ["dev", "staging", "live"] {
             let _ = make(&["stop", &format!("ENV={env}")], &[]);
         }
     }
@@ -462,7 +462,10 @@ fn e2e_deployment_doc_commands_run_as_written_on_worker1() {
     let cmds = documented_commands();
     assert!(
         cmds.iter().any(|c| c.contains("make deploy ENV=dev"))
-            && cmds.iter().any(|c| c.contains("make rollback ENV=dev")),
+            && cmds.iter().any(|c| c.contains("make rollback ENV=dev"))
+            && cmds
+                .iter()
+                .any(|c| c.contains("CONFIRM_LIVE=yes make deploy ENV=live")),
         "the doc lost its procedure: {cmds:?}"
     );
     // The rollback section needs a previous release: a different one deployed first.
@@ -481,4 +484,12 @@ fn e2e_deployment_doc_commands_run_as_written_on_worker1() {
         show(&cmd, &out, started);
         ok(&out, &cmd);
     }
+    // The documented live deploy serves on its own port, next to the stopped dev.
+    let (live_id, live_order) = create_order("live", 3);
+    assert_eq!(read_order("live", &live_id), Some((200, live_order)));
+    assert_eq!(
+        get("dev", "/ready"),
+        None,
+        "dev was stopped by the doc's last block"
+    );
 }
