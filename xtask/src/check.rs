@@ -228,6 +228,8 @@ pub fn guard_and_readonly(texts: &[(String, String)]) -> Vec<Violation> {
             "crates/lifecycle/src/main.rs",
             "crates/clean-room/src/main.rs",
             "crates/verify/src/main.rs",
+            "crates/drills/src/main.rs",
+            "crates/deploy/src/main.rs",
         ];
         if node_side.contains(&file.as_str()) && !text.contains("ctx_guard::guard(") {
             out.push(v(

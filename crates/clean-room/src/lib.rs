@@ -6,6 +6,8 @@
 //! It keeps volumes (no data loss) and never starts anything: it only gets list, inspect
 //! and remove calls ([`DockerAdmin`]). Every run needs the [`ctx_guard::Allowed`] token.
 
+pub mod firewall;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -116,6 +118,8 @@ pub struct Summary {
     pub image_bytes: u64,
     /// Images left in place, with why.
     pub kept_images: Vec<Kept>,
+    /// Firewall rules left by drills that were removed.
+    pub firewall_rules: Vec<String>,
 }
 
 impl Render for Summary {
@@ -140,6 +144,11 @@ impl Render for Summary {
             "build cache".to_string(),
             "-".to_string(),
             format!("{} bytes reclaimed", r.build_cache_reclaimed_bytes),
+        ]);
+        t.row([
+            "drill firewall rules".to_string(),
+            self.firewall_rules.len().to_string(),
+            self.firewall_rules.join("; "),
         ]);
         let mut out = format!(
             "clean-room: env {} at {}\n{}",
@@ -263,6 +272,17 @@ pub fn run(
     eprintln!("clean-room: pruning the build cache");
     let reclaimed = admin.prune_build_cache()?;
 
+    let firewall_rules = match firewall::remove_drill_rules() {
+        Ok(rules) => rules,
+        Err(note) => {
+            eprintln!("clean-room: firewall: {note}");
+            Vec::new()
+        }
+    };
+    for r in &firewall_rules {
+        eprintln!("clean-room: removed drill firewall rule: {r}");
+    }
+
     let receipt = CleanReceipt {
         env: target.env.clone(),
         cleaned_at: now_rfc3339(),
@@ -279,6 +299,7 @@ pub fn run(
         image_tags: image_tags.into_iter().collect(),
         image_bytes,
         kept_images: plan.keep,
+        firewall_rules,
     })
 }
 
@@ -372,15 +393,17 @@ mod tests {
             image_tags: vec!["stackpilot/mock-exchange:abc-1".into()],
             image_bytes: 2048,
             kept_images: vec![],
+            firewall_rules: vec!["raw PREROUTING -p tcp --dport 8000 (drill)".into()],
         };
         assert_eq!(
             s.human(),
             "clean-room: env dev at 2026-11-25T18:00:00Z
-removed      count  detail
------------  -----  -------------------------------------------
-containers   2      api, db
-app images   1      stackpilot/mock-exchange:abc-1 (2048 bytes)
-build cache  -      512 bytes reclaimed
+removed               count  detail
+--------------------  -----  -------------------------------------------
+containers            2      api, db
+app images            1      stackpilot/mock-exchange:abc-1 (2048 bytes)
+build cache           -      512 bytes reclaimed
+drill firewall rules  1      raw PREROUTING -p tcp --dport 8000 (drill)
 volumes kept; receipt /var/lib/stackpilot/dev/clean-receipt.json
 "
         );

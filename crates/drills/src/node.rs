@@ -261,6 +261,11 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_rule_comment_is_one_clean_room_removes() {
+        assert!(RULE_COMMENT.starts_with(stackpilot_core::node::DRILL_RULE_PREFIX));
+    }
+
+    #[test]
     fn the_rule_matches_the_port_and_carries_the_drill_comment() {
         let args = iptables("-I", 8001).join(" ");
         assert_eq!(

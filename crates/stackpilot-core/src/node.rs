@@ -14,6 +14,11 @@ pub const IDENTITY_FILE: &str = "/etc/stackpilot/node-identity.toml";
 /// The lab marker at the repo root (untracked; created when the lab is first created).
 pub const LAB_MARKER: &str = ".stackpilot-lab";
 
+/// Comment prefix of every firewall rule a drill adds on a node; clean-room removes any
+/// rule carrying it, so a drill that could not recover leaves nothing `make demo-reviewer`
+/// cannot repair.
+pub const DRILL_RULE_PREFIX: &str = "stackpilot-drill-";
+
 /// Where the repo is mounted on every node.
 pub const NODE_REPO: &str = "/vagrant";
 

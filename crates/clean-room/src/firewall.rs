@@ -1,0 +1,75 @@
+//! Firewall rules left by drills: implicit state like any other, so the clean room removes
+//! them. Only rules whose comment carries [`DRILL_RULE_PREFIX`] are touched.
+
+use std::process::Command;
+
+use stackpilot_core::node::DRILL_RULE_PREFIX;
+
+/// Tables and chains drills add rules to.
+const CHAINS: &[(&str, &str)] = &[
+    ("raw", "PREROUTING"),
+    ("filter", "INPUT"),
+    ("filter", "FORWARD"),
+];
+
+/// The delete arguments (`-D CHAIN …`) of every drill rule in an `iptables -S CHAIN` listing.
+pub fn drill_rules(listing: &str) -> Vec<Vec<String>> {
+    listing
+        .lines()
+        .filter(|l| l.starts_with("-A ") && l.contains(&format!("--comment {DRILL_RULE_PREFIX}")))
+        .map(|l| {
+            let mut args: Vec<String> = l.split_whitespace().map(str::to_string).collect();
+            args[0] = "-D".into();
+            args
+        })
+        .collect()
+}
+
+/// Removes every drill rule on this node; returns the rules removed (as listed), or a note
+/// when iptables is not there (then no drill could have added one).
+pub fn remove_drill_rules() -> Result<Vec<String>, String> {
+    if Command::new("iptables").arg("--version").output().is_err() {
+        return Err("iptables not installed; no drill rule can exist".into());
+    }
+    let mut removed = Vec::new();
+    for (table, chain) in CHAINS {
+        let listing = Command::new("iptables")
+            .args(["-w", "-t", table, "-S", chain])
+            .output()
+            .map_err(|e| format!("iptables -t {table} -S {chain}: {e}"))?;
+        for rule in drill_rules(&String::from_utf8_lossy(&listing.stdout)) {
+            let out = Command::new("iptables")
+                .args(["-w", "-t", table])
+                .args(&rule)
+                .output()
+                .map_err(|e| format!("iptables -t {table} {}: {e}", rule.join(" ")))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "iptables -t {table} {}: {}",
+                    rule.join(" "),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ));
+            }
+            removed.push(format!("{table} {}", rule[1..].join(" ")));
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_rules_with_the_drill_comment_are_deleted() {
+        let listing = "\
+-P PREROUTING ACCEPT
+-A PREROUTING -p tcp -m tcp --dport 8000 -m comment --comment stackpilot-drill-port-unreachable -j DROP
+-A PREROUTING -p tcp -m tcp --dport 22 -j DROP
+";
+        let rules = drill_rules(listing);
+        assert_eq!(rules.len(), 1);
+        assert_eq!(rules[0][0], "-D");
+        assert!(rules[0].contains(&"8000".to_string()));
+    }
+}
