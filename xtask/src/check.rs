@@ -311,6 +311,26 @@ pub fn guarantees(root: &Path, map: &str) -> (Vec<Violation>, Vec<String>) {
     (bad, unproven)
 }
 
+/// Contract: the Vagrantfile's inventory (vagrant/inventory.json) is what stackpilot.toml
+/// generates.
+fn inventory(root: &Path) -> Vec<Violation> {
+    let file = crate::lab::INVENTORY_FILE;
+    match stackpilot_core::Config::load(&root.join(stackpilot_core::config::CONFIG_FILE)) {
+        Err(e) => vec![v("stackpilot.toml", e.to_string())],
+        Ok(cfg) => {
+            let have = std::fs::read_to_string(root.join(file)).unwrap_or_default();
+            if have == crate::lab::inventory_text(&cfg) {
+                vec![]
+            } else {
+                vec![v(
+                    file,
+                    "drifted from stackpilot.toml: regenerate it with `cargo xtask lab inventory`",
+                )]
+            }
+        }
+    }
+}
+
 fn read_all(root: &Path, paths: &[PathBuf]) -> Vec<(String, String)> {
     paths
         .iter()
@@ -381,6 +401,8 @@ pub fn contracts() -> Result<(), Error> {
         "ctx-guard-first-and-verify-read-only",
         guard_and_readonly(&read_all(&root, &rust)),
     ));
+
+    results.push(("inventory-consistent", inventory(&root)));
 
     results.push(("no-secrets", crate::secrets::scan(&root)?));
 
