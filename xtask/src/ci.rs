@@ -179,16 +179,6 @@ fn probe(cmd: &mut Command) -> Result<String, String> {
 /// Looks at the machine: engine, vagrant, and a node container started with the lab's
 /// capability flags (from the locked node image, built first when absent).
 pub fn detect(root: &Path) -> Capabilities {
-    if std::env::var(CAPS_VAR).as_deref() == Ok("none") {
-        let off = format!("disabled by {CAPS_VAR}=none");
-        return Capabilities {
-            docker: Err(off.clone()),
-            vagrant: Err(off.clone()),
-            node_containers: Err(off),
-        };
-    }
-    let docker =
-        probe(Command::new("docker").args(["info", "--format", "engine {{.ServerVersion}}"]));
     let vagrant = which::which("vagrant")
         .map_err(|_| "not installed (apt-get install vagrant)".to_string())
         .and_then(|_| {
@@ -198,6 +188,17 @@ pub fn detect(root: &Path) -> Capabilities {
                     .env("VAGRANT_CHECKPOINT_DISABLE", "1"),
             )
         });
+    if std::env::var(CAPS_VAR).as_deref() == Ok("none") {
+        // A hosted runner's view: no lab. Vagrant stays as found, so teardown still runs.
+        let off = format!("disabled by {CAPS_VAR}=none");
+        return Capabilities {
+            docker: Err(off.clone()),
+            vagrant,
+            node_containers: Err(off),
+        };
+    }
+    let docker =
+        probe(Command::new("docker").args(["info", "--format", "engine {{.ServerVersion}}"]));
     let node_containers = match &docker {
         Err(_) => Err("no docker engine".into()),
         Ok(_) => node_probe(root),

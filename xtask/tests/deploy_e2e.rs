@@ -209,6 +209,8 @@ fn e2e_deploy_staged_idempotent_rollback_restart_and_stop_on_worker1() {
             .unwrap_or(0)
     };
 
+    // On a fresh machine the node does not exist yet: stopping needs it created.
+    ok(&xtask(&["lab", "up", NODE]), "lab up worker1");
     // A stopped stack is never "already deployed": this deploy goes through all stages.
     ok(&make(&["stop", "ENV=dev"], &[]), "make stop ENV=dev");
     let before = audit_lines();
