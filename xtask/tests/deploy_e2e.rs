@@ -5,40 +5,17 @@
 //! Test names start with `e2e_`: nextest runs them one at a time (.config/nextest.toml)
 //! because they share the lab's nodes. Only worker1 is used.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
+use support::{capable, root};
 
 use stackpilot_core::http::{self, Timeouts};
 use stackpilot_core::{Config, Provider};
 
 const NODE: &str = "worker1";
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("repo root")
-        .to_path_buf()
-}
-
-/// Whether the lab can run here; otherwise says why (and fails under CI, where it must).
-fn capable() -> bool {
-    let docker = Command::new("docker")
-        .args(["info", "--format", "{{.ServerVersion}}"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    let vagrant = which::which("vagrant").is_ok();
-    if docker && vagrant {
-        return true;
-    }
-    let why = format!("docker engine reachable: {docker}, vagrant installed: {vagrant}");
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "the deploy e2e needs Docker and Vagrant in CI ({why}); `make test` installs vagrant as root"
-    );
-    eprintln!("SKIP: deploy e2e needs a Docker engine and Vagrant ({why})");
-    false
-}
 
 fn show(what: &str, out: &Output, started: Instant) {
     eprintln!(
@@ -198,7 +175,7 @@ impl Drop for StopStacks {
 
 #[test]
 fn e2e_deploy_staged_idempotent_rollback_restart_and_stop_on_worker1() {
-    if !capable() {
+    if !capable("deploy") {
         return;
     }
     let _stop = StopStacks;
@@ -367,7 +344,7 @@ fn e2e_deploy_staged_idempotent_rollback_restart_and_stop_on_worker1() {
 
 #[test]
 fn e2e_deploy_refuses_bad_input_before_touching_anything() {
-    if !capable() {
+    if !capable("deploy") {
         return;
     }
     let audit = root().join(".stackpilot/deploys/audit.log");
@@ -457,7 +434,7 @@ fn documented_commands() -> Vec<String> {
 
 #[test]
 fn e2e_deployment_doc_commands_run_as_written_on_worker1() {
-    if !capable() {
+    if !capable("deploy") {
         return;
     }
     let _stop = StopStacks;

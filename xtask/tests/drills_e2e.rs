@@ -3,39 +3,15 @@
 //! service. Test names start with `e2e_`: nextest runs them one at a time
 //! (.config/nextest.toml) because they share the lab's nodes.
 
-use std::path::{Path, PathBuf};
+mod support;
+
 use std::process::{Command, Output};
 use std::time::Instant;
+use support::{capable, root};
 
 use serde_json::Value;
 
 const NODE: &str = "worker2";
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("repo root")
-        .to_path_buf()
-}
-
-/// Whether the lab can run here; otherwise says why (and fails under CI, where it must).
-fn capable() -> bool {
-    let docker = Command::new("docker")
-        .args(["info", "--format", "{{.ServerVersion}}"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    let vagrant = which::which("vagrant").is_ok();
-    if docker && vagrant {
-        return true;
-    }
-    let why = format!("docker engine reachable: {docker}, vagrant installed: {vagrant}");
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "the drills e2e needs Docker and Vagrant in CI ({why}); `make test` installs vagrant as root"
-    );
-    eprintln!("SKIP: drills e2e needs a Docker engine and Vagrant ({why})");
-    false
-}
 
 /// Runs `cargo xtask <args>` (the real binary) for worker2; output is kept and echoed.
 fn xtask(args: &[&str]) -> Output {
@@ -105,7 +81,7 @@ impl Drop for Repair {
 
 #[test]
 fn e2e_drills_run_all_on_worker2_pass_with_bounded_figures() {
-    if !capable() {
+    if !capable("drills") {
         return;
     }
     let _repair = Repair;
@@ -175,7 +151,7 @@ fn e2e_drills_run_all_on_worker2_pass_with_bounded_figures() {
 
 #[test]
 fn e2e_a_drill_whose_recovery_fails_says_so_and_demo_reviewer_repairs_the_node() {
-    if !capable() {
+    if !capable("drills") {
         return;
     }
     let _repair = Repair;

@@ -5,39 +5,15 @@
 //! Test names start with `e2e_`: nextest runs them one at a time (.config/nextest.toml)
 //! because they share the lab's nodes.
 
-use std::path::{Path, PathBuf};
+mod support;
+
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
+use support::{capable, root};
 
 use stackpilot_core::http::{self, Timeouts};
 
 const TARGET: &str = "x86_64-unknown-linux-gnu";
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("repo root")
-        .to_path_buf()
-}
-
-/// Whether the lab can run here; otherwise says why (and fails under CI, where it must).
-fn capable() -> bool {
-    let docker = Command::new("docker")
-        .args(["info", "--format", "{{.ServerVersion}}"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    let vagrant = which::which("vagrant").is_ok();
-    if docker && vagrant {
-        return true;
-    }
-    let why = format!("docker engine reachable: {docker}, vagrant installed: {vagrant}");
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "the golden-path e2e needs Docker and Vagrant in CI ({why}); `make test` installs vagrant as root"
-    );
-    eprintln!("SKIP: golden-path e2e needs a Docker engine and Vagrant ({why})");
-    false
-}
 
 /// Runs `cargo xtask <args>` (the real binary) for NODE; output is kept and echoed.
 fn xtask(node: &str, args: &[&str]) -> Output {
@@ -186,7 +162,7 @@ fn project_container(node: &str, service: &str) -> String {
 
 #[test]
 fn e2e_demo_reviewer_then_clean_room_rebuilds_and_keeps_data() {
-    if !capable() {
+    if !capable("golden-path") {
         return;
     }
     let node = "control";
@@ -302,7 +278,7 @@ fn e2e_demo_reviewer_then_clean_room_rebuilds_and_keeps_data() {
 
 #[test]
 fn e2e_verify_fails_at_the_right_layer_for_each_fault() {
-    if !capable() {
+    if !capable("golden-path") {
         return;
     }
     let node = "control";
@@ -415,7 +391,7 @@ fn e2e_verify_fails_at_the_right_layer_for_each_fault() {
 
 #[test]
 fn e2e_demo_reviewer_on_worker1_then_destroy_leaves_nothing_running() {
-    if !capable() {
+    if !capable("golden-path") {
         return;
     }
     ok(
