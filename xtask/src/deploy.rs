@@ -726,38 +726,35 @@ fn finish(
     }
 }
 
+/// Appends a node command's transcript (or why it could not run) to `log`; true when it
+/// ran and passed.
+fn transcript(log: &mut String, what: &str, r: Result<(String, bool, String), Error>) -> bool {
+    match r {
+        Ok((line, passed, out)) => {
+            log.push_str(&format!(
+                "$ {line}\n{out}# exit: {}\n",
+                if passed { "ok" } else { "failed" }
+            ));
+            passed
+        }
+        Err(e) => {
+            log.push_str(&format!("{what} failed: {e}\n"));
+            false
+        }
+    }
+}
+
 /// Switches back to `to`, runs its self-check and verify. Returns the transcript and
 /// whether all passed.
 fn rollback_to(t: &Target, to: &Release) -> (String, bool) {
     let mut log = String::new();
-    let mut ok = true;
-    match switch(t, to, 120) {
-        Ok((line, s, out)) => {
-            log.push_str(&format!(
-                "$ {line}\n{out}# exit: {}\n",
-                if s { "ok" } else { "failed" }
-            ));
-            ok &= s;
-        }
-        Err(e) => {
-            log.push_str(&format!("switch failed: {e}\n"));
-            ok = false;
-        }
-    }
+    let mut ok = transcript(&mut log, "switch", switch(t, to, 120));
     if ok {
-        match node_capture(t, "deploy", &["self-check", "--env", &t.env]) {
-            Ok((line, s, out)) => {
-                log.push_str(&format!(
-                    "$ {line}\n{out}# exit: {}\n",
-                    if s { "ok" } else { "failed" }
-                ));
-                ok &= s;
-            }
-            Err(e) => {
-                log.push_str(&format!("self-check failed: {e}\n"));
-                ok = false;
-            }
-        }
+        ok &= transcript(
+            &mut log,
+            "self-check",
+            node_capture(t, "deploy", &["self-check", "--env", &t.env]),
+        );
         match run_verify(t, Some(Duration::from_secs(30))) {
             Ok(r) => {
                 log.push_str(&r.human());
