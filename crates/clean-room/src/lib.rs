@@ -120,6 +120,8 @@ pub struct Summary {
     pub kept_images: Vec<Kept>,
     /// Firewall rules left by drills that were removed.
     pub firewall_rules: Vec<String>,
+    /// Networks of the compose project that were removed.
+    pub networks: Vec<String>,
 }
 
 impl Render for Summary {
@@ -139,6 +141,11 @@ impl Render for Summary {
                 self.image_tags.join(", "),
                 self.image_bytes
             ),
+        ]);
+        t.row([
+            "networks".to_string(),
+            self.networks.len().to_string(),
+            self.networks.join(", "),
         ]);
         t.row([
             "build cache".to_string(),
@@ -190,6 +197,18 @@ pub enum CleanError {
         /// What is left.
         left: Vec<String>,
     },
+    /// A network of the project could not be removed.
+    #[error(
+        "network {network} of project {project} could not be removed: {reason}\n  see `docker network inspect {network}` on the node for what is still attached"
+    )]
+    NetworkInUse {
+        /// The project.
+        project: String,
+        /// The network.
+        network: String,
+        /// What the engine said.
+        reason: String,
+    },
 }
 
 impl ExitStatus for CleanError {
@@ -197,7 +216,9 @@ impl ExitStatus for CleanError {
         match self {
             CleanError::Config(e) => e.exit(),
             CleanError::Docker(e) => e.exit(),
-            CleanError::Receipt(_) | CleanError::Leftovers { .. } => Exit::Failed,
+            CleanError::Receipt(_)
+            | CleanError::Leftovers { .. }
+            | CleanError::NetworkInUse { .. } => Exit::Failed,
         }
     }
 }
@@ -237,6 +258,24 @@ pub fn run(
             project: target.project.clone(),
             left,
         });
+    }
+
+    // The project's networks go with its containers (compose would create them again on
+    // the next `up`); the engine refuses one that still has an endpoint, which is a leftover.
+    let mut networks = Vec::new();
+    for name in admin.networks(&target.containers())? {
+        eprintln!("clean-room: removing network {name}");
+        match admin.remove_network(&name)? {
+            Removal::Removed => networks.push(name),
+            Removal::Absent => {}
+            Removal::Refused(reason) => {
+                return Err(CleanError::NetworkInUse {
+                    project: target.project.clone(),
+                    network: name,
+                    reason,
+                });
+            }
+        }
     }
 
     let images = admin.images(&target.app_images)?;
@@ -300,6 +339,7 @@ pub fn run(
         image_bytes,
         kept_images: plan.keep,
         firewall_rules,
+        networks,
     })
 }
 
@@ -394,6 +434,7 @@ mod tests {
             image_bytes: 2048,
             kept_images: vec![],
             firewall_rules: vec!["raw PREROUTING -p tcp --dport 8000 (drill)".into()],
+            networks: vec!["stackpilot-dev_default".into()],
         };
         assert_eq!(
             s.human(),
@@ -402,6 +443,7 @@ removed               count  detail
 --------------------  -----  -------------------------------------------
 containers            2      api, db
 app images            1      stackpilot/mock-exchange:abc-1 (2048 bytes)
+networks              1      stackpilot-dev_default
 build cache           -      512 bytes reclaimed
 drill firewall rules  1      raw PREROUTING -p tcp --dport 8000 (drill)
 volumes kept; receipt /var/lib/stackpilot/dev/clean-receipt.json

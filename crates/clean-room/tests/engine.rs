@@ -21,6 +21,8 @@ fn engine_removes_project_containers_and_app_images_keeps_volumes_and_other_proj
         format!("{project}/app:b"),
     );
     let volume = format!("{project}_data");
+    let network = format!("{project}_default");
+    let other_network = format!("{other}_default");
     let _cleanup = Cleanup {
         labels: vec![
             format!("com.docker.compose.project={project}"),
@@ -28,7 +30,7 @@ fn engine_removes_project_containers_and_app_images_keeps_volumes_and_other_proj
         ],
         images: vec![image_a.clone(), image_a2.clone(), image_b.clone()],
         volumes: vec![volume.clone()],
-        networks: vec![],
+        networks: vec![network.clone(), other_network.clone()],
     };
     let tmp = tempfile::tempdir().expect("tempdir");
     let bin = sleeper(tmp.path());
@@ -40,6 +42,16 @@ fn engine_removes_project_containers_and_app_images_keeps_volumes_and_other_proj
     docker(&["volume", "create", &volume]);
 
     let in_project = format!("com.docker.compose.project={project}");
+    // The project's network, labelled as compose labels it, with a container attached;
+    // another project's network stays.
+    docker(&["network", "create", "--label", &in_project, &network]);
+    docker(&[
+        "network",
+        "create",
+        "--label",
+        &format!("com.docker.compose.project={other}"),
+        &other_network,
+    ]);
     let running = docker(&[
         "run",
         "-d",
@@ -49,6 +61,8 @@ fn engine_removes_project_containers_and_app_images_keeps_volumes_and_other_proj
         "com.docker.compose.service=api",
         "-v",
         &format!("{volume}:/data"),
+        "--network",
+        &network,
         &image_a,
     ]);
     let stopped = docker(&["create", "--label", &in_project, &image_a]);
@@ -121,6 +135,15 @@ fn engine_removes_project_containers_and_app_images_keeps_volumes_and_other_proj
         "another project's container untouched"
     );
     assert!(docker_ok(&["volume", "inspect", &volume]), "volume kept");
+    assert_eq!(summary.networks, vec![network.clone()]);
+    assert!(
+        !docker_ok(&["network", "inspect", &network]),
+        "the project's network removed"
+    );
+    assert!(
+        docker_ok(&["network", "inspect", &other_network]),
+        "another project's network kept"
+    );
 
     let on_disk: CleanReceipt =
         receipts::read(&tmp.path().join("dev").join(CLEAN_RECEIPT)).expect("clean receipt");

@@ -1,5 +1,5 @@
 //! The mutating Docker facade of lifecycle and clean-room: list and inspect what they act
-//! on, remove containers and images, prune the build cache.
+//! on, remove containers, images and networks, prune the build cache.
 //!
 //! Verify never gets this type (it has the read-only facade). There is deliberately no
 //! create/start call here: starting the stack is compose's job, through `lifecycle up`.
@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use bollard::Docker;
 use bollard::query_parameters::{
-    InspectContainerOptions, ListContainersOptions, ListImagesOptions, PruneBuildOptions,
-    RemoveContainerOptions, RemoveImageOptions,
+    InspectContainerOptions, ListContainersOptions, ListImagesOptions, ListNetworksOptions,
+    PruneBuildOptions, RemoveContainerOptions, RemoveImageOptions,
 };
 use serde::Serialize;
 
@@ -289,6 +289,33 @@ impl DockerAdmin {
                 message,
             }) => Ok(Removal::Refused(message)),
             Err(e) => Err(call(format!("remove image {id}"))(e)),
+        }
+    }
+
+    /// Names of the networks carrying the label `selector` (`key=value`), sorted.
+    pub fn networks(&self, selector: &str) -> Result<Vec<String>, AdminError> {
+        let opts = ListNetworksOptions {
+            filters: Some(label_filter(selector)),
+        };
+        let list = self
+            .rt
+            .block_on(self.docker.list_networks(Some(opts)))
+            .map_err(call(format!("list networks {selector}")))?;
+        let mut names: Vec<String> = list.into_iter().filter_map(|n| n.name).collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Removes a network. One that still has containers attached is refused by the engine.
+    pub fn remove_network(&self, name: &str) -> Result<Removal, AdminError> {
+        match self.rt.block_on(self.docker.remove_network(name)) {
+            Ok(()) => Ok(Removal::Removed),
+            Err(e) if is_not_found(&e) => Ok(Removal::Absent),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 403 | 409,
+                message,
+            }) => Ok(Removal::Refused(message)),
+            Err(e) => Err(call(format!("remove network {name}"))(e)),
         }
     }
 
