@@ -323,6 +323,7 @@ impl Lab {
                 let marker = LabMarker {
                     lab: self.cfg.lab.name.clone(),
                     lab_id: random_id()?,
+                    ..Default::default()
                 };
                 std::fs::write(&path, marker.to_toml()).map_err(|e| Error::StepFailed {
                     step: "lab marker".into(),

@@ -97,6 +97,7 @@ fn make_repo_copy(dest: &Path, lab_id: &str) {
     let marker = LabMarker {
         lab: "stackpilot".into(),
         lab_id: lab_id.into(),
+        ..Default::default()
     };
     fs::write(dest.join(LAB_MARKER), marker.to_toml()).expect("marker");
 }

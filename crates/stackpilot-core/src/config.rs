@@ -176,13 +176,41 @@ impl Environment {
 }
 
 impl Config {
-    /// Reads and validates the configuration file at `path`.
+    /// Reads and validates the configuration file at `path`, then applies the checkout's
+    /// named lab: when the lab marker next to it recorded a docker subnet, the docker
+    /// addresses move into it (host numbers kept), so every tool reaches this checkout's lab.
     pub fn load(path: &Path) -> Result<Config, Error> {
+        let mut cfg = Config::load_file(path)?;
+        let marker = path
+            .parent()
+            .map(|d| d.join(crate::node::LAB_MARKER))
+            .and_then(|m| crate::node::LabMarker::read(&m).ok());
+        if let Some(subnet) = marker.and_then(|m| m.docker_subnet) {
+            let subnet = crate::labs::Subnet::parse(&subnet).map_err(|e| Error::ConfigInvalid {
+                path: PathBuf::from(crate::node::LAB_MARKER),
+                message: format!("field `docker_subnet`: {e}"),
+            })?;
+            cfg.apply_docker_subnet(subnet);
+        }
+        Ok(cfg)
+    }
+
+    /// Reads and validates the configuration file as tracked, without the checkout's lab.
+    pub fn load_file(path: &Path) -> Result<Config, Error> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigRead {
             path: path.to_path_buf(),
             source,
         })?;
         Config::parse(&text, path)
+    }
+
+    /// Moves the docker provider's network and node addresses into `subnet`, keeping each
+    /// node's host number (.10, .11, .12).
+    pub fn apply_docker_subnet(&mut self, subnet: crate::labs::Subnet) {
+        self.network.docker_subnet = subnet.to_string();
+        for n in &mut self.nodes {
+            n.address.docker = subnet.address(n.address.docker.octets()[3]);
+        }
     }
 
     /// Finds `stackpilot.toml` in `start` or a parent directory and loads it.

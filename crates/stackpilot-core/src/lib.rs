@@ -12,6 +12,7 @@ pub mod exit;
 pub mod facade;
 pub mod http;
 pub mod images;
+pub mod labs;
 pub mod mountinfo;
 pub mod node;
 pub mod output;

@@ -42,13 +42,20 @@ pub struct Identity {
 }
 
 /// The repo's lab marker.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LabMarker {
     /// The lab's name.
     pub lab: String,
     /// A random id made when the lab was first created from this checkout.
     pub lab_id: String,
+    /// The named lab's name on the host (`crate::labs::LabName`); absent in markers written
+    /// before named labs, whose lab keeps the project's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The docker provider's subnet chosen for this lab when it was created (a free /24).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker_subnet: Option<String>,
 }
 
 /// Why an identity or marker file could not be used.

@@ -113,6 +113,7 @@ impl StandInNode {
         let marker = LabMarker {
             lab: "stackpilot".into(),
             lab_id: "verify-e2e".into(),
+            ..Default::default()
         };
         fs::write(repo.join(LAB_MARKER), marker.to_toml()).expect("marker");
         let table =

@@ -130,6 +130,7 @@ pub fn allowed() -> ctx_guard::Allowed {
         marker: Ok(LabMarker {
             lab: "stackpilot".into(),
             lab_id: "lab-test".into(),
+            ..Default::default()
         }),
         missing_entries: vec![],
     };

@@ -14,6 +14,7 @@ fn marker() -> LabMarker {
     LabMarker {
         lab: "stackpilot".into(),
         lab_id: "lab-1".into(),
+        ..Default::default()
     }
 }
 
@@ -147,6 +148,7 @@ fn another_checkout_is_refused_by_lab_id() {
     f.marker = Ok(LabMarker {
         lab: "stackpilot".into(),
         lab_id: "lab-2".into(),
+        ..Default::default()
     });
     let d = decide(&f);
     let r = d.first_refusal().expect("refused");

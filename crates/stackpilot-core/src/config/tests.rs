@@ -123,3 +123,28 @@ fn unknown_env_lists_known_ones() {
     assert!(err.contains("unknown environment 'prod'"), "{err}");
     assert!(err.contains("dev, staging"), "{err}");
 }
+
+#[test]
+fn a_named_labs_subnet_moves_docker_addresses_only() {
+    let dir = std::env::temp_dir().join(format!("sp-cfg-lab-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    std::fs::write(dir.join(CONFIG_FILE), GOOD).expect("config");
+    let marker = crate::node::LabMarker {
+        lab: "stackpilot".into(),
+        lab_id: "abc".into(),
+        name: Some("stackpilot-abc".into()),
+        docker_subnet: Some("172.30.60.0/24".into()),
+    };
+    std::fs::write(dir.join(crate::node::LAB_MARKER), marker.to_toml()).expect("marker");
+    let cfg = Config::load(&dir.join(CONFIG_FILE)).expect("loads");
+    let w1 = cfg.node("worker1").expect("known");
+    assert_eq!(w1.address(Provider::Docker), Ipv4Addr::new(172, 30, 60, 11));
+    assert_eq!(
+        w1.address(Provider::Libvirt),
+        Ipv4Addr::new(192, 168, 56, 11)
+    );
+    assert_eq!(cfg.network.docker_subnet, "172.30.60.0/24");
+    let tracked = Config::load_file(&dir.join(CONFIG_FILE)).expect("loads");
+    assert_eq!(tracked.network.docker_subnet, "172.30.56.0/24");
+    let _ = std::fs::remove_dir_all(&dir);
+}
