@@ -3,7 +3,6 @@
 //! Every Makefile target is one `cargo xtask …` call; this binary is where the flows live.
 
 mod bench;
-mod bench_golden;
 mod build;
 mod check;
 mod ci;

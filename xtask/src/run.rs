@@ -5,6 +5,7 @@ use std::process::Command;
 
 use stackpilot_core::Exit;
 use stackpilot_core::exit::ExitStatus;
+use stackpilot_core::step::StepError;
 
 /// Errors of xtask flows.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +40,19 @@ pub enum Error {
     /// The image lock is missing an entry or unreadable.
     #[error(transparent)]
     Images(#[from] stackpilot_core::images::LockError),
+    /// A benchmark could not produce its figures.
+    #[error(transparent)]
+    Bench(#[from] bench::Error),
+}
+
+impl From<StepError> for Error {
+    fn from(e: StepError) -> Self {
+        Error::StepFailed {
+            step: e.step,
+            cmd: e.cmd,
+            status: e.status,
+        }
+    }
 }
 
 impl Error {
@@ -50,6 +64,7 @@ impl Error {
             Error::Core(_) | Error::Usage(_) => Exit::Usage,
             Error::Transport(e) => e.exit(),
             Error::Images(e) => e.exit(),
+            Error::Bench(e) => e.exit(),
         }
     }
 }
@@ -62,28 +77,5 @@ pub fn repo_root() -> PathBuf {
 
 /// Runs a command from the repo root with inherited output; a non-zero exit is an error.
 pub fn step(name: &str, cmd: &mut Command) -> Result<(), Error> {
-    let line = format!("{cmd:?}").replace('"', "");
-    eprintln!("==> {name}: {line}");
-    let started = std::time::Instant::now();
-    let status = cmd
-        .current_dir(repo_root())
-        .status()
-        .map_err(|e| Error::StepFailed {
-            step: name.into(),
-            cmd: line.clone(),
-            status: format!("could not start: {e}"),
-        })?;
-    eprintln!(
-        "<== {name}: {status} in {:.1}s",
-        started.elapsed().as_secs_f64()
-    );
-    if status.success() {
-        Ok(())
-    } else {
-        Err(Error::StepFailed {
-            step: name.into(),
-            cmd: line,
-            status: status.to_string(),
-        })
-    }
+    Ok(stackpilot_core::step::run(name, &repo_root(), cmd)?)
 }

@@ -17,6 +17,7 @@ pub mod mountinfo;
 pub mod node;
 pub mod output;
 pub mod receipts;
+pub mod step;
 pub mod transport;
 
 pub use config::{Config, Environment, Node, Provider};

@@ -1,0 +1,54 @@
+//! StackPilot's benchmarks: the figures docs/benchmarks.md publishes, with their commands.
+//!
+//! Owns the API benchmark (mock-exchange on loopback under wrk, against a private
+//! PostgreSQL, with pgbench running the service's own statements as the ceiling), the
+//! rendering of the golden path's figures, and replacing one section of
+//! docs/benchmarks.md. It reports goals as met or missed and never asserts them: a
+//! benchmark is not a test. It never touches a lab node: the golden path's timings are
+//! measured by xtask's flows and handed in as plain data.
+
+pub mod api;
+pub mod golden;
+mod host;
+pub mod section;
+
+use stackpilot_core::Exit;
+use stackpilot_core::exit::ExitStatus;
+use stackpilot_core::step::StepError;
+
+pub use host::{load_average, utc_now};
+
+/// Why a benchmark could not produce its figures.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A program of the benchmark failed or its output was unreadable.
+    #[error(transparent)]
+    Step(#[from] StepError),
+    /// A required program is missing and could not be installed.
+    #[error("prerequisite missing: {what}\n  install it with: {install}")]
+    Prereq {
+        /// What is missing.
+        what: String,
+        /// How to install it.
+        install: String,
+    },
+}
+
+impl ExitStatus for Error {
+    fn exit(&self) -> Exit {
+        match self {
+            Error::Step(_) => Exit::Failed,
+            Error::Prereq { .. } => Exit::PrereqMissing,
+        }
+    }
+}
+
+/// A failed step of a benchmark, from what was attempted and the error.
+fn failed(step: &str, cmd: &str, e: impl std::fmt::Display) -> Error {
+    Error::Step(StepError::new(step, cmd, e))
+}
+
+/// A failed step of a benchmark that has no underlying error, only what went wrong.
+fn step_failed(step: &str, what: &str) -> Error {
+    Error::Step(StepError::new(step, what, "failed"))
+}

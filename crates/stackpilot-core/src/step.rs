@@ -1,0 +1,78 @@
+//! Running a host program as a named step: its command line and outcome are printed, its
+//! output goes to the terminal, a non-zero exit is an error naming the step.
+
+use std::path::Path;
+use std::process::Command;
+
+/// A host step that could not start or exited non-zero.
+#[derive(Debug, thiserror::Error)]
+#[error("step '{step}' failed: `{cmd}` {status}")]
+pub struct StepError {
+    /// The step's name.
+    pub step: String,
+    /// The command line.
+    pub cmd: String,
+    /// How it ended.
+    pub status: String,
+}
+
+impl StepError {
+    /// A failure of `step` described by `cmd` (what was attempted) and `status` (why).
+    pub fn new(step: &str, cmd: &str, status: impl std::fmt::Display) -> StepError {
+        StepError {
+            step: step.into(),
+            cmd: cmd.into(),
+            status: status.to_string(),
+        }
+    }
+}
+
+/// The command line as a user would type it (for messages).
+pub fn command_line(cmd: &Command) -> String {
+    format!("{cmd:?}").replace('"', "")
+}
+
+/// Runs `cmd` from `dir` with inherited output; a non-zero exit is an error.
+pub fn run(name: &str, dir: &Path, cmd: &mut Command) -> Result<(), StepError> {
+    let line = command_line(cmd);
+    eprintln!("==> {name}: {line}");
+    let started = std::time::Instant::now();
+    let status = cmd
+        .current_dir(dir)
+        .status()
+        .map_err(|e| StepError::new(name, &line, format!("could not start: {e}")))?;
+    eprintln!(
+        "<== {name}: {status} in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    if status.success() {
+        Ok(())
+    } else {
+        Err(StepError::new(name, &line, status))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_non_zero_exit_names_the_step_and_the_command() {
+        let err =
+            run("probe", Path::new("/"), Command::new("false").arg("x")).expect_err("false fails");
+        assert_eq!(err.step, "probe");
+        assert_eq!(err.cmd, "false x");
+        assert!(err.status.contains('1'), "{}", err.status);
+    }
+
+    #[test]
+    fn a_missing_program_is_reported_as_not_started() {
+        let err = run(
+            "probe",
+            Path::new("/"),
+            &mut Command::new("/nonexistent/prog"),
+        )
+        .expect_err("cannot start");
+        assert!(err.status.starts_with("could not start"), "{}", err.status);
+    }
+}
