@@ -175,7 +175,7 @@ impl Drop for StopStacks {
 
 #[test]
 fn e2e_deploy_staged_idempotent_rollback_restart_and_stop_on_worker1() {
-    if !capable("deploy") {
+    if !capable() {
         return;
     }
     let _stop = StopStacks;
@@ -344,7 +344,7 @@ fn e2e_deploy_staged_idempotent_rollback_restart_and_stop_on_worker1() {
 
 #[test]
 fn e2e_deploy_refuses_bad_input_before_touching_anything() {
-    if !capable("deploy") {
+    if !capable() {
         return;
     }
     let audit = root().join(".stackpilot/deploys/audit.log");
@@ -434,7 +434,7 @@ fn documented_commands() -> Vec<String> {
 
 #[test]
 fn e2e_deployment_doc_commands_run_as_written_on_worker1() {
-    if !capable("deploy") {
+    if !capable() {
         return;
     }
     let _stop = StopStacks;

@@ -81,7 +81,7 @@ impl Drop for Repair {
 
 #[test]
 fn e2e_drills_run_all_on_worker2_pass_with_bounded_figures() {
-    if !capable("drills") {
+    if !capable() {
         return;
     }
     let _repair = Repair;
@@ -151,7 +151,7 @@ fn e2e_drills_run_all_on_worker2_pass_with_bounded_figures() {
 
 #[test]
 fn e2e_a_drill_whose_recovery_fails_says_so_and_demo_reviewer_repairs_the_node() {
-    if !capable("drills") {
+    if !capable() {
         return;
     }
     let _repair = Repair;

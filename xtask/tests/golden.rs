@@ -162,7 +162,7 @@ fn project_container(node: &str, service: &str) -> String {
 
 #[test]
 fn e2e_demo_reviewer_then_clean_room_rebuilds_and_keeps_data() {
-    if !capable("golden-path") {
+    if !capable() {
         return;
     }
     let node = "control";
@@ -278,7 +278,7 @@ fn e2e_demo_reviewer_then_clean_room_rebuilds_and_keeps_data() {
 
 #[test]
 fn e2e_verify_fails_at_the_right_layer_for_each_fault() {
-    if !capable("golden-path") {
+    if !capable() {
         return;
     }
     let node = "control";
@@ -391,7 +391,7 @@ fn e2e_verify_fails_at_the_right_layer_for_each_fault() {
 
 #[test]
 fn e2e_demo_reviewer_on_worker1_then_destroy_leaves_nothing_running() {
-    if !capable("golden-path") {
+    if !capable() {
         return;
     }
     ok(

@@ -2,13 +2,15 @@
 //! private mount namespace (`unshare`), mounts (or copies) a temporary copy of the repo at
 //! `/vagrant` as the scenario needs, chroots into it and runs the real binary.
 //! Nothing outside the test's temp dir is touched: the mounts die with the namespace.
-//! Needs root (mount namespaces); without it each test prints why and returns.
+//! Needs root and `unshare` (mount namespaces): without them each test prints
+//! `SKIP(unshare): <why>` and returns, and fails under `CI=true`.
 
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use stackpilot_core::capability::{self, Capability};
 use stackpilot_core::mountinfo;
 use stackpilot_core::node::{Identity, LAB_MARKER, LabMarker};
 
@@ -27,21 +29,9 @@ struct Lab {
     mounts: Vec<String>,
 }
 
-fn is_root() -> bool {
-    fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
 /// Returns None (after saying why) when the test cannot run here.
 fn lab() -> Option<Lab> {
-    if !is_root() {
-        eprintln!("SKIP: mount namespace tests need root (run `make test` as root, as CI does)");
+    if !capability::require(&[Capability::Unshare]) {
         return None;
     }
     let tmp = tempfile::tempdir().expect("temp dir");

@@ -5,6 +5,7 @@
 //! It never decides policy for a tool: each tool crate owns its own rules.
 
 pub mod admin;
+pub mod capability;
 pub mod compose;
 pub mod config;
 pub mod error;

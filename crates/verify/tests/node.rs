@@ -4,8 +4,9 @@
 //! a stack of fixture containers on the host engine answering HTTP on loopback. While the
 //! verification runs, the engine's events are recorded: none may mutate anything.
 //!
-//! Needs root for mount namespaces (CI runs as root); without it the test says why, and
-//! fails under CI. The namespace and its mounts die with the test's process.
+//! Needs root and `unshare` (mount namespaces) and a Docker engine: without them the test
+//! prints `SKIP(<capability>): <why>` and returns, and fails under `CI=true`. The
+//! namespace and its mounts die with the test's process.
 
 mod support;
 
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use stackpilot_core::capability::{self, Capability};
 use stackpilot_core::facade::models::EventMessage;
 use stackpilot_core::http::Timeouts;
 use stackpilot_core::mountinfo;
@@ -37,17 +39,6 @@ const REPO_FILES: &[&str] = &[
     "infra/env/dev.env",
     "vagrant/Vagrantfile",
 ];
-
-fn is_root() -> bool {
-    fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
 
 /// A root filesystem that passes ctx-guard as node `control`, and the mounts that make it.
 struct StandInNode {
@@ -195,12 +186,7 @@ fn wait_healthy(ids: &[&str]) {
 
 #[test]
 fn engine_full_verify_of_a_healthy_stand_in_node_passes_and_mutates_nothing() {
-    if !is_root() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "this test needs root for mount namespaces; CI runs as root"
-        );
-        eprintln!("SKIP: needs root for mount namespaces (run `make test` as root)");
+    if !capability::require(&[Capability::Unshare, Capability::Docker]) {
         return;
     }
     let mut fx = Fixture::new("node");

@@ -1,0 +1,169 @@
+//! What a test needs from the machine (root, a Docker engine, Vagrant, ...) and the one way
+//! a test that lacks it behaves: locally it prints `SKIP(<capability>): <reason>` and
+//! returns, so `make test` can count it; under `CI=true` it fails, naming what is missing,
+//! because CI must run every test.
+//!
+//! Test-only helper, kept in the core so every crate's tests share it without a new crate.
+
+use std::process::Command;
+
+/// The marker a skipping test prints on stderr; `make test` counts the tests that print it.
+pub const SKIP_MARKER: &str = "SKIP(";
+
+/// Something a test needs from the machine it runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capability {
+    /// Running as root (mount namespaces, chroot, the postgres system user).
+    Root,
+    /// `unshare` on PATH and the right to use it (root): private mount namespaces.
+    Unshare,
+    /// A reachable Docker engine through the `docker` CLI.
+    Docker,
+    /// Vagrant installed (lab nodes, teardown).
+    Vagrant,
+    /// PostgreSQL server binaries (`initdb`, `pg_ctl`) under /usr/lib/postgresql.
+    Postgres,
+}
+
+impl Capability {
+    /// The name shown in `SKIP(<name>)`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Capability::Root => "root",
+            Capability::Unshare => "unshare",
+            Capability::Docker => "docker",
+            Capability::Vagrant => "vagrant",
+            Capability::Postgres => "postgres",
+        }
+    }
+
+    /// Looks at the machine: `Err` says what is missing and how to get it.
+    pub fn probe(self) -> Result<(), String> {
+        match self {
+            Capability::Root => match uid() {
+                Some(0) => Ok(()),
+                Some(u) => Err(format!(
+                    "running as uid {u}, not root (run `make test` as root, as CI does)"
+                )),
+                None => Err("cannot read the uid from /proc/self/status".into()),
+            },
+            Capability::Unshare => {
+                which::which("unshare").map_err(|_| {
+                    "`unshare` not on PATH (apt-get install util-linux)".to_string()
+                })?;
+                Capability::Root
+                    .probe()
+                    .map_err(|why| format!("mount namespaces need root: {why}"))
+            }
+            Capability::Docker => {
+                let out = Command::new("docker")
+                    .args(["info", "--format", "{{.ServerVersion}}"])
+                    .output()
+                    .map_err(|e| {
+                        format!("cannot run the docker CLI: {e} (apt-get install docker.io)")
+                    })?;
+                if out.status.success() {
+                    Ok(())
+                } else {
+                    let err = String::from_utf8_lossy(&out.stderr);
+                    Err(format!(
+                        "no Docker engine answers `docker info`: {}",
+                        err.lines().next().unwrap_or("no message").trim()
+                    ))
+                }
+            }
+            Capability::Vagrant => which::which("vagrant")
+                .map(|_| ())
+                .map_err(|_| "vagrant not installed (`make test` installs it as root)".into()),
+            Capability::Postgres => {
+                let found = std::fs::read_dir("/usr/lib/postgresql")
+                    .map(|dir| dir.flatten().any(|e| e.path().join("bin/initdb").is_file()))
+                    .unwrap_or(false);
+                if found {
+                    Ok(())
+                } else {
+                    Err("no PostgreSQL server under /usr/lib/postgresql (apt-get install postgresql)".into())
+                }
+            }
+        }
+    }
+}
+
+/// Whether this run is CI's: `CI` set to anything but empty, `0` or `false`.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false"))
+}
+
+/// In a test: `true` when every capability is here. Otherwise prints one
+/// `SKIP(<capability>): <reason>` line per missing one and returns `false` (the test then
+/// returns), or, under CI, panics naming them all.
+pub fn require(caps: &[Capability]) -> bool {
+    let missing: Vec<(Capability, String)> = caps
+        .iter()
+        .filter_map(|&c| c.probe().err().map(|why| (c, why)))
+        .collect();
+    decide(&missing, in_ci())
+}
+
+/// The decision, apart from probing the machine and reading the environment.
+fn decide(missing: &[(Capability, String)], ci: bool) -> bool {
+    if missing.is_empty() {
+        return true;
+    }
+    let lines: Vec<String> = missing.iter().map(|(c, why)| skip_line(*c, why)).collect();
+    assert!(
+        !ci,
+        "CI must run every test, but this one lacks a capability:\n{}",
+        lines.join("\n")
+    );
+    for l in &lines {
+        eprintln!("{l}");
+    }
+    false
+}
+
+/// The line a skipping test prints: `SKIP(<capability>): <reason>`.
+pub fn skip_line(cap: Capability, why: &str) -> String {
+    format!("{SKIP_MARKER}{}): {why}", cap.name())
+}
+
+fn uid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nothing_missing_runs_the_test() {
+        assert!(decide(&[], true));
+        assert!(decide(&[], false));
+    }
+
+    #[test]
+    fn a_missing_capability_skips_outside_ci() {
+        assert!(!decide(&[(Capability::Docker, "no engine".into())], false));
+    }
+
+    #[test]
+    #[should_panic(expected = "SKIP(vagrant): not installed")]
+    fn a_missing_capability_fails_under_ci_naming_it() {
+        decide(&[(Capability::Vagrant, "not installed".into())], true);
+    }
+
+    #[test]
+    fn the_skip_line_names_capability_and_reason() {
+        assert_eq!(
+            skip_line(Capability::Root, "running as uid 1000"),
+            "SKIP(root): running as uid 1000"
+        );
+    }
+}
