@@ -314,12 +314,12 @@ pub fn guarantees(root: &Path, map: &str) -> (Vec<Violation>, Vec<String>) {
 /// Contract: the Vagrantfile's inventory (vagrant/inventory.json) is what stackpilot.toml
 /// generates.
 fn inventory(root: &Path) -> Vec<Violation> {
-    let file = crate::lab::INVENTORY_FILE;
+    let file = ::lab::inventory::INVENTORY_FILE;
     match stackpilot_core::Config::load(&root.join(stackpilot_core::config::CONFIG_FILE)) {
         Err(e) => vec![v("stackpilot.toml", e.to_string())],
         Ok(cfg) => {
             let have = std::fs::read_to_string(root.join(file)).unwrap_or_default();
-            if have == crate::lab::inventory_text(&cfg) {
+            if have == ::lab::inventory::inventory_text(&cfg) {
                 vec![]
             } else {
                 vec![v(

@@ -22,9 +22,9 @@ use stackpilot_core::http::{self, Timeouts};
 use stackpilot_core::images;
 use stackpilot_core::output::Render;
 
-use crate::build::{self, BuildInfo};
 use crate::golden::{self, Phases, Target};
 use crate::run::Error;
+use ::lab::build::{self, BuildInfo};
 
 /// Choices of one deploy.
 #[derive(Debug, Clone)]
@@ -418,7 +418,7 @@ pub fn deploy(t: &Target, opts: &DeployOpts) -> Result<(), Error> {
     let previous = state.current.as_ref().map(|d| d.release.clone());
 
     // Stage 1: compile the release from source, then build and run it locally.
-    let info = BuildInfo::collect()?;
+    let info = BuildInfo::collect(&t.root)?;
     let tag = deploy::lifecycle::image_tag(&info.git_sha, &info.build_id)
         .map_err(|e| failed("deploy", e.to_string()))?;
     let short = tag
@@ -440,7 +440,7 @@ pub fn deploy(t: &Target, opts: &DeployOpts) -> Result<(), Error> {
         match plan::gate(&results, previous.as_ref()) {
             Gate::Run(Stage::LocalVerification) => {
                 let r = phases.run("stage 1: local verification", || {
-                    if let Err(e) = build::compile_for_nodes(&info) {
+                    if let Err(e) = build::compile_for_nodes(&t.root, &info) {
                         // A compile failure is stage 1 failing, with its evidence.
                         let mut transcript = local::Transcript::default();
                         transcript.note(&format!("compiling the release from source failed: {e}"));

@@ -11,10 +11,10 @@ use drills::{Drill, Golden, Lab, LabError};
 use stackpilot_core::images;
 use stackpilot_core::output::{Format, print};
 
-use crate::build;
 use crate::golden::{self, Phases, Target};
 use crate::lab::{self, LabCmd};
 use crate::run::Error;
+use ::lab::build;
 
 /// `cargo xtask drills …`.
 #[derive(clap::Subcommand)]

@@ -10,9 +10,9 @@ use stackpilot_core::images::{self, ImageLock};
 use stackpilot_core::transport::{Transport, VAGRANT_DIR};
 use stackpilot_core::{Config, Provider};
 
-use crate::build::{self, BuildInfo};
 use crate::lab::{self, LabCmd};
 use crate::run::{Error, repo_root};
+use ::lab::build::{self, BuildInfo};
 
 /// What a golden command operates on: one node, one environment.
 #[derive(Debug, Clone)]
@@ -252,7 +252,7 @@ impl Phases {
 
 /// Compiles the node-side tools (not the app) so node steps can run.
 pub fn tools(phases: &mut Phases) -> Result<(), Error> {
-    phases.run("compile tools", build::compile_tools)
+    phases.run("compile tools", || Ok(build::compile_tools(&repo_root())?))
 }
 
 /// `make up`: nodes up, then the stack started on NODE (building the app first when the
@@ -274,8 +274,10 @@ pub fn up(t: &Target) -> Result<(), Error> {
 
 /// Compiles the app from source and builds its image on NODE (`docker build --no-cache`).
 pub fn build_image(t: &Target, phases: &mut Phases) -> Result<BuildInfo, Error> {
-    let info = BuildInfo::collect()?;
-    phases.run("compile app", || build::compile_for_nodes(&info))?;
+    let info = BuildInfo::collect(&t.root)?;
+    phases.run("compile app", || {
+        Ok(build::compile_for_nodes(&t.root, &info)?)
+    })?;
     let (lock, path) = t.lock()?;
     let runtime = lock.tag(images::RUNTIME, &path)?.to_string();
     phases.run("image build", || {

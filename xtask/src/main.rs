@@ -3,15 +3,12 @@
 //! Every Makefile target is one `cargo xtask …` call; this binary is where the flows live.
 
 mod bench;
-mod build;
 mod check;
 mod ci;
 mod deploy;
 mod drills;
 mod golden;
-mod images;
 mod lab;
-mod prereq;
 mod run;
 mod secrets;
 mod test;
@@ -169,7 +166,8 @@ fn main() -> ExitCode {
         Cmd::Ci => ci::run(),
         Cmd::HelpTargets => help_targets(),
         Cmd::Bench(args) => bench::run(&args),
-        Cmd::Images => lab::discover().and_then(|(root, cfg)| images::run(&root, &cfg)),
+        Cmd::Images => lab::discover()
+            .and_then(|(root, cfg)| ::lab::images::run(&root, &cfg).map_err(run::Error::from)),
         Cmd::Lab(cmd) => lab::run(cmd),
         Cmd::Drills(cmd) => drills::run(cmd),
         Cmd::Deploy(a) => a.at.target().and_then(|t| {

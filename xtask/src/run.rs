@@ -43,6 +43,9 @@ pub enum Error {
     /// A benchmark could not produce its figures.
     #[error(transparent)]
     Bench(#[from] bench::Error),
+    /// A lab operation failed.
+    #[error(transparent)]
+    Lab(#[from] ::lab::Error),
 }
 
 impl From<StepError> for Error {
@@ -65,6 +68,7 @@ impl Error {
             Error::Transport(e) => e.exit(),
             Error::Images(e) => e.exit(),
             Error::Bench(e) => e.exit(),
+            Error::Lab(e) => e.exit(),
         }
     }
 }

@@ -8,8 +8,8 @@ use std::process::{Command, Stdio};
 
 use stackpilot_core::capability::SKIP_MARKER;
 
-use crate::prereq;
 use crate::run::{Error, repo_root, step};
+use ::lab::prereq;
 
 /// The nextest profile `make test` runs with: the default one plus a JUnit report that keeps
 /// passing tests' output, where the skip markers are (see .config/nextest.toml).

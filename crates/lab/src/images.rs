@@ -1,4 +1,4 @@
-//! `cargo xtask images`: builds every image the lab needs, locally, pulling nothing.
+//! The lab images, built locally from Debian packages, pulling nothing (`cargo xtask images`).
 //!
 //! The root image is a Debian rootfs made by `mmdebstrap` and `docker import`ed; the
 //! derived images (`infra/images/<name>/Dockerfile`) are built FROM it. What was built is
@@ -19,7 +19,8 @@ use stackpilot_core::images::{
 };
 use stackpilot_core::output::Table;
 
-use crate::run::{Error, step};
+use crate::error::{Error, failed};
+use crate::process::step;
 
 /// What the lock records as `sources` when the host's apt sources were used.
 const HOST_SOURCES: &str = "host apt sources";
@@ -666,14 +667,6 @@ fn lock_error(e: stackpilot_core::images::LockError) -> Error {
             Error::Core(stackpilot_core::Error::ConfigInvalid { path, message })
         }
         other => failed("images", "image lock", &other.to_string()),
-    }
-}
-
-fn failed(step: &str, cmd: &str, status: &str) -> Error {
-    Error::StepFailed {
-        step: step.into(),
-        cmd: cmd.into(),
-        status: status.into(),
     }
 }
 

@@ -1,9 +1,11 @@
 //! Compiling what nodes run, on the host, from source: the app and the node-side tools,
 //! statically linked so they do not depend on the node's glibc.
 
+use std::path::Path;
 use std::process::Command;
 
-use crate::run::{Error, repo_root, step};
+use crate::error::Error;
+use crate::process::step;
 
 /// The target triple of the static build; its output lands in `target/<triple>/release`.
 pub const TARGET: &str = "x86_64-unknown-linux-gnu";
@@ -32,10 +34,10 @@ pub struct BuildInfo {
     pub build_time: String,
 }
 
-fn git(args: &[&str]) -> Result<String, Error> {
+fn git(root: &Path, args: &[&str]) -> Result<String, Error> {
     let out = Command::new("git")
         .args(args)
-        .current_dir(repo_root())
+        .current_dir(root)
         .output()
         .map_err(|e| Error::Prereq {
             what: format!("git ({e})"),
@@ -52,10 +54,10 @@ fn git(args: &[&str]) -> Result<String, Error> {
 }
 
 impl BuildInfo {
-    /// Reads git state and makes a fresh build id.
-    pub fn collect() -> Result<BuildInfo, Error> {
-        let git_sha = git(&["rev-parse", "--short=12", "HEAD"])?;
-        let dirty = !git(&["status", "--porcelain", "--untracked-files=no"])?.is_empty();
+    /// Reads the git state of the checkout at `root` and makes a fresh build id.
+    pub fn collect(root: &Path) -> Result<BuildInfo, Error> {
+        let git_sha = git(root, &["rev-parse", "--short=12", "HEAD"])?;
+        let dirty = !git(root, &["status", "--porcelain", "--untracked-files=no"])?.is_empty();
         let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
         // 2026-11-25T18:45:01Z -> 20261125T184501: sortable and valid in an image tag.
         let compact: String = now.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
@@ -73,9 +75,10 @@ impl BuildInfo {
     }
 }
 
-fn static_build(packages: &[&str]) -> Command {
+fn static_build(root: &Path, packages: &[&str]) -> Command {
     let mut cmd = Command::new("cargo");
-    cmd.args(["build", "--release", "--locked", "--target", TARGET]);
+    cmd.args(["build", "--release", "--locked", "--target", TARGET])
+        .current_dir(root);
     for p in packages {
         cmd.args(["-p", p]);
     }
@@ -84,17 +87,19 @@ fn static_build(packages: &[&str]) -> Command {
     cmd
 }
 
-/// Compiles the node-side tools (without the app), statically, output visible.
-pub fn compile_tools() -> Result<(), Error> {
+/// Compiles the node-side tools (without the app) of the checkout at `root`, statically,
+/// output visible.
+pub fn compile_tools(root: &Path) -> Result<(), Error> {
     step(
         "compile node-side tools (static, release)",
-        &mut static_build(&NODE_PACKAGES[1..]),
+        &mut static_build(root, &NODE_PACKAGES[1..]),
     )
 }
 
-/// Compiles the app and the node-side tools statically in release mode, output visible.
-pub fn compile_for_nodes(info: &BuildInfo) -> Result<(), Error> {
-    let mut cmd = static_build(NODE_PACKAGES);
+/// Compiles the app and the node-side tools of the checkout at `root` statically in
+/// release mode, output visible.
+pub fn compile_for_nodes(root: &Path, info: &BuildInfo) -> Result<(), Error> {
+    let mut cmd = static_build(root, NODE_PACKAGES);
     cmd.env("STACKPILOT_GIT_SHA", &info.git_sha)
         .env("STACKPILOT_BUILD_ID", &info.build_id)
         .env("STACKPILOT_BUILD_TIME", &info.build_time);

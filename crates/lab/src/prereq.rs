@@ -1,8 +1,9 @@
-//! Prerequisites of the test suite, installed on a fresh machine (CI runs on a clean clone).
+//! Host prerequisites, installed on a fresh machine (CI runs on a clean clone).
 
 use std::process::Command;
 
-use crate::run::{Error, step};
+use crate::error::Error;
+use crate::process::step;
 
 /// Debian packages the tests need, with the program that proves each is installed.
 const PACKAGES: &[(&str, &str)] = &[
@@ -69,6 +70,7 @@ fn names(p: &[(&str, &str)]) -> String {
     p.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
 }
 
+/// Whether this process runs as root.
 pub fn is_root() -> bool {
     // Reading our own uid from procfs avoids a dependency for one call.
     std::fs::read_to_string("/proc/self/status")

@@ -1,0 +1,778 @@
+//! The nodes' lifecycle through Vagrant: up, provision, status, halt, destroy.
+//!
+//! Vagrant is the lab engine for every provider; this module writes the repo's lab marker
+//! once, builds and loads the images docker nodes need, writes their identity, and waits
+//! for each node's engine. `verify` asserts; it changes nothing.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use stackpilot_core::images::{self, ImageLock, NODE_LOADS};
+use stackpilot_core::mountinfo;
+use stackpilot_core::node::{IDENTITY_FILE, Identity, LAB_MARKER, LabMarker};
+use stackpilot_core::output::Table;
+use stackpilot_core::transport::{self, Transport, VAGRANT_DIR};
+use stackpilot_core::{Config, Provider};
+
+use crate::error::Error;
+use crate::images as build;
+use crate::inventory::{INVENTORY_FILE, LAB_LABEL, engine_volume, inventory_text, network_name};
+use crate::process::step;
+use crate::provider::{PROVIDER_ENV, choose_provider};
+
+/// How long a node's inner engine may take to answer after the node starts.
+const ENGINE_WAIT: Duration = Duration::from_secs(90);
+
+/// Whether provisioning changed something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Already as wanted.
+    None,
+    /// Written or loaded now.
+    Changed,
+}
+
+/// One checkout's lab: its root and configuration.
+pub struct Lab {
+    root: PathBuf,
+    cfg: Config,
+}
+
+impl Lab {
+    /// The lab of the checkout at `root`, configured by `cfg`.
+    pub fn new(root: PathBuf, cfg: Config) -> Lab {
+        Lab { root, cfg }
+    }
+
+    /// The checkout's root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The lab configuration.
+    pub fn cfg(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Vagrant's working directory (the Vagrantfile's).
+    pub fn vagrant_dir(&self) -> PathBuf {
+        self.root.join(VAGRANT_DIR)
+    }
+
+    /// Named nodes (validated against the inventory) or all of them.
+    pub fn nodes(&self, names: &[String]) -> Result<Vec<String>, Error> {
+        if names.is_empty() {
+            return Ok(self.cfg.node_names());
+        }
+        for n in names {
+            self.cfg.node(n)?;
+        }
+        Ok(names.to_vec())
+    }
+
+    fn vagrant(&self, args: &[&str], nodes: &[String]) -> Command {
+        let mut c = Command::new("vagrant");
+        c.args(args)
+            .args(nodes)
+            .env("VAGRANT_CWD", self.vagrant_dir())
+            .env("VAGRANT_CHECKPOINT_DISABLE", "1");
+        c
+    }
+
+    /// Stops nodes, keeping them and their engine volumes.
+    pub fn halt(&self, names: &[String]) -> Result<(), Error> {
+        self.vagrant_step("halt", &["halt"], names)
+    }
+
+    fn vagrant_step(&self, name: &str, args: &[&str], nodes: &[String]) -> Result<(), Error> {
+        require_vagrant()?;
+        let nodes = self.nodes(nodes)?;
+        let mut cmd = self.vagrant(args, &nodes);
+        if let Ok(lock) = self.lock() {
+            // Commands other than `up` evaluate the Vagrantfile too; give them the same image.
+            if let Ok(tag) = lock.tag(images::NODE, &ImageLock::path(&self.root)) {
+                cmd.env("STACKPILOT_NODE_IMAGE", tag);
+            }
+        }
+        step(&format!("vagrant {name}"), &mut cmd)
+    }
+
+    fn lock(&self) -> Result<ImageLock, Error> {
+        let path = ImageLock::path(&self.root);
+        ImageLock::read(&path)?.ok_or(Error::Images(images::LockError::NoEntry {
+            path,
+            name: "root".into(),
+        }))
+    }
+
+    /// Writes vagrant/inventory.json from stackpilot.toml (`check`: fail if it drifted).
+    pub fn inventory(&self, check: bool) -> Result<(), Error> {
+        let path = self.root.join(INVENTORY_FILE);
+        let want = inventory_text(&self.cfg);
+        let have = std::fs::read_to_string(&path).unwrap_or_default();
+        if have == want {
+            println!("{INVENTORY_FILE}: up to date with stackpilot.toml");
+            return Ok(());
+        }
+        if check {
+            return Err(Error::StepFailed {
+                step: "lab inventory".into(),
+                cmd: format!("compare {INVENTORY_FILE} with stackpilot.toml"),
+                status: format!(
+                    "{INVENTORY_FILE} has drifted from stackpilot.toml\n  regenerate it with: cargo xtask lab inventory"
+                ),
+            });
+        }
+        std::fs::write(&path, want).map_err(|e| Error::StepFailed {
+            step: "lab inventory".into(),
+            cmd: format!("write {}", path.display()),
+            status: e.to_string(),
+        })?;
+        println!("{INVENTORY_FILE}: written from stackpilot.toml");
+        Ok(())
+    }
+
+    /// The repo's lab marker, created with a random id when absent.
+    fn marker(&self) -> Result<LabMarker, Error> {
+        let path = self.root.join(LAB_MARKER);
+        match LabMarker::read(&path) {
+            Ok(m) if m.lab == self.cfg.lab.name => Ok(m),
+            Ok(m) => Err(Error::StepFailed {
+                step: "lab marker".into(),
+                cmd: format!("read {}", path.display()),
+                status: format!(
+                    "the marker names lab '{}', stackpilot.toml names '{}'\n  destroy the old lab (`cargo xtask lab destroy`), remove {LAB_MARKER} and run `cargo xtask lab up`",
+                    m.lab, self.cfg.lab.name
+                ),
+            }),
+            Err(stackpilot_core::node::FileError::Missing { .. }) => {
+                let marker = LabMarker {
+                    lab: self.cfg.lab.name.clone(),
+                    lab_id: random_id()?,
+                    ..Default::default()
+                };
+                std::fs::write(&path, marker.to_toml()).map_err(|e| Error::StepFailed {
+                    step: "lab marker".into(),
+                    cmd: format!("write {}", path.display()),
+                    status: e.to_string(),
+                })?;
+                eprintln!(
+                    "==> lab: created {LAB_MARKER} (lab id {}) for this checkout",
+                    marker.lab_id
+                );
+                Ok(marker)
+            }
+            Err(e) => Err(Error::StepFailed {
+                step: "lab marker".into(),
+                cmd: format!("read {}", path.display()),
+                status: e.to_string(),
+            }),
+        }
+    }
+
+    /// The identity a node of this checkout should carry.
+    fn identity(&self, node: &str, provider: Provider, marker: &LabMarker) -> Identity {
+        let repo_source = (provider == Provider::Docker).then(|| {
+            let mounts = mountinfo::parse(
+                &std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default(),
+            );
+            // The mount table names real paths; a symlinked checkout path would not match.
+            let root = self
+                .root
+                .canonicalize()
+                .unwrap_or_else(|_| self.root.clone());
+            mountinfo::filesystem_path(&mounts, &root)
+                .unwrap_or(root)
+                .display()
+                .to_string()
+        });
+        Identity {
+            node: node.to_string(),
+            lab: self.cfg.lab.name.clone(),
+            lab_id: marker.lab_id.clone(),
+            provider: provider.as_str().to_string(),
+            repo_source,
+        }
+    }
+
+    /// Creates or starts nodes (all when none is named), provisions them and loads the
+    /// images they need; builds the images first when absent.
+    pub fn up(&self, names: &[String]) -> Result<(), Error> {
+        let started = Instant::now();
+        // Usage errors first: nothing is checked or changed for a wrong command line.
+        let nodes = self.nodes(names)?;
+        let provider = choose_provider(std::env::var(PROVIDER_ENV).ok().as_deref())?;
+        require_vagrant()?;
+        eprintln!("==> lab: provider {provider} for {}", nodes.join(", "));
+        self.sync_inventory()?;
+        let marker = self.marker()?;
+        let docker = provider == Provider::Docker;
+        let lock = if docker || host_has_docker() {
+            let (lock, _) = build::ensure(&self.root, &self.cfg)?;
+            Some(lock)
+        } else {
+            eprintln!("==> lab: no Docker engine on the host: images are not loaded into the VMs");
+            None
+        };
+        if docker {
+            self.ensure_network()?;
+            self.ensure_engine_volumes(&nodes)?;
+        }
+        let mut cmd = self.vagrant(&["up", &format!("--provider={provider}")], &nodes);
+        if let Some(lock) = &lock {
+            cmd.env(
+                "STACKPILOT_NODE_IMAGE",
+                lock.tag(images::NODE, &ImageLock::path(&self.root))?,
+            );
+        }
+        step("vagrant up", &mut cmd)?;
+        if let Some(lock) = lock.as_ref().filter(|_| docker) {
+            for node in &nodes {
+                if let Some(note) = self.outdated_node_image(node, lock) {
+                    eprintln!("==> {node}: {note}");
+                }
+            }
+        }
+        self.provision_nodes(&nodes, &marker, lock.as_ref())?;
+        eprintln!(
+            "<== lab up: {} in {:.1}s",
+            nodes.join(", "),
+            started.elapsed().as_secs_f64()
+        );
+        self.status(&nodes)
+    }
+
+    fn sync_inventory(&self) -> Result<(), Error> {
+        let path = self.root.join(INVENTORY_FILE);
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(&inventory_text(&self.cfg)) {
+            eprintln!("==> lab: {INVENTORY_FILE} differs from stackpilot.toml; regenerating it");
+            self.inventory(false)?;
+        }
+        Ok(())
+    }
+
+    /// Re-runs provisioning on running nodes (identity, images; `vagrant provision` on VMs).
+    pub fn provision(&self, names: &[String]) -> Result<(), Error> {
+        let nodes = self.nodes(names)?;
+        let marker = self.marker()?;
+        let lock = if host_has_docker() {
+            Some(self.lock()?)
+        } else {
+            None
+        };
+        // VMs: their shell provisioners again (`vagrant up` ran them when it created the VM).
+        let vagrant_dir = self.vagrant_dir();
+        for node in &nodes {
+            let provider = transport::created_provider(&vagrant_dir, node);
+            if provider.is_some_and(|p| p != Provider::Docker) {
+                step(
+                    &format!("vagrant provision {node}"),
+                    &mut self.vagrant(&["provision"], std::slice::from_ref(node)),
+                )?;
+            }
+        }
+        self.provision_nodes(&nodes, &marker, lock.as_ref())
+    }
+
+    /// Per node: wait for its engine, write its identity (docker provider; VMs get theirs
+    /// from Vagrant's provisioners), load the images it needs. Nodes are provisioned in
+    /// parallel; every node's outcome is reported before the first error is returned.
+    fn provision_nodes(
+        &self,
+        nodes: &[String],
+        marker: &LabMarker,
+        lock: Option<&ImageLock>,
+    ) -> Result<(), Error> {
+        let lock_path = ImageLock::path(&self.root);
+        let mut wanted = Vec::new();
+        if let Some(lock) = lock {
+            for name in NODE_LOADS {
+                let tag = lock.tag(name, &lock_path)?.to_string();
+                let id = lock.derived(name).map(|d| d.id.clone()).unwrap_or_default();
+                wanted.push((tag, id));
+            }
+        }
+        let vagrant_dir = self.vagrant_dir();
+        let mut jobs = Vec::new();
+        for node in nodes {
+            let provider = transport::created_provider(&vagrant_dir, node);
+            let Some(provider) = provider else {
+                return Err(Error::Transport(transport::TransportError::NotCreated {
+                    node: node.clone(),
+                    dir: transport::machine_dir(&vagrant_dir, node),
+                }));
+            };
+            let t = Transport::for_node(&vagrant_dir, node)?;
+            let identity = (provider == Provider::Docker)
+                .then(|| self.identity(node, provider, marker).to_toml());
+            let wanted = wanted.clone();
+            jobs.push(std::thread::spawn(move || {
+                provision_node(&t, identity.as_deref(), &wanted)
+            }));
+        }
+        let mut first = None;
+        for j in jobs {
+            let r = j.join().unwrap_or_else(|_| {
+                Err(Error::StepFailed {
+                    step: "provision".into(),
+                    cmd: "provision thread".into(),
+                    status: "panicked".into(),
+                })
+            });
+            if let Err(e) = r {
+                eprintln!("xtask: {e}");
+                first.get_or_insert(e);
+            }
+        }
+        match first {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Removes nodes and their engine volumes, then the lab network once unused.
+    pub fn destroy(&self, names: &[String]) -> Result<(), Error> {
+        let nodes = self.nodes(names)?;
+        self.vagrant_step("destroy", &["destroy", "-f"], &nodes)?;
+        if !host_has_docker() {
+            return Ok(());
+        }
+        self.remove_network_if_unused()?;
+        // Vagrant leaves named volumes; the inventory says engine volumes do not persist.
+        for node in &nodes {
+            let volume = engine_volume(&self.cfg.lab.name, node);
+            let exists = Command::new("docker")
+                .args(["volume", "inspect", &volume])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if exists {
+                step(
+                    "remove engine volume",
+                    Command::new("docker").args(["volume", "rm", &volume]),
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A note when a docker node's container runs another image than the lock's node
+    /// image (Vagrant does not recreate a container when its image changes).
+    fn outdated_node_image(&self, node: &str, lock: &ImageLock) -> Option<String> {
+        let id = transport::docker_container_id(&self.vagrant_dir(), node)?;
+        let want = lock.derived(images::NODE)?;
+        let out = Command::new("docker")
+            .args(["inspect", "--format", "{{.Image}}", &id])
+            .output()
+            .ok()?;
+        let running = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        (out.status.success() && running != want.id).then(|| {
+            format!(
+                "node image outdated: the container runs {}, the lock's node image is {} ({})\n  recreate it with: cargo xtask lab destroy {node} && cargo xtask lab up {node}",
+                build::short_id(&running),
+                want.tag,
+                build::short_id(&want.id)
+            )
+        })
+    }
+
+    /// Creates the lab network when absent; an existing one must have the configured subnet.
+    fn ensure_network(&self) -> Result<(), Error> {
+        let name = network_name(&self.cfg.lab.name);
+        let subnet = &self.cfg.network.docker_subnet;
+        let out = Command::new("docker")
+            .args([
+                "network",
+                "inspect",
+                "--format",
+                "{{range .IPAM.Config}}{{.Subnet}} {{end}}",
+                &name,
+            ])
+            .output()
+            .map_err(|e| Error::StepFailed {
+                step: "lab network".into(),
+                cmd: format!("docker network inspect {name}"),
+                status: e.to_string(),
+            })?;
+        if out.status.success() {
+            let found = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            if found.split_whitespace().any(|s| s == subnet) {
+                return Ok(());
+            }
+            return Err(Error::StepFailed {
+                step: "lab network".into(),
+                cmd: format!("docker network inspect {name}"),
+                status: format!(
+                    "network {name} has subnet {found}, stackpilot.toml says {subnet}\n  destroy the lab (`cargo xtask lab destroy`) and remove it: docker network rm {name}"
+                ),
+            });
+        }
+        step(
+            "lab network",
+            Command::new("docker").args([
+                "network",
+                "create",
+                "--driver",
+                "bridge",
+                "--subnet",
+                subnet,
+                "--label",
+                &format!("{LAB_LABEL}={}", self.cfg.lab.name),
+                &name,
+            ]),
+        )
+    }
+
+    /// Creates the nodes' engine volumes with the lab's label (Vagrant would create them
+    /// unlabelled); an existing volume is kept as it is.
+    fn ensure_engine_volumes(&self, nodes: &[String]) -> Result<(), Error> {
+        let label = format!("{LAB_LABEL}={}", self.cfg.lab.name);
+        for node in nodes {
+            let volume = engine_volume(&self.cfg.lab.name, node);
+            let exists = Command::new("docker")
+                .args(["volume", "inspect", &volume])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if !exists {
+                step(
+                    "engine volume",
+                    Command::new("docker").args(["volume", "create", "--label", &label, &volume]),
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the lab network once no container of the lab is left.
+    fn remove_network_if_unused(&self) -> Result<(), Error> {
+        let name = network_name(&self.cfg.lab.name);
+        let label = format!("label={LAB_LABEL}={}", self.cfg.lab.name);
+        let left = Command::new("docker")
+            .args(["ps", "-aq", "--filter", &label])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_else(|_| "unknown".into());
+        let exists = Command::new("docker")
+            .args(["network", "inspect", &name])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if exists && left.is_empty() {
+            step(
+                "remove lab network",
+                Command::new("docker").args(["network", "rm", &name]),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Prints each node's provider, state, address, engine health and loaded images.
+    pub fn status(&self, names: &[String]) -> Result<(), Error> {
+        require_vagrant()?;
+        let nodes = self.nodes(names)?;
+        let out = self
+            .vagrant(&["status", "--machine-readable"], &nodes)
+            .output()
+            .map_err(|e| Error::StepFailed {
+                step: "lab status".into(),
+                cmd: "vagrant status --machine-readable".into(),
+                status: e.to_string(),
+            })?;
+        let states = parse_machine_states(&String::from_utf8_lossy(&out.stdout));
+        let lock = self.lock().ok();
+        let vagrant_dir = self.vagrant_dir();
+        let mut table = Table::new(&["node", "provider", "state", "address", "engine", "images"]);
+        for node in &nodes {
+            let provider = transport::created_provider(&vagrant_dir, node);
+            let state = states
+                .iter()
+                .find(|(n, _)| n == node)
+                .map_or("unknown".to_string(), |(_, s)| s.clone());
+            let address = match (provider, self.cfg.node(node)) {
+                (Some(p), Ok(n)) => n.address(p).to_string(),
+                _ => "-".into(),
+            };
+            let (engine, mut loaded) = match Transport::for_node(&vagrant_dir, node) {
+                Ok(t) if state == "running" => (
+                    engine_health(&t),
+                    lock.as_ref()
+                        .map_or("no image lock".into(), |l| images_loaded(&t, l)),
+                ),
+                _ => ("-".to_string(), "-".to_string()),
+            };
+            if let Some(l) = lock.as_ref()
+                && self.outdated_node_image(node, l).is_some()
+            {
+                loaded.push_str("; node image outdated");
+            }
+            table.row([
+                node.clone(),
+                provider.map_or("-".into(), |p| p.to_string()),
+                state,
+                address,
+                engine,
+                loaded,
+            ]);
+        }
+        print!("{}", table.render());
+        Ok(())
+    }
+}
+
+/// Waits for the node's engine, writes its identity when given, loads the wanted images.
+fn provision_node(
+    t: &Transport,
+    identity: Option<&str>,
+    wanted: &[(String, String)],
+) -> Result<(), Error> {
+    let node = t.node();
+    wait_for_engine(t)?;
+    if let Some(identity) = identity {
+        match write_identity(t, identity)? {
+            Change::None => eprintln!("==> {node}: identity: no change"),
+            Change::Changed => eprintln!("==> {node}: identity: written to {IDENTITY_FILE}"),
+        }
+    }
+    if !wanted.is_empty() {
+        match load_images(t, wanted)? {
+            Change::None => eprintln!(
+                "==> {node}: images: no change ({} already loaded)",
+                wanted.len()
+            ),
+            Change::Changed => eprintln!("==> {node}: images: loaded"),
+        }
+    }
+    Ok(())
+}
+
+/// Polls the node's engine until it answers.
+fn wait_for_engine(t: &Transport) -> Result<(), Error> {
+    let started = Instant::now();
+    loop {
+        let answer = t.output(
+            &["docker", "version", "--format", "{{.Server.Version}}"],
+            Duration::from_secs(10),
+        );
+        match answer {
+            Ok(v) => {
+                eprintln!(
+                    "==> {}: engine {} up after {:.1}s",
+                    t.node(),
+                    v.trim(),
+                    started.elapsed().as_secs_f64()
+                );
+                return Ok(());
+            }
+            Err(e) if started.elapsed() > ENGINE_WAIT => {
+                return Err(Error::StepFailed {
+                    step: "wait for engine".into(),
+                    cmd: format!("{} docker version", t.node()),
+                    status: format!(
+                        "the node's engine did not answer within {}s: {e}",
+                        ENGINE_WAIT.as_secs()
+                    ),
+                });
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(500)),
+        }
+    }
+}
+
+/// Writes the identity file unless it already holds exactly `identity`.
+pub fn write_identity(t: &Transport, identity: &str) -> Result<Change, Error> {
+    let current = t.output(&["cat", IDENTITY_FILE], Duration::from_secs(15));
+    if current.as_deref().ok() == Some(identity) {
+        return Ok(Change::None);
+    }
+    let dir = Path::new(IDENTITY_FILE)
+        .parent()
+        .map_or("/etc".into(), |p| p.display().to_string());
+    let script = format!(
+        "mkdir -p {dir} && cat > {IDENTITY_FILE}.tmp && mv {IDENTITY_FILE}.tmp {IDENTITY_FILE}"
+    );
+    t.output_with_input(
+        &["sh", "-c", &script],
+        identity.as_bytes(),
+        Duration::from_secs(15),
+    )?;
+    Ok(Change::Changed)
+}
+
+/// Loads each `(tag, id)` into the node's engine unless it already has that id.
+fn load_images(t: &Transport, wanted: &[(String, String)]) -> Result<Change, Error> {
+    let mut change = Change::None;
+    for (tag, id) in wanted {
+        let inside = t
+            .output(
+                &["docker", "image", "inspect", "--format", "{{.Id}}", tag],
+                Duration::from_secs(15),
+            )
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default();
+        if &inside == id {
+            continue;
+        }
+        let started = Instant::now();
+        eprintln!("==> {}: loading {tag}", t.node());
+        t.pipe_from(
+            Command::new("docker").args(["save", tag]),
+            &["docker", "load", "--quiet"],
+        )?;
+        eprintln!(
+            "<== {}: loaded {tag} in {:.1}s",
+            t.node(),
+            started.elapsed().as_secs_f64()
+        );
+        change = Change::Changed;
+    }
+    Ok(change)
+}
+
+fn engine_health(t: &Transport) -> String {
+    match t.output(
+        &["docker", "version", "--format", "{{.Server.Version}}"],
+        Duration::from_secs(10),
+    ) {
+        Ok(v) => format!("up {}", v.trim()),
+        Err(_) => "down".into(),
+    }
+}
+
+fn images_loaded(t: &Transport, lock: &ImageLock) -> String {
+    let mut missing = Vec::new();
+    for name in NODE_LOADS {
+        let Some(entry) = lock.derived(name) else {
+            missing.push(name.to_string());
+            continue;
+        };
+        let inside = t
+            .output(
+                &[
+                    "docker", "image", "inspect", "--format", "{{.Id}}", &entry.tag,
+                ],
+                Duration::from_secs(10),
+            )
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default();
+        if inside != entry.id {
+            missing.push(name.to_string());
+        }
+    }
+    if missing.is_empty() {
+        format!("{}/{} loaded", NODE_LOADS.len(), NODE_LOADS.len())
+    } else {
+        format!("missing {}", missing.join(", "))
+    }
+}
+
+/// `(node, state)` pairs from `vagrant status --machine-readable`.
+pub fn parse_machine_states(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.splitn(4, ',').collect();
+            (f.len() == 4 && f[2] == "state" && !f[1].is_empty())
+                .then(|| (f[1].to_string(), f[3].trim().to_string()))
+        })
+        .collect()
+}
+
+fn require_vagrant() -> Result<(), Error> {
+    if which::which("vagrant").is_err() {
+        return Err(Error::Prereq {
+            what: "vagrant (the lab engine for every provider)".into(),
+            install: "apt-get install -y vagrant".into(),
+        });
+    }
+    Ok(())
+}
+
+fn host_has_docker() -> bool {
+    Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// 128 random bits as hex, from the kernel.
+fn random_id() -> Result<String, Error> {
+    use std::io::Read;
+    let mut buf = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .map_err(|e| Error::StepFailed {
+            step: "lab marker".into(),
+            cmd: "read /dev/urandom".into(),
+            status: e.to_string(),
+        })?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::process::repo_root;
+
+    #[test]
+    fn machine_readable_states_are_parsed() {
+        let text = "\
+1732550000,control,metadata,provider,docker
+1732550000,control,state,running
+1732550000,worker1,state,not_created
+1732550000,,ui,info,Current machine states:
+";
+        assert_eq!(
+            parse_machine_states(text),
+            [
+                ("control".to_string(), "running".to_string()),
+                ("worker1".to_string(), "not_created".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn vagrantfile_validates() {
+        let root = repo_root();
+        let out = Command::new("vagrant")
+            .arg("validate")
+            .env("VAGRANT_CWD", root.join(VAGRANT_DIR))
+            .env("VAGRANT_CHECKPOINT_DISABLE", "1")
+            .output()
+            .expect(
+                "vagrant is installed (apt-get install -y vagrant; `cargo xtask test` installs it)",
+            );
+        assert!(
+            out.status.success(),
+            "vagrant validate failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[test]
+    fn provisioning_scripts_pass_bash_and_shellcheck() {
+        let dir = repo_root().join("vagrant/provision");
+        let mut scripts: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .expect("vagrant/provision exists")
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "sh"))
+            .collect();
+        scripts.sort();
+        assert!(
+            scripts.len() >= 2,
+            "provisioning scripts found: {scripts:?}"
+        );
+        for s in &scripts {
+            let ok = Command::new("bash").arg("-n").arg(s).status();
+            assert!(ok.is_ok_and(|s| s.success()), "bash -n {}", s.display());
+        }
+        let sc = Command::new("shellcheck")
+            .args(&scripts)
+            .output()
+            .expect("shellcheck is installed (apt-get install -y shellcheck; `cargo xtask test` installs it)");
+        assert!(
+            sc.status.success(),
+            "shellcheck:\n{}",
+            String::from_utf8_lossy(&sc.stdout)
+        );
+    }
+}
