@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use stackpilot_core::mountinfo::{self, Mount};
-use stackpilot_core::node::{FileError, IDENTITY_FILE, Identity, LAB_MARKER, LabMarker, NODE_REPO};
+use stackpilot_core::node::{
+    FileError, IDENTITY_FILE, Identity, LAB_MARKER, LabMarker, NODE_REPO, vm_shared_folder_types,
+};
 use stackpilot_core::{Exit, exit::ExitStatus};
 
 /// Entries a complete checkout has at its root; a partial mount lacks some.
@@ -23,9 +25,6 @@ pub const REQUIRED_ENTRIES: &[&str] = &[
     "vagrant/Vagrantfile",
     "crates",
 ];
-
-/// Filesystem types of VM shared folders (the mount is the host's folder itself).
-const SHARED_FOLDER_TYPES: &[&str] = &["vboxsf", "nfs", "nfs4", "9p", "virtiofs", "cifs", "smb3"];
 
 /// Everything ctx-guard looks at, gathered by [`probe`] or written by a test.
 #[derive(Debug, Clone, Serialize)]
@@ -209,7 +208,11 @@ pub fn decide(facts: &Facts) -> Decision {
         ),
     });
 
-    rules.push(mount_source_rule(mount, facts.identity.as_ref().ok()));
+    rules.push(mount_source_rule(
+        &mounts,
+        mount,
+        facts.identity.as_ref().ok(),
+    ));
 
     rules.push(if facts.missing_entries.is_empty() {
         rule(
@@ -278,21 +281,73 @@ pub fn decide(facts: &Facts) -> Decision {
     Decision { rules }
 }
 
-fn mount_source_rule(mount: Option<&Mount>, identity: Option<&Identity>) -> Rule {
+fn mount_source_rule(mounts: &[Mount], mount: Option<&Mount>, identity: Option<&Identity>) -> Rule {
     let expected = "the whole repo checkout the lab was created from";
     let Some(m) = mount else {
         return rule("mount-source", false, expected, "no mount at /vagrant");
     };
-    if SHARED_FOLDER_TYPES.contains(&m.fstype.as_str()) || m.fstype.starts_with("fuse") {
+    let Some(id) = identity else {
         return rule(
             "mount-source",
-            true,
+            false,
             expected,
-            format!("VM shared folder ({}, {})", m.fstype, m.source),
+            format!(
+                "a {} mount of {} and no node identity saying which provider's mount to expect",
+                m.fstype,
+                m.root.display()
+            ),
+        );
+    };
+    // The provider recorded at provisioning decides what /vagrant may be: a filesystem type
+    // alone proves nothing (a docker node's own root is fuse-overlayfs on some hosts).
+    match vm_shared_folder_types(&id.provider) {
+        Some(types) => vm_shared_folder_rule(m, &id.provider, types),
+        None => bind_of_repo_rule(mounts, m, id),
+    }
+}
+
+/// A VM node: `/vagrant` is the root of the provider's synced folder, nothing stacked on it.
+fn vm_shared_folder_rule(m: &Mount, provider: &str, types: &[&str]) -> Rule {
+    let expected = format!(
+        "the {provider} synced folder ({}) of the whole repo",
+        types.join(" or ")
+    );
+    if !types.contains(&m.fstype.as_str()) {
+        return rule(
+            "mount-source",
+            false,
+            expected,
+            format!(
+                "a {} mount of {} (a copy or another directory, not the synced repo)",
+                m.fstype,
+                m.root.display()
+            ),
         );
     }
-    // Anything else must be a bind mount of exactly the recorded repo directory.
-    let Some(src) = identity.and_then(|i| i.repo_source.as_deref()) else {
+    if m.root != Path::new("/") {
+        return rule(
+            "mount-source",
+            false,
+            expected,
+            format!(
+                "partial mount: {} of the synced folder, not its root",
+                m.root.display()
+            ),
+        );
+    }
+    rule(
+        "mount-source",
+        true,
+        expected,
+        format!("VM shared folder ({}, {})", m.fstype, m.source),
+    )
+}
+
+/// A docker node: `/vagrant` is a bind of exactly the recorded repo directory, from a
+/// filesystem other than the node's own root (a same-named copy inside the node is not it).
+fn bind_of_repo_rule(mounts: &[Mount], m: &Mount, id: &Identity) -> Rule {
+    let expected = "the whole repo checkout the lab was created from";
+    let Some(src) = id.repo_source.as_deref() else {
         return rule(
             "mount-source",
             false,
@@ -305,6 +360,22 @@ fn mount_source_rule(mount: Option<&Mount>, identity: Option<&Identity>) -> Rule
         );
     };
     let src = Path::new(src);
+    let node_root = mountinfo::mount_at(mounts, Path::new("/"));
+    if node_root.is_some_and(|r| r.device == m.device) {
+        return rule(
+            "mount-source",
+            false,
+            format!(
+                "a bind mount of the repo root {} from the host",
+                src.display()
+            ),
+            format!(
+                "a {} mount of {} from the node's own filesystem (a copy inside the node)",
+                m.fstype,
+                m.root.display()
+            ),
+        );
+    }
     if m.root == src {
         rule(
             "mount-source",

@@ -120,6 +120,22 @@ impl Lab {
         .expect("identity");
     }
 
+    /// The identity a VM node of `provider` gets from provisioning (no repo source).
+    fn write_vm_identity(&self, provider: &str) {
+        let id = Identity {
+            node: "control".into(),
+            lab: "stackpilot".into(),
+            lab_id: "lab-1".into(),
+            provider: provider.into(),
+            repo_source: None,
+        };
+        fs::write(
+            self.root().join("etc/stackpilot/node-identity.toml"),
+            id.to_toml(),
+        )
+        .expect("identity");
+    }
+
     fn bind_at_vagrant(&mut self, src: &Path) {
         fs::create_dir_all(self.root().join("vagrant")).expect("mkdir");
         self.mounts
@@ -298,4 +314,27 @@ fn another_checkout_at_vagrant_is_refused_by_lab_id() {
         "same-lab",
         "lab-from-another-checkout",
     );
+}
+
+#[test]
+fn copy_bind_mounted_over_the_repo_mount_is_refused() {
+    // Judged by the topmost mount at /vagrant, not by the repo bind underneath.
+    let Some(mut lab) = lab() else { return };
+    let repo = lab.repo();
+    lab.bind_at_vagrant(&repo);
+    let copy = lab.tmp.path().join("src/copy");
+    make_repo_copy(&copy, "lab-1");
+    lab.bind_at_vagrant(&copy);
+    assert_refused(&lab.run("/vagrant"), "mount-source", "not the repo");
+}
+
+#[test]
+fn vm_node_refuses_a_bind_mount_that_is_not_its_synced_folder() {
+    // A libvirt node syncs /vagrant by 9p; a bind of a local directory (here even the
+    // repo itself) is not the host's folder.
+    let Some(mut lab) = lab() else { return };
+    lab.write_vm_identity("libvirt");
+    let repo = lab.repo();
+    lab.bind_at_vagrant(&repo);
+    assert_refused(&lab.run("/vagrant"), "mount-source", "not the synced repo");
 }

@@ -6,6 +6,13 @@ use std::path::{Path, PathBuf};
 /// One line of mountinfo.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mount {
+    /// The mount's id (unique in this namespace).
+    pub id: u32,
+    /// The id of the mount it sits on: a mount stacked over another at the same point has
+    /// that one as parent.
+    pub parent: u32,
+    /// `major:minor` of the filesystem: a bind mount shows its filesystem's device.
+    pub device: String,
     /// Path of the mount's root inside its filesystem (not `/` for bind mounts of a subdirectory).
     pub root: PathBuf,
     /// Where it is mounted, relative to the process's root.
@@ -48,6 +55,9 @@ pub fn parse(text: &str) -> Vec<Mount> {
                 return None;
             }
             Some(Mount {
+                id: pre[0].parse().ok()?,
+                parent: pre[1].parse().ok()?,
+                device: pre[2].to_string(),
                 root: PathBuf::from(unescape(pre[3])),
                 mount_point: PathBuf::from(unescape(pre[4])),
                 fstype: post[0].to_string(),
@@ -57,9 +67,15 @@ pub fn parse(text: &str) -> Vec<Mount> {
         .collect()
 }
 
-/// The mount whose mount point is exactly `path` (the topmost when several are stacked).
+/// The mount whose mount point is exactly `path`; when several are stacked there, the
+/// topmost: the one no other mount at `path` sits on (mountinfo's order is not a promise).
 pub fn mount_at<'a>(mounts: &'a [Mount], path: &Path) -> Option<&'a Mount> {
-    mounts.iter().rev().find(|m| m.mount_point == path)
+    let at: Vec<&Mount> = mounts.iter().filter(|m| m.mount_point == path).collect();
+    at.iter()
+        .rev()
+        .find(|m| !at.iter().any(|o| o.parent == m.id))
+        .or(at.last())
+        .copied()
 }
 
 /// The mount that holds `path` (longest mount point prefix, topmost when stacked).
@@ -113,6 +129,19 @@ mod tests {
             filesystem_path(&m, Path::new("/work/main")),
             Some(PathBuf::from("/work/main"))
         );
+    }
+
+    #[test]
+    fn mount_at_is_the_topmost_by_parent_not_by_line_order() {
+        let m = parse(
+            "22 1 253:1 / / rw - ext4 /dev/vda1 rw
+50 22 0:49 / /vagrant rw - 9p vagrant rw
+40 50 253:1 /home/vagrant/copy /vagrant rw - ext4 /dev/vda1 rw
+",
+        );
+        let top = mount_at(&m, Path::new("/vagrant")).expect("mounted");
+        assert_eq!(top.id, 40);
+        assert_eq!(top.device, "253:1");
     }
 
     #[test]

@@ -128,3 +128,15 @@ impl LabMarker {
         toml::to_string(self).unwrap_or_default()
     }
 }
+
+/// The filesystem types `/vagrant` has on a VM node of `provider` (its synced folder: the
+/// host's folder itself), or `None` for a provider whose nodes bind-mount the repo (docker)
+/// or that is unknown. ctx-guard accepts nothing else at `/vagrant` on such a node.
+pub fn vm_shared_folder_types(provider: &str) -> Option<&'static [&'static str]> {
+    match provider {
+        "virtualbox" => Some(&["vboxsf"]),
+        // The Vagrantfile syncs /vagrant by 9p; virtiofs is libvirt's other real share.
+        "libvirt" => Some(&["9p", "virtiofs"]),
+        _ => None,
+    }
+}
