@@ -71,24 +71,59 @@ impl Lab {
         Ok(names.to_vec())
     }
 
-    fn vagrant(&self, args: &[&str], nodes: &[String]) -> Command {
-        let mut c = Command::new("vagrant");
-        c.args(args)
-            .args(nodes)
-            .env("VAGRANT_CWD", self.vagrant_dir())
-            .env("VAGRANT_CHECKPOINT_DISABLE", "1");
+    /// The lab's provider: the one its nodes were created with, else the configured choice
+    /// (`STACKPILOT_PROVIDER`, else the automatic one).
+    pub fn provider(&self) -> Result<Provider, Error> {
+        let vagrant_dir = self.vagrant_dir();
+        match self
+            .cfg
+            .node_names()
+            .iter()
+            .find_map(|n| transport::created_provider(&vagrant_dir, n))
+        {
+            Some(p) => Ok(p),
+            None => choose_provider(std::env::var(PROVIDER_ENV).ok().as_deref()),
+        }
+    }
+
+    /// A `vagrant` call on `nodes`, pinned to `provider`.
+    fn vagrant(&self, provider: Provider, args: &[&str], nodes: &[String]) -> Command {
+        let mut c = transport::vagrant_command(&self.vagrant_dir(), provider);
+        c.args(args).args(nodes);
         c
+    }
+
+    /// The named nodes (all by default) that Vagrant has a machine for under `provider`.
+    fn created(&self, names: &[String], provider: Provider) -> Result<Vec<String>, Error> {
+        let vagrant_dir = self.vagrant_dir();
+        Ok(self
+            .nodes(names)?
+            .into_iter()
+            .filter(|n| transport::created_provider(&vagrant_dir, n) == Some(provider))
+            .collect())
     }
 
     /// Stops nodes, keeping them and their engine volumes.
     pub fn halt(&self, names: &[String]) -> Result<(), Error> {
-        self.vagrant_step("halt", &["halt"], names)
+        self.nodes(names)?;
+        let provider = self.provider()?;
+        let nodes = self.created(names, provider)?;
+        if nodes.is_empty() {
+            eprintln!("==> lab: no node is created: nothing to halt");
+            return Ok(());
+        }
+        self.vagrant_step(provider, "halt", &["halt"], &nodes)
     }
 
-    fn vagrant_step(&self, name: &str, args: &[&str], nodes: &[String]) -> Result<(), Error> {
+    fn vagrant_step(
+        &self,
+        provider: Provider,
+        name: &str,
+        args: &[&str],
+        nodes: &[String],
+    ) -> Result<(), Error> {
         require_vagrant()?;
-        let nodes = self.nodes(nodes)?;
-        let mut cmd = self.vagrant(args, &nodes);
+        let mut cmd = self.vagrant(provider, args, nodes);
         if let Ok(lock) = self.lock() {
             // Commands other than `up` evaluate the Vagrantfile too; give them the same image.
             if let Ok(tag) = lock.tag(images::NODE, &ImageLock::path(&self.root)) {
@@ -219,7 +254,7 @@ impl Lab {
             self.ensure_network()?;
             self.ensure_engine_volumes(&nodes)?;
         }
-        let mut cmd = self.vagrant(&["up", &format!("--provider={provider}")], &nodes);
+        let mut cmd = self.vagrant(provider, &["up", &format!("--provider={provider}")], &nodes);
         if let Some(lock) = &lock {
             cmd.env(
                 "STACKPILOT_NODE_IMAGE",
@@ -265,10 +300,10 @@ impl Lab {
         let vagrant_dir = self.vagrant_dir();
         for node in &nodes {
             let provider = transport::created_provider(&vagrant_dir, node);
-            if provider.is_some_and(|p| p != Provider::Docker) {
+            if let Some(provider) = provider.filter(|p| *p != Provider::Docker) {
                 step(
                     &format!("vagrant provision {node}"),
-                    &mut self.vagrant(&["provision"], std::slice::from_ref(node)),
+                    &mut self.vagrant(provider, &["provision"], std::slice::from_ref(node)),
                 )?;
             }
         }
@@ -334,7 +369,17 @@ impl Lab {
     /// Removes nodes and their engine volumes, then the lab network once unused.
     pub fn destroy(&self, names: &[String]) -> Result<(), Error> {
         let nodes = self.nodes(names)?;
-        self.vagrant_step("destroy", &["destroy", "-f"], &nodes)?;
+        // Only machines that exist: Vagrant resolves a never-created one under its default
+        // provider, which need not be the lab's (and may need an NFS server).
+        let provider = self.provider()?;
+        let created = self.created(&nodes, provider)?;
+        if created.is_empty() {
+            eprintln!(
+                "==> lab: no node is created under {provider}: nothing for Vagrant to destroy"
+            );
+        } else {
+            self.vagrant_step(provider, "destroy", &["destroy", "-f"], &created)?;
+        }
         if !host_has_docker() {
             return Ok(());
         }
@@ -470,7 +515,7 @@ impl Lab {
         require_vagrant()?;
         let nodes = self.nodes(names)?;
         let out = self
-            .vagrant(&["status", "--machine-readable"], &nodes)
+            .vagrant(self.provider()?, &["status", "--machine-readable"], &nodes)
             .output()
             .map_err(|e| Error::StepFailed {
                 step: "lab status".into(),
@@ -729,12 +774,33 @@ mod tests {
     }
 
     #[test]
+    fn only_nodes_created_under_the_provider_are_handed_to_vagrant() {
+        let root = std::env::temp_dir().join(format!("sp-lab-created-{}", std::process::id()));
+        let cfg = Config::load_file(&repo_root().join("stackpilot.toml")).expect("config");
+        let lab = Lab::new(root.clone(), cfg);
+        let machine = transport::machine_dir(&lab.vagrant_dir(), "worker1").join("docker");
+        std::fs::create_dir_all(&machine).expect("temp dir");
+        std::fs::write(machine.join("id"), "f00d\n").expect("write id");
+        assert_eq!(
+            lab.created(&[], Provider::Docker).expect("created"),
+            ["worker1"]
+        );
+        assert!(
+            lab.created(&[], Provider::Libvirt)
+                .expect("created")
+                .is_empty()
+        );
+        assert_eq!(lab.provider().expect("provider"), Provider::Docker);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
     fn vagrantfile_validates() {
         let root = repo_root();
-        let out = Command::new("vagrant")
+        // Pinned like every lab call: with vagrant-libvirt installed Vagrant's default
+        // provider is libvirt, whatever the lab uses.
+        let out = transport::vagrant_command(&root.join(VAGRANT_DIR), Provider::Docker)
             .arg("validate")
-            .env("VAGRANT_CWD", root.join(VAGRANT_DIR))
-            .env("VAGRANT_CHECKPOINT_DISABLE", "1")
             .output()
             .expect(
                 "vagrant is installed (apt-get install -y vagrant; `cargo xtask test` installs it)",

@@ -26,6 +26,8 @@ pub enum Transport {
         vagrant_dir: PathBuf,
         /// The node's name.
         node: String,
+        /// The provider the node was created with (pinned on the Vagrant call).
+        provider: Provider,
     },
     /// `docker exec [-i] <id> …` (docker provider).
     DockerExec {
@@ -105,6 +107,18 @@ impl ExitStatus for TransportError {
     }
 }
 
+/// A `vagrant` command for the project in `vagrant_dir`, pinned to `provider`: with a
+/// plugin such as vagrant-libvirt installed, Vagrant's own default would be that plugin's
+/// provider, and resolving a machine under it (even one never created) can fail, e.g. on
+/// its NFS synced folder. Checkpoint (the call home) is off.
+pub fn vagrant_command(vagrant_dir: &Path, provider: Provider) -> Command {
+    let mut c = Command::new("vagrant");
+    c.env("VAGRANT_CWD", vagrant_dir)
+        .env("VAGRANT_CHECKPOINT_DISABLE", "1")
+        .env("VAGRANT_DEFAULT_PROVIDER", provider.as_str());
+    c
+}
+
 /// The directory where Vagrant keeps a node's per-provider machine data.
 pub fn machine_dir(vagrant_dir: &Path, node: &str) -> PathBuf {
     vagrant_dir.join(".vagrant").join("machines").join(node)
@@ -152,10 +166,13 @@ impl Transport {
                 node: node.to_string(),
                 container: docker_container_id(vagrant_dir, node).unwrap_or_default(),
             }),
-            Some(Provider::Virtualbox | Provider::Libvirt) => Ok(Transport::VagrantSsh {
-                vagrant_dir: vagrant_dir.to_path_buf(),
-                node: node.to_string(),
-            }),
+            Some(provider @ (Provider::Virtualbox | Provider::Libvirt)) => {
+                Ok(Transport::VagrantSsh {
+                    vagrant_dir: vagrant_dir.to_path_buf(),
+                    node: node.to_string(),
+                    provider,
+                })
+            }
             None => Err(TransportError::NotCreated {
                 node: node.to_string(),
                 dir: machine_dir(vagrant_dir, node),
@@ -183,13 +200,15 @@ impl Transport {
                 c.args(["-w", NODE_REPO, container.as_str()]).args(argv);
                 c
             }
-            Transport::VagrantSsh { vagrant_dir, node } => {
+            Transport::VagrantSsh {
+                vagrant_dir,
+                node,
+                provider,
+            } => {
                 let quoted: Vec<String> = argv.iter().map(|a| shell_quote(a)).collect();
                 let script = format!("cd {NODE_REPO} && exec {}", quoted.join(" "));
-                let mut c = Command::new("vagrant");
-                c.args(["ssh", node.as_str(), "--no-tty", "-c", &script])
-                    .env("VAGRANT_CWD", vagrant_dir)
-                    .env("VAGRANT_CHECKPOINT_DISABLE", "1");
+                let mut c = vagrant_command(vagrant_dir, *provider);
+                c.args(["ssh", node.as_str(), "--no-tty", "-c", &script]);
                 c
             }
         }
@@ -401,6 +420,7 @@ mod tests {
         let t = Transport::VagrantSsh {
             vagrant_dir: PathBuf::from("/repo/vagrant"),
             node: "worker1".into(),
+            provider: Provider::Libvirt,
         };
         let cmd = t.command(&["sh", "-c", "echo it's"], false);
         let args: Vec<String> = cmd
@@ -417,6 +437,11 @@ mod tests {
                 r"cd /vagrant && exec sh -c 'echo it'\''s'"
             ]
         );
+        let pinned = cmd
+            .get_envs()
+            .find(|(k, _)| *k == "VAGRANT_DEFAULT_PROVIDER")
+            .and_then(|(_, v)| v);
+        assert_eq!(pinned, Some(std::ffi::OsStr::new("libvirt")));
     }
 
     #[test]
