@@ -18,6 +18,7 @@ use stackpilot_core::admin::{
 use stackpilot_core::compose::PROJECT_LABEL;
 use stackpilot_core::output::{Render, Table};
 use stackpilot_core::receipts::{self, CLEAN_RECEIPT, CleanReceipt, ReceiptError};
+use stackpilot_core::time::now_rfc3339;
 use stackpilot_core::{Config, Exit, exit::ExitStatus};
 
 /// What a clean-room run removes: one compose project's containers and the images that
@@ -221,14 +222,6 @@ impl ExitStatus for CleanError {
             | CleanError::NetworkInUse { .. } => Exit::Failed,
         }
     }
-}
-
-/// Now, RFC 3339 in UTC.
-fn now_rfc3339() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    let now = now.replace_nanosecond(0).unwrap_or(now);
-    now.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 /// Runs the clean room for `target` on this node's engine and writes the clean receipt

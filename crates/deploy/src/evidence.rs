@@ -5,10 +5,10 @@
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use stackpilot_core::time;
 
 use crate::DeployError;
 use crate::plan::{self, AuditEntry, LockDecision, LockInfo};
@@ -31,12 +31,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DeployError + '_ {
 }
 
 /// Unix seconds now.
-pub fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or_default()
-}
+pub use stackpilot_core::time::unix_now_f64 as unix_now;
 
 /// Who acts: `$USER@<hostname>`.
 pub fn who() -> String {
@@ -238,10 +233,7 @@ pub fn lock(path: &Path, purpose: &str) -> Result<Lock, DeployError> {
                         LockDecision::Held(l) => {
                             return Err(DeployError::Locked {
                                 path: path.to_path_buf(),
-                                expires: humantime::format_rfc3339_seconds(
-                                    UNIX_EPOCH + std::time::Duration::from_secs(l.expires_at),
-                                )
-                                .to_string(),
+                                expires: time::unix_rfc3339(l.expires_at),
                                 owner: l.owner,
                                 pid: l.pid,
                                 purpose: l.purpose,
@@ -274,9 +266,8 @@ pub fn lock(path: &Path, purpose: &str) -> Result<Lock, DeployError> {
 
 /// Now as RFC 3339 (seconds) and as a compact sortable stamp (`20261125T190000`).
 pub fn stamps() -> (String, String) {
-    let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-    let compact: String = now.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
-    (now, compact.trim_end_matches('Z').to_string())
+    let now = time::now_utc();
+    (time::rfc3339(now), time::compact(now))
 }
 
 #[cfg(test)]

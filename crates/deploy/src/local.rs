@@ -177,7 +177,7 @@ fn run(
         dirty: spec.dirty,
         runtime_image: PinnedImage::flag(&spec.runtime_image),
     };
-    let created = lifecycle::now_rfc3339();
+    let created = stackpilot_core::time::now_rfc3339();
     t.note(&format!(
         "build the release image {tag} FROM the locked runtime image {} on this machine's engine",
         spec.runtime_image

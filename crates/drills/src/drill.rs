@@ -11,6 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use stackpilot_core::http::{self, TcpOutcome, Timeouts};
+use stackpilot_core::time::{millis, now_rfc3339};
 use verify::report::{Report, Verdict as CheckVerdict};
 
 use crate::journal::{self, Assertion, Event, Figures, Journal, Recovery, SteadyState};
@@ -132,7 +133,7 @@ struct Run<'a> {
 
 impl Run<'_> {
     fn now_ms(&self) -> u64 {
-        ms(self.start.elapsed())
+        millis(self.start.elapsed())
     }
 
     fn event(&self, what: &str, detail: impl Into<String>) -> Event {
@@ -235,10 +236,6 @@ impl Run<'_> {
     }
 }
 
-fn ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
 /// Polls `probe` every [`POLL_MS`] until it returns `Some` or `limit` passed.
 fn poll<T>(limit: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
     let start = Instant::now();
@@ -273,7 +270,7 @@ impl Sampler {
         let handle = thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
                 let tick = Instant::now();
-                let t_ms = ms(origin.elapsed());
+                let t_ms = millis(origin.elapsed());
                 let sample = Sample::of(t_ms, &http::get(&url, PROBE));
                 if let Ok(mut v) = out.lock() {
                     v.push(sample);
@@ -671,7 +668,7 @@ fn db_midflight_loss(r: &mut Run) -> Result<(), LabError> {
         let (stop, attempts, url, origin) = (stop.clone(), attempts.clone(), url.clone(), r.start);
         clients.push(thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                let t_ms = ms(origin.elapsed());
+                let t_ms = millis(origin.elapsed());
                 let probe = http::post_json(&url, "", PROBE);
                 let order_id = probe
                     .answer()
@@ -1113,14 +1110,6 @@ fn node_reboot(r: &mut Run) -> Result<(), LabError> {
         check_orders(r, "the node restart", &ids);
     }
     Ok(())
-}
-
-/// Now, RFC 3339 UTC with whole seconds.
-pub fn now_rfc3339() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    let now = now.replace_nanosecond(0).unwrap_or(now);
-    now.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

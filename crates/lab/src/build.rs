@@ -4,6 +4,8 @@
 use std::path::Path;
 use std::process::Command;
 
+use stackpilot_core::time;
+
 use crate::error::Error;
 use crate::process::step;
 
@@ -58,10 +60,9 @@ impl BuildInfo {
     pub fn collect(root: &Path) -> Result<BuildInfo, Error> {
         let git_sha = git(root, &["rev-parse", "--short=12", "HEAD"])?;
         let dirty = !git(root, &["status", "--porcelain", "--untracked-files=no"])?.is_empty();
-        let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-        // 2026-11-25T18:45:01Z -> 20261125T184501: sortable and valid in an image tag.
-        let compact: String = now.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
-        let compact = compact.trim_end_matches('Z').to_string();
+        let now = time::now_utc();
+        // 20261125T184501: sortable and valid in an image tag.
+        let compact = time::compact(now);
         // Time for ordering, plus randomness so two builds in one second still differ.
         let random = std::fs::read_to_string("/proc/sys/kernel/random/uuid")
             .map(|u| u.trim().replace('-', "")[..8].to_string())
@@ -70,7 +71,7 @@ impl BuildInfo {
             git_sha,
             dirty,
             build_id: format!("{compact}-{random}"),
-            build_time: now,
+            build_time: time::rfc3339(now),
         })
     }
 }

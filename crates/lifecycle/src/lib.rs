@@ -23,6 +23,7 @@ use stackpilot_core::compose::{
 use stackpilot_core::images::{self as image_lock, ImageLock, LockError};
 use stackpilot_core::output::{Render, Table};
 use stackpilot_core::receipts::{self, BUILD_RECEIPT, BuildReceipt, ReceiptError};
+use stackpilot_core::time::now_rfc3339;
 use stackpilot_core::{Config, Exit, exit::ExitStatus};
 
 mod wait;
@@ -169,15 +170,6 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LifecycleError + '_ {
         path: path.to_path_buf(),
         source,
     }
-}
-
-/// Now, RFC 3339 in UTC (`2026-11-25T18:00:00Z`).
-pub fn now_rfc3339() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    let now = now.replace_nanosecond(0).unwrap_or(now);
-    // RFC 3339 formatting of a UTC time only fails outside years 0-9999.
-    now.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 // ---------------------------------------------------------------- validation (pure)

@@ -191,13 +191,6 @@ fn compose_gets_images_and_port_from_lifecycle() {
 }
 
 #[test]
-fn now_is_rfc3339_utc_to_the_second() {
-    let t = now_rfc3339();
-    assert_eq!(t.len(), 20, "{t}");
-    assert!(t.ends_with('Z'), "{t}");
-}
-
-#[test]
 fn status_table_lists_service_state_health_restarts_image() {
     let report = StatusReport {
         env: "dev".into(),

@@ -77,7 +77,7 @@ pub fn tcp_connect(addr: SocketAddr, timeout: Duration) -> TcpProbe {
     TcpProbe {
         addr,
         outcome,
-        elapsed_ms: ms(start),
+        elapsed_ms: crate::time::millis(start.elapsed()),
     }
 }
 
@@ -141,7 +141,7 @@ pub fn get(url: &str, timeouts: Timeouts) -> HttpProbe {
     HttpProbe {
         url: url.to_string(),
         outcome,
-        elapsed_ms: ms(start),
+        elapsed_ms: crate::time::millis(start.elapsed()),
     }
 }
 
@@ -157,7 +157,7 @@ pub fn post_json(url: &str, body: &str, timeouts: Timeouts) -> HttpProbe {
     HttpProbe {
         url: url.to_string(),
         outcome,
-        elapsed_ms: ms(start),
+        elapsed_ms: crate::time::millis(start.elapsed()),
     }
 }
 
@@ -223,10 +223,6 @@ fn classify_error(e: ureq::Error) -> HttpOutcome {
             detail: other.to_string(),
         },
     }
-}
-
-fn ms(start: Instant) -> u64 {
-    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! StackPilot's shared core: what several tools need, written once.
 //!
 //! Owns the lab configuration (`stackpilot.toml`) and its inventory, the exit codes every
-//! tool uses, the shared error type and the one output layer (human table or `--json`).
+//! tool uses, the shared error type, the one output layer (human table or `--json`) and the one time
+//! module (timestamps, RFC 3339, durations as printed).
 //! It never decides policy for a tool: each tool crate owns its own rules.
 
 pub mod admin;
@@ -19,6 +20,7 @@ pub mod node;
 pub mod output;
 pub mod receipts;
 pub mod step;
+pub mod time;
 pub mod transport;
 
 pub use config::{Config, Environment, Node, Provider};

@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use stackpilot_core::http::{self, Timeouts};
+use stackpilot_core::time::millis;
 use stackpilot_core::transport::{Transport, display};
 
 use crate::inspection::Inspection;
@@ -204,7 +205,7 @@ pub fn observe(target: &Target, node: &dyn NodeRunner, cfg: &RunConfig) -> Obser
     };
     obs.node = Some(NodeObservation {
         via: node.describe(),
-        elapsed_ms: ms(start),
+        elapsed_ms: millis(start.elapsed()),
         outcome,
     });
     if verdict::layer_failed(1, &target.expect, &obs) {
@@ -225,7 +226,7 @@ pub fn observe(target: &Target, node: &dyn NodeRunner, cfg: &RunConfig) -> Obser
 pub fn run(target: &Target, node: &dyn NodeRunner, cfg: &RunConfig) -> Report {
     let start = Instant::now();
     let obs = observe(target, node, cfg);
-    verdict::evaluate(&target.expect, &obs, ms(start))
+    verdict::evaluate(&target.expect, &obs, millis(start.elapsed()))
 }
 
 /// Pause between attempts of a waiting verification.
@@ -244,15 +245,11 @@ pub fn run_waiting(
         let mut report = run(target, node, cfg);
         let left = wait.saturating_sub(start.elapsed());
         if report.passed || left.is_zero() {
-            report.elapsed_ms = ms(start);
+            report.elapsed_ms = millis(start.elapsed());
             return report;
         }
         std::thread::sleep(RETRY_EVERY.min(left));
     }
-}
-
-fn ms(start: Instant) -> u64 {
-    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

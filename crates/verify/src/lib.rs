@@ -18,7 +18,6 @@ pub mod inspection;
 pub mod lab;
 pub mod report;
 pub mod setup;
-pub mod time;
 pub mod verdict;
 
 pub use host::{NodeRun, NodeRunner, RunConfig, Target, run, run_waiting};

@@ -8,7 +8,7 @@ use stackpilot_core::http::{HttpOutcome, HttpProbe, TcpOutcome, TcpProbe};
 
 use crate::inspection::{ContainerFact, Fact, Hidden, Inspection, Wiring};
 use crate::report::{Check, Report, Summary, Verdict};
-use crate::time::parse_rfc3339;
+use stackpilot_core::time::parse_rfc3339;
 
 /// The compose service that serves HTTP on the environment's port.
 pub const API_SERVICE: &str = "api";
@@ -750,11 +750,11 @@ fn provenance_layer(inspection: Option<&Inspection>) -> Vec<Eval> {
                 parse_rfc3339(&img.created),
                 parse_rfc3339(&clean.cleaned_at),
             ) {
-                (Some(created), Some(cleaned)) if created > cleaned => pass(format!(
+                (Ok(created), Ok(cleaned)) if created > cleaned => pass(format!(
                     "image created {}, after the last clean-room at {}",
                     img.created, clean.cleaned_at
                 )),
-                (Some(_), Some(_)) => fail(format!(
+                (Ok(_), Ok(_)) => fail(format!(
                     "image created {}, before the last clean-room at {}: it survived the clean room",
                     img.created, clean.cleaned_at
                 )),
