@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use ::bench::golden::{Figures, VERIFY_RUNS};
+use stackpilot_core::time;
 
 use crate::golden::{self, Target};
 use crate::run::{Error, repo_root};
@@ -94,5 +95,8 @@ fn golden_figures() -> Result<String, Error> {
         phases: phases.rows().to_vec(),
         verifies,
     };
-    Ok(::bench::golden::render(&figures, &::bench::utc_now()))
+    Ok(::bench::golden::render(
+        &figures,
+        &time::utc_minute(time::now_utc()),
+    ))
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use stackpilot_core::http::{self, Timeouts};
 use stackpilot_core::images::{self, ImageLock};
+use stackpilot_core::time;
 use stackpilot_core::transport::{Transport, VAGRANT_DIR};
 use stackpilot_core::{Config, Provider};
 
@@ -225,9 +226,9 @@ impl Phases {
         let took = start.elapsed();
         self.done.push((name.to_string(), took));
         eprintln!(
-            "=== phase: {name} {} in {:.1}s",
+            "=== phase: {name} {} in {}s",
             if r.is_ok() { "done" } else { "FAILED" },
-            took.as_secs_f64()
+            time::secs(took)
         );
         r
     }
@@ -242,10 +243,10 @@ impl Phases {
         let mut t = stackpilot_core::output::Table::new(&["phase", "seconds"]);
         let mut total = Duration::ZERO;
         for (name, d) in &self.done {
-            t.row([name.clone(), format!("{:.1}", d.as_secs_f64())]);
+            t.row([name.clone(), time::secs(*d)]);
             total += *d;
         }
-        t.row(["total".to_string(), format!("{:.1}", total.as_secs_f64())]);
+        t.row(["total".to_string(), time::secs(total)]);
         t.render()
     }
 }

@@ -6,6 +6,8 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use stackpilot_core::time;
+
 /// The section of docs/benchmarks.md these figures own.
 pub const SECTION: &str = "## Golden path";
 /// How many verifications of the healthy node are measured.
@@ -62,14 +64,14 @@ pub fn render(figures: &Figures, measured: &str) -> String {
         "| phase of a warm `demo-reviewer` | seconds |\n|---|---:|"
     );
     for (name, d) in phases {
-        let _ = writeln!(s, "| {name} | {:.1} |", d.as_secs_f64());
+        let _ = writeln!(s, "| {name} | {} |", time::secs(*d));
     }
     let total: Duration = phases.iter().map(|(_, d)| *d).sum();
     let _ = writeln!(
         s,
-        "| **total** (goal ≤ 60 s: {}) | **{:.1}** |\n",
+        "| **total** (goal ≤ 60 s: {}) | **{}** |\n",
         verdict(total <= Duration::from_secs(60)),
-        total.as_secs_f64()
+        time::secs(total)
     );
     let med = median(verifies.clone());
     let (min, max) = (

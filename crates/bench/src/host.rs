@@ -32,16 +32,3 @@ pub(crate) fn rss_kib(pid: u32, field: &str) -> Option<u64> {
         .parse()
         .ok()
 }
-
-/// Now, in UTC to the minute (`2026-11-30 17:45`), for "Measured …" lines.
-pub fn utc_now() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute()
-    )
-}

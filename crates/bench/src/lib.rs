@@ -16,7 +16,7 @@ use stackpilot_core::Exit;
 use stackpilot_core::exit::ExitStatus;
 use stackpilot_core::step::StepError;
 
-pub use host::{load_average, utc_now};
+pub use host::load_average;
 
 /// Why a benchmark could not produce its figures.
 #[derive(Debug, thiserror::Error)]

@@ -302,8 +302,8 @@ fn wait_healthy(t: &mut Transcript, container: &str, timeout: Duration) -> Resul
         let status = String::from_utf8_lossy(&out.stdout).trim().to_string();
         if status == "healthy" {
             t.note(&format!(
-                "$ {line}  (polled every 500 ms)\nhealthy after {:.1} s",
-                start.elapsed().as_secs_f64()
+                "$ {line}  (polled every 500 ms)\nhealthy after {} s",
+                stackpilot_core::time::secs(start.elapsed())
             ));
             return Ok(());
         }

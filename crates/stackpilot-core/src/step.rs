@@ -42,8 +42,8 @@ pub fn run(name: &str, dir: &Path, cmd: &mut Command) -> Result<(), StepError> {
         .status()
         .map_err(|e| StepError::new(name, &line, format!("could not start: {e}")))?;
     eprintln!(
-        "<== {name}: {status} in {:.1}s",
-        started.elapsed().as_secs_f64()
+        "<== {name}: {status} in {}s",
+        crate::time::secs(started.elapsed())
     );
     if status.success() {
         Ok(())

@@ -3,6 +3,8 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use stackpilot_core::time;
+
 use super::SECTION;
 use crate::host;
 
@@ -82,7 +84,7 @@ impl Report {
              service configuration (pool of 16, JSON request log on), stdout discarded. \
              Load average just before the runs: {} (anything above 0 is other work sharing \
              the cores).\n",
-            host::utc_now(),
+            time::utc_minute(time::now_utc()),
             std::thread::available_parallelism().map_or(0, |n| n.get()),
             host::mem_total(),
             self.pg_version,
