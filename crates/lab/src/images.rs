@@ -18,6 +18,7 @@ use stackpilot_core::images::{
     RootImage,
 };
 use stackpilot_core::output::Table;
+use stackpilot_core::time;
 
 use crate::error::{Error, failed};
 use crate::process::step;
@@ -269,7 +270,7 @@ fn built_line(name: &str, tag: String, found: &Inspected, seconds: Option<f64>) 
 
 fn build_root(cfg: &Config, sources: &str, out: &mut Vec<Built>) -> Result<RootImage, Error> {
     let started = Instant::now();
-    let date = utc_date(std::time::SystemTime::now());
+    let date = time::utc_day(time::now_utc());
     let tag = lock::root_tag(&cfg.images.suite, &date.0);
     if let Some(found) = inspect(&tag)? {
         // Built today but not recorded (or recorded differently): never adopt it silently.
@@ -670,41 +671,9 @@ fn lock_error(e: stackpilot_core::images::LockError) -> Error {
     }
 }
 
-/// Today's UTC date as `YYYYMMDD` and the Unix time of its midnight.
-fn utc_date(now: std::time::SystemTime) -> (String, u64) {
-    let secs = now
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let days = secs / 86_400;
-    let (y, m, d) = civil_from_days(days as i64);
-    (format!("{y:04}{m:02}{d:02}"), days * 86_400)
-}
-
-/// Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dates_are_utc_calendar_days() {
-        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_600_000);
-        assert_eq!(utc_date(t), ("20261125".to_string(), 1_795_564_800));
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
-    }
 
     #[test]
     fn inspect_output_is_parsed() {

@@ -12,6 +12,7 @@ use stackpilot_core::images::{self, ImageLock, NODE_LOADS};
 use stackpilot_core::mountinfo;
 use stackpilot_core::node::{IDENTITY_FILE, Identity, LAB_MARKER, LabMarker};
 use stackpilot_core::output::Table;
+use stackpilot_core::time;
 use stackpilot_core::transport::{self, Transport, VAGRANT_DIR};
 use stackpilot_core::{Config, Provider};
 
@@ -271,9 +272,9 @@ impl Lab {
         }
         self.provision_nodes(&nodes, &marker, lock.as_ref())?;
         eprintln!(
-            "<== lab up: {} in {:.1}s",
+            "<== lab up: {} in {}s",
             nodes.join(", "),
-            started.elapsed().as_secs_f64()
+            time::secs(started.elapsed())
         );
         self.status(&nodes)
     }
@@ -600,10 +601,10 @@ fn wait_for_engine(t: &Transport) -> Result<(), Error> {
         match answer {
             Ok(v) => {
                 eprintln!(
-                    "==> {}: engine {} up after {:.1}s",
+                    "==> {}: engine {} up after {}s",
                     t.node(),
                     v.trim(),
-                    started.elapsed().as_secs_f64()
+                    time::secs(started.elapsed())
                 );
                 return Ok(());
             }
@@ -663,9 +664,9 @@ fn load_images(t: &Transport, wanted: &[(String, String)]) -> Result<Change, Err
             &["docker", "load", "--quiet"],
         )?;
         eprintln!(
-            "<== {}: loaded {tag} in {:.1}s",
+            "<== {}: loaded {tag} in {}s",
             t.node(),
-            started.elapsed().as_secs_f64()
+            time::secs(started.elapsed())
         );
         change = Change::Changed;
     }
