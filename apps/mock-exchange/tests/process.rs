@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{Service, command, postgres, ready_service};
+use common::{Service, command, postgres, ready_service, wait_until};
 use nix::sys::signal::Signal;
 
 #[test]
@@ -60,16 +60,20 @@ fn sigterm_finishes_the_in_flight_request_then_exits_0() {
     let pg = postgres();
     let mut svc = ready_service(&pg, &[]);
     let mut slow = start_slow_order(&svc);
-    std::thread::sleep(Duration::from_millis(200));
+    svc.wait_in_flight(&slow);
     svc.signal(Signal::SIGTERM);
-    std::thread::sleep(Duration::from_millis(300));
+    svc.wait_logged("shutting down", Duration::from_secs(5));
+    // The listener closes right after the shutdown starts.
+    let closed = wait_until(Duration::from_secs(5), || {
+        TcpStream::connect(svc.addr).is_err()
+    });
+    assert!(
+        closed.is_some(),
+        "still accepting new connections after SIGTERM"
+    );
     assert!(
         svc.is_running(),
         "exited before the in-flight request finished"
-    );
-    assert!(
-        TcpStream::connect(svc.addr).is_err(),
-        "still accepting new connections after SIGTERM"
     );
     slow.write_all(b"\"side\":\"buy\",\"qty\":3}")
         .expect("write rest");
@@ -110,8 +114,8 @@ fn a_body_that_never_arrives_is_408_after_ten_seconds() {
 fn sigterm_drain_is_bounded_by_the_shutdown_timeout() {
     let pg = postgres();
     let mut svc = ready_service(&pg, &[("SHUTDOWN_TIMEOUT_SECS", "1")]);
-    let _stalled = start_slow_order(&svc);
-    std::thread::sleep(Duration::from_millis(200));
+    let stalled = start_slow_order(&svc);
+    svc.wait_in_flight(&stalled);
     let sent = Instant::now();
     svc.signal(Signal::SIGTERM);
     let status = svc

@@ -71,18 +71,23 @@ fn database_down_at_start_up_then_back_needs_no_restart() {
     let ready = svc.get("/ready");
     assert_eq!(ready.status, 503, "{ready:?}");
     assert_eq!(ready.json["reason"], "connection refused", "{ready:?}");
-    std::thread::sleep(Duration::from_secs(1));
+    // The heartbeat's first run fails against the missing database; the process lives on.
+    let heartbeat_failed = wait_until(Duration::from_secs(5), || {
+        let metrics = svc.get("/metrics").text;
+        metrics.contains("mock_exchange_heartbeat_runs_total{result=\"error\"}")
+            && !metrics.contains("mock_exchange_heartbeat_runs_total{result=\"error\"} 0")
+    });
+    assert!(
+        heartbeat_failed.is_some(),
+        "no failed heartbeat run in the metrics: {}",
+        svc.get("/metrics").text
+    );
     assert!(
         svc.is_running(),
         "a missing database must not end the process"
     );
-    // The heartbeat's first run failed, and the metrics say the database is down.
     let metrics = svc.get("/metrics").text;
     assert!(metrics.contains("mock_exchange_db_up 0"), "{metrics}");
-    assert!(
-        !metrics.contains("mock_exchange_heartbeat_runs_total{result=\"error\"} 0"),
-        "{metrics}"
-    );
 
     pg.start_again().expect("start postgres");
     // Migrations run on the database's return, then readiness follows.
@@ -193,7 +198,16 @@ fn readiness_stays_200_while_the_request_pool_is_stuck() {
                 "BEGIN; LOCK TABLE orders IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT;",
             )
         });
-        std::thread::sleep(Duration::from_millis(500));
+        // Wait until the lock is held, as Postgres itself reports it.
+        let held = wait_until(Duration::from_secs(3), || {
+            pg.psql(
+                "postgres",
+                "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+                 WHERE c.relname = 'orders' AND l.mode = 'AccessExclusiveLock' AND l.granted",
+            )
+            .is_ok_and(|n| n == "1")
+        });
+        assert!(held.is_some(), "the orders table was never locked");
         let stuck = svc.post("/order?symbol=BTC&side=buy&qty=1", None, b"");
         assert_eq!(stuck.status, 503, "{stuck:?}");
         assert_eq!(stuck.json["reason"], "timeout", "{stuck:?}");

@@ -4,7 +4,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
@@ -152,6 +152,49 @@ impl Service {
         None
     }
 
+    /// Waits until the service logged a line whose `message` starts with `prefix`.
+    pub fn wait_logged(&self, prefix: &str, limit: Duration) {
+        let logged = || {
+            self.logs().iter().any(|l| {
+                serde_json::from_str::<Value>(l)
+                    .ok()
+                    .and_then(|v| v["message"].as_str().map(|m| m.starts_with(prefix)))
+                    .unwrap_or(false)
+            })
+        };
+        assert!(
+            wait_until(limit, logged).is_some(),
+            "no log line starting with {prefix:?} within {limit:?}:\n{}",
+            self.logs().join("\n")
+        );
+    }
+
+    /// Waits until the service has accepted `client`'s connection and read all that was
+    /// sent on it, so the request is in flight. The kernel's view (/proc/net/tcp): the
+    /// server side of the connection has an inode (an accepted socket; one still in the
+    /// listen backlog has none) and an empty receive queue.
+    pub fn wait_in_flight(&self, client: &TcpStream) {
+        let peer = client.local_addr().expect("client address");
+        let (local, remote) = (proc_net_addr(self.addr), proc_net_addr(peer));
+        let read_by_server = || {
+            std::fs::read_to_string("/proc/net/tcp")
+                .unwrap_or_default()
+                .lines()
+                .map(|l| l.split_whitespace().collect::<Vec<_>>())
+                .any(|f| {
+                    f.len() > 9
+                        && f[1] == local
+                        && f[2] == remote
+                        && f[4].ends_with(":00000000")
+                        && f[9] != "0"
+                })
+        };
+        assert!(
+            wait_until(Duration::from_secs(5), read_by_server).is_some(),
+            "the service did not accept and read the request from {peer} within 5 s"
+        );
+    }
+
     /// True while the process runs.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
@@ -193,6 +236,18 @@ fn answer(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>, started: Ins
             json: Value::Null,
             elapsed: started.elapsed(),
         },
+    }
+}
+
+/// An IPv4 socket address the way /proc/net/tcp writes it (`0100007F:1F90`).
+fn proc_net_addr(addr: SocketAddr) -> String {
+    match addr {
+        SocketAddr::V4(a) => format!(
+            "{:08X}:{:04X}",
+            u32::from_ne_bytes(a.ip().octets()),
+            a.port()
+        ),
+        SocketAddr::V6(a) => panic!("the service listens on IPv4 loopback, not {a}"),
     }
 }
 
