@@ -11,7 +11,6 @@
 mod support;
 
 use std::path::Path;
-use std::time::Duration;
 
 use stackpilot_core::compose::Project;
 use stackpilot_core::facade::ReadOnlyDocker;
@@ -151,13 +150,19 @@ fn engine_inspect_gathers_facts_and_mutates_nothing() {
         services: vec!["api".into(), "db".into()],
     });
 
-    // Engine timestamps are whole seconds in some paths: keep the window clear of setup.
-    std::thread::sleep(Duration::from_millis(1100));
     let start = now();
     let doc = inspect::gather(&scope, Ok(&docker), declared);
     let end = now();
-    std::thread::sleep(Duration::from_millis(1100));
-    let during = fx.events(&docker, start, end + 1.0);
+    // The engine's `since` filter may round to whole seconds, so setup events can come
+    // back: the window is cut by each event's own nanosecond time instead of a pause
+    // before it. Asking up to `end + 1` returns once the engine's clock has passed it.
+    let window = (start * 1e9) as i64..=(end * 1e9) as i64;
+    let during: Vec<String> = fx
+        .event_messages(&docker, start - 1.0, end + 1.0)
+        .into_iter()
+        .filter(|e| e.time_nano.is_some_and(|t| window.contains(&t)))
+        .filter_map(|e| e.action)
+        .collect();
     let mutating = events::mutating(&during);
     assert!(
         mutating.is_empty(),
