@@ -6,10 +6,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use clean_room::{CleanError, Target};
+use stackpilot_core::Config;
 use stackpilot_core::admin::DockerAdmin;
-use stackpilot_core::exit::ExitStatus;
 use stackpilot_core::output::{Format, print};
-use stackpilot_core::{Config, Exit};
 
 /// Remove the stack's containers (running, stopped, orphans), every locally built app
 /// image and the build cache on a lab node; volumes are kept. Writes a clean receipt.
@@ -31,20 +30,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let allowed = match ctx_guard::guard("make clean") {
-        Ok(a) => a,
-        Err(refused) => {
-            eprintln!("clean-room: {refused}");
-            return refused.exit().into();
-        }
-    };
-    match run(&allowed, &cli) {
-        Ok(()) => Exit::Ok.into(),
-        Err(e) => {
-            eprintln!("clean-room: error: {e}");
-            e.exit().into()
-        }
-    }
+    ctx_guard::node_main("clean-room", "make clean", |allowed| run(allowed, &cli))
 }
 
 fn run(allowed: &ctx_guard::Allowed, cli: &Cli) -> Result<(), CleanError> {

@@ -3,7 +3,8 @@
 //! A node-side step may run only inside a lab node, from `/vagrant`, where `/vagrant` is a
 //! real mount of the whole repo checkout the lab was created from. [`decide`] is a pure
 //! function over [`Facts`]; [`probe`] gathers the facts from the running system. Node-side
-//! entry points call [`guard`] first and need the [`Allowed`] token it returns.
+//! binaries hand their work to [`node_main`], which decides first and gives the work the
+//! [`Allowed`] token that every node-side library step requires: no other code can make one.
 //! It never changes anything.
 
 use std::path::{Path, PathBuf};
@@ -77,12 +78,25 @@ impl Decision {
 }
 
 /// Proof that ctx-guard allowed this process to run a node-side step.
-/// Only [`guard`] (or [`allow`] on an allowed decision) makes one.
+/// Only the guard inside [`node_main`] makes one (the field is private); tests of node-side
+/// libraries get one from `Allowed::for_tests`, behind the `test-token` feature.
 #[derive(Debug)]
-#[non_exhaustive]
 pub struct Allowed {
+    identity: Identity,
+}
+
+impl Allowed {
     /// The identity of the node the step runs on.
-    pub identity: Identity,
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// A token for tests of node-side libraries, which run on a test host rather than in
+    /// a lab node. Only with the `test-token` feature, which only dev-dependencies enable.
+    #[cfg(feature = "test-token")]
+    pub fn for_tests(identity: Identity) -> Allowed {
+        Allowed { identity }
+    }
 }
 
 /// Why a node-side step was refused.
@@ -439,13 +453,12 @@ fn describe(e: &FileError) -> String {
     e.to_string()
 }
 
-/// Turns a decision into the token node-side steps need, or the refusal to print.
-/// `instead` names the host command that does the step right (e.g. `make up`).
-pub fn allow(decision: &Decision, facts: &Facts, instead: &str) -> Result<Allowed, Refused> {
+/// The node's identity when the decision allows the step, else the refusal to print.
+/// `instead` names the host command that does the step right (e.g. `make up`). It gives no
+/// [`Allowed`] token: only [`node_main`] does.
+pub fn judge(decision: &Decision, facts: &Facts, instead: &str) -> Result<Identity, Refused> {
     match (decision.first_refusal(), &facts.identity) {
-        (None, Ok(identity)) => Ok(Allowed {
-            identity: identity.clone(),
-        }),
+        (None, Ok(identity)) => Ok(identity.clone()),
         (Some(r), _) => Err(Refused {
             rule: r.id,
             reason: reason(r.id).to_string(),
@@ -478,11 +491,40 @@ fn reason(id: &str) -> &'static str {
     }
 }
 
-/// Probes the system and decides: the first call of every node-side entry point.
-pub fn guard(instead: &str) -> Result<Allowed, Refused> {
+/// Probes the system and decides. Private: [`node_main`] is the one way in.
+fn guard(instead: &str) -> Result<Allowed, Refused> {
     let facts = probe();
     let decision = decide(&facts);
-    allow(&decision, &facts, instead)
+    judge(&decision, &facts, instead).map(|identity| Allowed { identity })
+}
+
+/// The body of every node-side binary's entry point: decide first, then run the step with
+/// the [`Allowed`] token, and turn the outcome into the process exit code.
+///
+/// A refusal prints `<tool>: refused: …` and exits 3 before `run` is called; an error of
+/// `run` prints `<tool>: error: …` and exits with the error's code.
+pub fn node_main<E>(
+    tool: &str,
+    instead: &str,
+    run: impl FnOnce(&Allowed) -> Result<(), E>,
+) -> std::process::ExitCode
+where
+    E: std::fmt::Display + ExitStatus,
+{
+    let allowed = match guard(instead) {
+        Ok(a) => a,
+        Err(refused) => {
+            eprintln!("{tool}: {refused}");
+            return refused.exit().into();
+        }
+    };
+    match run(&allowed) {
+        Ok(()) => Exit::Ok.into(),
+        Err(e) => {
+            eprintln!("{tool}: error: {e}");
+            e.exit().into()
+        }
+    }
 }
 
 #[cfg(test)]

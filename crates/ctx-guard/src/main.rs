@@ -76,12 +76,12 @@ fn main() -> ExitCode {
         }
         print!("{}", t.render());
     }
-    match ctx_guard::allow(&decision, &facts, &cli.instead) {
-        Ok(allowed) => {
+    match ctx_guard::judge(&decision, &facts, &cli.instead) {
+        Ok(identity) => {
             if !cli.json && !cli.explain {
                 println!(
                     "ctx-guard: allowed on node '{}' of lab '{}'",
-                    allowed.identity.node, allowed.identity.lab
+                    identity.node, identity.lab
                 );
             }
             Exit::Ok.into()

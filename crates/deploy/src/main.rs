@@ -7,9 +7,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use deploy::DeployError;
 use deploy::plan::{Deployed, Release};
-use stackpilot_core::exit::ExitStatus;
+use stackpilot_core::Config;
 use stackpilot_core::output::{Format, print};
-use stackpilot_core::{Config, Exit};
 
 /// Node-side steps of StackPilot's staged deploys: switch an environment to a release,
 /// record it, run its self-check, show its state and logs.
@@ -91,20 +90,7 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let allowed = match ctx_guard::guard("make deploy") {
-        Ok(a) => a,
-        Err(refused) => {
-            eprintln!("deploy: {refused}");
-            return refused.exit().into();
-        }
-    };
-    match run(&allowed, cli.command) {
-        Ok(()) => Exit::Ok.into(),
-        Err(e) => {
-            eprintln!("deploy: error: {e}");
-            e.exit().into()
-        }
-    }
+    ctx_guard::node_main("deploy", "make deploy", |allowed| run(allowed, cli.command))
 }
 
 fn json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T, DeployError> {

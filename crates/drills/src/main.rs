@@ -4,7 +4,6 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use stackpilot_core::exit::ExitStatus;
 use stackpilot_core::{Config, Exit};
 
 /// Failure drills with measured recovery: list them, or run a node-side injection step.
@@ -75,23 +74,11 @@ fn main() -> ExitCode {
         }
         Cmd::Node(n) => n,
     };
-    let allowed = match ctx_guard::guard("make drill NAME=<drill> NODE=<node>") {
-        Ok(a) => a,
-        Err(refused) => {
-            eprintln!("drills: {refused}");
-            return refused.exit().into();
-        }
-    };
-    match run_node(&allowed, node) {
-        Ok(msg) => {
-            println!("{msg}");
-            Exit::Ok.into()
-        }
-        Err(e) => {
-            eprintln!("drills: error: {e}");
-            e.exit().into()
-        }
-    }
+    ctx_guard::node_main("drills", "make drill NAME=<drill> NODE=<node>", |allowed| {
+        let msg = run_node(allowed, node)?;
+        println!("{msg}");
+        Ok::<(), drills::node::NodeError>(())
+    })
 }
 
 fn run_node(allowed: &ctx_guard::Allowed, cmd: NodeCmd) -> Result<String, drills::node::NodeError> {

@@ -26,7 +26,9 @@ use stackpilot_core::receipts::{self, BUILD_RECEIPT, BuildReceipt, ReceiptError}
 use stackpilot_core::time::now_rfc3339;
 use stackpilot_core::{Config, Exit, exit::ExitStatus};
 
+mod load;
 mod wait;
+pub use load::{Archive, LoadReport, check_loaded, load_args, load_image};
 pub use wait::{Readiness, readiness};
 
 /// Where the Dockerfile of the application lives, relative to the repo root.
@@ -106,6 +108,14 @@ pub enum LifecycleError {
         /// The log file.
         log: PathBuf,
     },
+    /// `docker load` failed (its output went to stderr).
+    #[error("`{command}` failed ({status}); its output is above")]
+    Load {
+        /// The command line.
+        command: String,
+        /// Its exit status.
+        status: std::process::ExitStatus,
+    },
     /// An image reference no longer names the image its pinned source recorded.
     #[error(
         "{reference} is image {found}, but the {pinned_by} recorded {expected}\n  the image was changed outside the golden path; {fix}"
@@ -158,6 +168,7 @@ impl ExitStatus for LifecycleError {
             LifecycleError::Receipt(_)
             | LifecycleError::Io { .. }
             | LifecycleError::Build { .. }
+            | LifecycleError::Load { .. }
             | LifecycleError::Mismatch { .. }
             | LifecycleError::Timeout { .. }
             | LifecycleError::Unrecoverable { .. } => Exit::Failed,

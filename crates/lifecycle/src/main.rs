@@ -7,9 +7,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use lifecycle::{BuildRequest, LifecycleError, Site, UpRequest};
-use stackpilot_core::exit::ExitStatus;
+use stackpilot_core::Config;
 use stackpilot_core::output::{Format, print};
-use stackpilot_core::{Config, Exit};
 
 /// Build, start, stop and report the service stack of one environment on a lab node.
 ///
@@ -82,6 +81,22 @@ enum Cmd {
         #[arg(long, value_name = "IMAGE")]
         db_image: Option<String>,
     },
+    /// Load an image archive (`docker save` output) into this node's engine, from a tar
+    /// file on the node or from stdin, and check the tag names the loaded image.
+    LoadImage {
+        /// The image reference the archive carries (`name:tag`, never `latest`).
+        #[arg(long, value_name = "IMAGE")]
+        tag: String,
+        /// The archive on the node [default: read it from stdin].
+        #[arg(long, value_name = "PATH")]
+        file: Option<PathBuf>,
+        /// The image id the host saved; the load fails when the engine ends with another.
+        #[arg(long, value_name = "ID")]
+        expect_id: Option<String>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show the stack's containers: state, health, restarts, image.
     Status {
         /// Environment.
@@ -99,22 +114,10 @@ fn main() -> ExitCode {
         Cmd::Build { .. } => "make demo",
         Cmd::Up { .. } => "make up",
         Cmd::Down { .. } => "make down",
+        Cmd::LoadImage { .. } => "make deploy",
         Cmd::Status { .. } => "make verify",
     };
-    let allowed = match ctx_guard::guard(instead) {
-        Ok(a) => a,
-        Err(refused) => {
-            eprintln!("lifecycle: {refused}");
-            return refused.exit().into();
-        }
-    };
-    match run(&allowed, cli.command) {
-        Ok(()) => Exit::Ok.into(),
-        Err(e) => {
-            eprintln!("lifecycle: error: {e}");
-            e.exit().into()
-        }
-    }
+    ctx_guard::node_main("lifecycle", instead, |allowed| run(allowed, cli.command))
 }
 
 fn run(allowed: &ctx_guard::Allowed, command: Cmd) -> Result<(), LifecycleError> {
@@ -188,6 +191,19 @@ fn run(allowed: &ctx_guard::Allowed, command: Cmd) -> Result<(), LifecycleError>
         Cmd::Down { env, db_image } => {
             lifecycle::down(allowed, &cfg, &site, &env, db_image.as_deref())?;
             println!("stopped the containers of env {env}; images and volumes kept");
+        }
+        Cmd::LoadImage {
+            tag,
+            file,
+            expect_id,
+            json,
+        } => {
+            let archive = match &file {
+                Some(path) => lifecycle::Archive::File(path),
+                None => lifecycle::Archive::Stdin,
+            };
+            let report = lifecycle::load_image(allowed, archive, &tag, expect_id.as_deref())?;
+            print(&report, Format::from_json_flag(json));
         }
         Cmd::Status { env, json } => {
             let report = lifecycle::status(&cfg, &site, &env)?;

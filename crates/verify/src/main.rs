@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use stackpilot_core::compose::Project;
-use stackpilot_core::exit::ExitStatus;
+use stackpilot_core::exit::{ExitStatus, Failure};
 use stackpilot_core::facade::ReadOnlyDocker;
 use stackpilot_core::node::NODE_REPO;
 use stackpilot_core::output::{self, Format};
@@ -71,10 +71,13 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Inspect { env, json: _ }) => node_inspect(&env),
-        None => host_verify(&cli),
+        Some(Command::Inspect { env, json: _ }) => {
+            ctx_guard::node_main("verify", "make verify", |allowed| {
+                node_inspect(allowed, &env)
+            })
+        }
+        None => host_verify(&cli).into(),
     }
-    .into()
 }
 
 fn fail(e: &dyn std::fmt::Display, exit: Exit) -> Exit {
@@ -130,24 +133,15 @@ fn host_verify(cli: &Cli) -> Exit {
     }
 }
 
-fn node_inspect(env: &str) -> Exit {
-    // Node side: the execution context is decided before anything else is looked at.
-    let allowed = match ctx_guard::guard("make verify") {
-        Ok(a) => a,
-        Err(refused) => return fail(&refused, refused.exit()),
-    };
+/// Node side, after ctx-guard allowed it (the execution context is decided before anything
+/// else is looked at).
+fn node_inspect(allowed: &ctx_guard::Allowed, env: &str) -> Result<(), Failure> {
     let repo = Path::new(NODE_REPO);
-    let (_, cfg) = match Config::discover(repo) {
-        Ok(found) => found,
-        Err(e) => return fail(&e, e.exit()),
-    };
-    let project = match Project::for_env(&cfg, repo, env) {
-        Ok(p) => p,
-        Err(e) => return fail(&e, e.exit()),
-    };
+    let (_, cfg) = Config::discover(repo).map_err(|e| Failure::of(&e))?;
+    let project = Project::for_env(&cfg, repo, env).map_err(|e| Failure::of(&e))?;
     let scope = Scope {
-        node: allowed.identity.node.clone(),
-        lab: allowed.identity.lab.clone(),
+        node: allowed.identity().node.clone(),
+        lab: allowed.identity().lab.clone(),
         env: env.to_string(),
         project,
         state_dir: receipts::env_dir(&cfg.state.node_dir, env),
@@ -160,18 +154,13 @@ fn node_inspect(env: &str) -> Exit {
     let declared = inspect::declared_services(&scope.project, &app_image);
     let docker = ReadOnlyDocker::connect();
     let doc = inspect::gather(&scope, docker.as_ref().map_err(|e| e.to_string()), declared);
-    match serde_json::to_string_pretty(&doc) {
-        Ok(text) => println!("{text}"),
-        Err(e) => {
-            return fail(
-                &format!("cannot serialise the inspection: {e}"),
-                Exit::Failed,
-            );
-        }
-    }
-    match docker {
-        // The document is printed either way; the exit code still says Docker is missing.
-        Err(e) => fail(&e, e.exit()),
-        Ok(_) => Exit::Ok,
-    }
+    let text = serde_json::to_string_pretty(&doc).map_err(|e| {
+        Failure::new(
+            format!("cannot serialise the inspection: {e}"),
+            Exit::Failed,
+        )
+    })?;
+    println!("{text}");
+    // The document is printed either way; the exit code still says Docker is missing.
+    docker.map(|_| ()).map_err(|e| Failure::of(&e))
 }

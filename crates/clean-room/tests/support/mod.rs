@@ -135,7 +135,9 @@ pub fn allowed() -> ctx_guard::Allowed {
         missing_entries: vec![],
     };
     let decision = ctx_guard::decide(&facts);
-    ctx_guard::allow(&decision, &facts, "make test").expect("a good node's facts are allowed")
+    let identity =
+        ctx_guard::judge(&decision, &facts, "make test").expect("a good node's facts are allowed");
+    ctx_guard::Allowed::for_tests(identity)
 }
 
 /// Removes, on drop, every container carrying one of `labels`, the `images`, the

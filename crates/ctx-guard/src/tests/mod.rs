@@ -190,7 +190,7 @@ fn missing_identity_means_not_a_lab_node() {
     let mut f = facts(include_str!("mountinfo/docker-bind.txt"));
     f.identity = Err("/etc/stackpilot/node-identity.toml does not exist".into());
     assert_eq!(refused_by(&f), Some("node-identity"));
-    let refusal = allow(&decide(&f), &f, "make up").expect_err("refused");
+    let refusal = judge(&decide(&f), &f, "make up").expect_err("refused");
     assert!(refusal.to_string().contains("not inside a lab node"));
     assert!(refusal.to_string().contains("make up"));
     assert_eq!(refusal.exit(), Exit::ContextRefused);
