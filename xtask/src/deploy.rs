@@ -345,6 +345,9 @@ pub fn deploy(t: &Target, opts: &DeployOpts) -> Result<(), Error> {
             ),
         ));
     };
+    // The lock pins recipes and tags; the ids are what this host built for them.
+    let runtime = HostImage::of(runtime)?;
+    let postgres = HostImage::of(postgres)?;
     let (started_at, compact) = evidence::stamps();
     let by = evidence::who();
 
@@ -769,14 +772,27 @@ fn rollback_to(t: &Target, to: &Release) -> (String, bool) {
     (log, ok)
 }
 
+/// A lab image as the deploy evidence records it: the lock's tag and this host's id.
+struct HostImage {
+    tag: String,
+    id: String,
+}
+
+impl HostImage {
+    fn of(entry: images::DerivedImage) -> Result<HostImage, Error> {
+        let id = ::lab::images::host_id(&entry.tag)?;
+        Ok(HostImage { tag: entry.tag, id })
+    }
+}
+
 /// Stage 2: returns the manifest and the first failure.
 fn artifacts(
     t: &Target,
     release: Option<&Release>,
     binary: &Path,
     cfg_arts: &[evidence::Artifact],
-    runtime: &images::DerivedImage,
-    postgres: &images::DerivedImage,
+    runtime: &HostImage,
+    postgres: &HostImage,
     overrides: &[(String, String)],
 ) -> (serde_json::Value, Option<String>) {
     let mut checks: Vec<serde_json::Value> = Vec::new();

@@ -46,8 +46,14 @@ enum Cmd {
     /// demo-reviewer and the median of 10 verifications on NODE).
     Bench(bench::BenchArgs),
     /// Build every lab image locally (root image with mmdebstrap, then postgres, runtime,
-    /// node), checked against infra/images/images.lock; nothing is pulled.
-    Images,
+    /// node) from the recipes infra/images/images.lock pins; nothing is pulled and the
+    /// lock is not written (what was built is recorded on this host).
+    Images {
+        /// Pin the recipes on disk in infra/images/images.lock (after changing a recipe on
+        /// purpose; commit the lock with it).
+        #[arg(long)]
+        update_lock: bool,
+    },
     /// Lab nodes up, then the stack of ENV started on NODE (`make up`).
     Up(Where),
     /// Forced rebuild from source through the golden path: compile, `docker build
@@ -166,8 +172,9 @@ fn main() -> ExitCode {
         Cmd::Ci => ci::run(),
         Cmd::HelpTargets => help_targets(),
         Cmd::Bench(args) => bench::run(&args),
-        Cmd::Images => lab::discover()
-            .and_then(|(root, cfg)| ::lab::images::run(&root, &cfg).map_err(run::Error::from)),
+        Cmd::Images { update_lock } => lab::discover().and_then(|(root, cfg)| {
+            ::lab::images::run(&root, &cfg, update_lock).map_err(run::Error::from)
+        }),
         Cmd::Lab(cmd) => lab::run(cmd),
         Cmd::Drills(cmd) => drills::run(cmd),
         Cmd::Deploy(a) => a.at.target().and_then(|t| {

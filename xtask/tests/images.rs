@@ -4,7 +4,7 @@
 //! image (engine, compose and network tools).
 //!
 //! Names start with `e2e_` so nextest runs them one at a time with the lab tests: every one
-//! may build the images and rewrite the lock first.
+//! may build the images first (never writing the tracked lock).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -24,6 +24,7 @@ fn lock() -> ImageLock {
     // `cargo test` runs these tests in parallel; builds of the same tags must not race.
     static IMAGES: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one_at_a_time = IMAGES.lock().unwrap_or_else(|e| e.into_inner());
+    let before = std::fs::read(ImageLock::path(&repo())).expect("the lock is tracked");
     let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .arg("images")
         .current_dir(repo())
@@ -35,9 +36,14 @@ fn lock() -> ImageLock {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    assert_eq!(
+        std::fs::read(ImageLock::path(&repo())).expect("lock readable"),
+        before,
+        "`cargo xtask images` must never write the tracked lock"
+    );
     ImageLock::read(&ImageLock::path(&repo()))
         .expect("lock readable")
-        .expect("lock written")
+        .expect("lock tracked")
 }
 
 fn tag(lock: &ImageLock, name: &str) -> String {
@@ -284,9 +290,25 @@ fn e2e_node_image_has_engine_compose_and_network_tools() {
         &image,
     ]));
     assert_eq!(cmd, r#"["/usr/bin/tini","--"] ["/usr/sbin/dockerd"]"#);
-    let recorded = lock.derived(images::NODE).expect("node in lock");
-    assert!(
-        recorded.packages.contains_key("docker.io"),
-        "the lock records the engine's package version"
+    // What this host built is recorded on this host, not in the tracked lock. A host whose
+    // images were built before host records existed has none: then the label is the record.
+    let state = stackpilot_core::labs::host_state_dir();
+    if let Some(built) = images::BuiltImage::read(&state, &image) {
+        assert!(
+            built.packages.contains_key("docker.io"),
+            "the host record names the engine's package version: {built:?}"
+        );
+    }
+    let recipe = stdout(&docker(&[
+        "image",
+        "inspect",
+        "--format",
+        &format!("{{{{index .Config.Labels \"{}\"}}}}", images::RECIPE_LABEL),
+        &image,
+    ]));
+    assert_eq!(
+        recipe,
+        lock.derived(images::NODE).expect("node pinned").recipe,
+        "the image carries the recipe the lock pins"
     );
 }

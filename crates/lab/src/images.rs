@@ -1,9 +1,10 @@
 //! The lab images, built locally from Debian packages, pulling nothing (`cargo xtask images`).
 //!
 //! The root image is a Debian rootfs made by `mmdebstrap` and `docker import`ed; the
-//! derived images (`infra/images/<name>/Dockerfile`) are built FROM it. What was built is
-//! recorded in `infra/images/images.lock`; on reuse a present image that differs from the
-//! lock is an error (never a silent rebuild), an absent one is built and the lock rewritten.
+//! derived images (`infra/images/<name>/Dockerfile`) are built FROM it. The tracked
+//! `infra/images/images.lock` pins their recipes and tags; what this host built is recorded
+//! on this host (labels, host state), never in the repo. A present image must carry its
+//! pinned recipe (never a silent rebuild); an absent one is built.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -14,8 +15,8 @@ use std::time::Instant;
 use sha2::{Digest, Sha256};
 use stackpilot_core::Config;
 use stackpilot_core::images::{
-    self as lock, DERIVED, DerivedImage, ImageLock, LOCK_FILE, RECIPES_DIR, ROOT_IMAGE_ARG,
-    RootImage,
+    self as lock, BUILT_LABEL, BuiltImage, DERIVED, DerivedImage, IMAGE_LABEL, ImageLock,
+    LOCK_FILE, RECIPE_LABEL, RECIPES_DIR, ROOT_IMAGE_ARG, RootImage,
 };
 use stackpilot_core::output::Table;
 use stackpilot_core::time;
@@ -57,9 +58,12 @@ pub struct Built {
     pub seconds: Option<f64>,
 }
 
-/// `cargo xtask images`: ensure every image and print the summary.
-pub fn run(repo: &Path, cfg: &Config) -> Result<(), Error> {
+/// `cargo xtask images [--update-lock]`: ensure every image and print the summary.
+pub fn run(repo: &Path, cfg: &Config, update_lock: bool) -> Result<(), Error> {
     let started = Instant::now();
+    if update_lock {
+        pin(repo, cfg)?;
+    }
     let (_, built) = ensure(repo, cfg)?;
     let mut table = Table::new(&["image", "tag", "id", "size", "seconds"]);
     for b in &built {
@@ -75,106 +79,197 @@ pub fn run(repo: &Path, cfg: &Config) -> Result<(), Error> {
     print!("{}", table.render());
     if built.iter().all(|b| b.seconds.is_none()) {
         println!(
-            "images: nothing to do: all {} images present and matching {LOCK_FILE}",
+            "images: nothing to do: all {} images present and built from the recipes {LOCK_FILE} pins",
             built.len()
         );
     } else {
         println!(
-            "images: done in {:.1}s; {LOCK_FILE} updated",
-            started.elapsed().as_secs_f64()
+            "images: done in {:.1}s; what was built is recorded under {}",
+            started.elapsed().as_secs_f64(),
+            state_dir().join("images").display()
         );
     }
     Ok(())
 }
 
-/// Makes sure every lab image exists and matches the lock, building what is absent.
-/// Returns the (possibly rewritten) lock and one line per image.
-pub fn ensure(repo: &Path, cfg: &Config) -> Result<(ImageLock, Vec<Built>), Error> {
-    require_docker()?;
-    let lock_path = ImageLock::path(repo);
-    let old = ImageLock::read(&lock_path).map_err(lock_error)?;
+/// This host's state directory for image build records.
+fn state_dir() -> PathBuf {
+    stackpilot_core::labs::host_state_dir()
+}
+
+/// The lock the recipes on disk call for: root recipe from suite and sources, each derived
+/// recipe from the root recipe and its directory's files, every tag from its recipe.
+pub fn pinned(repo: &Path, cfg: &Config) -> Result<ImageLock, Error> {
+    let suite = &cfg.images.suite;
     let sources = if cfg.images.mirror.is_empty() {
         HOST_SOURCES.to_string()
     } else {
         cfg.images.mirror.clone()
     };
-    let mut out = Vec::new();
-
-    // The root image: the lock's entry while suite and sources are unchanged, else a new one.
-    let recorded = old
-        .as_ref()
-        .map(|l| &l.root)
-        .filter(|r| r.suite == cfg.images.suite && r.sources == sources);
-    let root = match recorded {
-        Some(r) => match inspect(&r.tag)? {
-            Some(found) => {
-                check_root(r, &found)?;
-                eprintln!("==> images: {} present, layer matches the lock", r.tag);
-                out.push(built_line("root", r.tag.clone(), &found, None));
-                r.clone()
-            }
-            None => build_root(cfg, &sources, &mut out)?,
-        },
-        None => build_root(cfg, &sources, &mut out)?,
+    let root_recipe = root_recipe(suite, &sources);
+    let root = RootImage {
+        tag: lock::recipe_tag("root", suite, &root_recipe),
+        suite: suite.clone(),
+        sources,
+        recipe: root_recipe,
     };
-    let mut new = ImageLock {
-        root: root.clone(),
-        images: BTreeMap::new(),
-    };
-    // Record a new root at once, so a failed derived build does not lose it. The old
-    // derived entries are stale with it: their tags carry the root's version.
-    if old.as_ref().map(|l| &l.root) != Some(&root) {
-        new.write(&lock_path).map_err(lock_error)?;
-    }
-
-    // Derived images: present ones must match the lock; absent ones are built together.
-    let mut to_build = Vec::new();
+    let mut images = BTreeMap::new();
     for name in DERIVED {
-        let dir = repo.join(RECIPES_DIR).join(name);
-        let recipe = recipe_digest(&dir, &root.layer)?;
-        let tag = lock::derived_tag(name, &root.tag, &recipe);
-        match inspect(&tag)? {
-            Some(found) => {
-                let entry = old
-                    .as_ref()
-                    .and_then(|l| l.derived(name))
-                    .filter(|e| e.tag == tag);
-                let Some(entry) = entry else {
-                    return Err(mismatch(
-                        &tag,
-                        "it is not recorded in the lock",
-                        &format!(
-                            "an image built by `cargo xtask images` and recorded in {LOCK_FILE}"
-                        ),
-                    ));
-                };
-                if entry.id != found.id {
-                    return Err(mismatch(
-                        &tag,
-                        &format!("its id is {}", found.id),
-                        &format!("id {} (from {LOCK_FILE})", entry.id),
-                    ));
-                }
-                eprintln!("==> images: {tag} present, id matches the lock");
-                out.push(built_line(name, tag, &found, None));
-                new.images.insert(name.to_string(), entry.clone());
-            }
-            None => to_build.push((name.to_string(), dir, tag, recipe)),
+        let recipe = recipe_digest(&repo.join(RECIPES_DIR).join(name), &root.recipe)?;
+        images.insert(
+            name.to_string(),
+            DerivedImage {
+                tag: lock::recipe_tag(name, suite, &recipe),
+                recipe,
+            },
+        );
+    }
+    Ok(ImageLock { root, images })
+}
+
+/// sha256 over what makes the root image: suite, sources and the mmdebstrap arguments.
+fn root_recipe(suite: &str, sources: &str) -> String {
+    let mut h = Sha256::new();
+    for part in ["mmdebstrap --variant=minbase", suite, sources] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    format!("sha256:{}", hex(&h.finalize()))
+}
+
+/// `--update-lock`: writes the lock from the recipes on disk (the one command that writes
+/// the tracked file; commit the result with the recipe change).
+fn pin(repo: &Path, cfg: &Config) -> Result<(), Error> {
+    let path = ImageLock::path(repo);
+    let want = pinned(repo, cfg)?;
+    // An old or malformed lock is simply replaced: pinning is what repairs it.
+    if ImageLock::read(&path).ok().flatten().as_ref() == Some(&want) {
+        eprintln!("==> images: {LOCK_FILE} already pins the recipes on disk");
+        return Ok(());
+    }
+    want.write(&path).map_err(lock_error)?;
+    eprintln!(
+        "==> images: {LOCK_FILE} now pins the recipes on disk; commit it with the recipe change"
+    );
+    Ok(())
+}
+
+/// Differences between the tracked lock and the recipes on disk, one line each.
+pub fn lock_drift(have: &ImageLock, want: &ImageLock) -> Vec<String> {
+    let mut out = Vec::new();
+    if have.root != want.root {
+        out.push(format!(
+            "root: the lock pins {} ({} from {}), the recipe is {} ({} from {})",
+            have.root.tag,
+            have.root.suite,
+            have.root.sources,
+            want.root.tag,
+            want.root.suite,
+            want.root.sources
+        ));
+    }
+    for (name, w) in &want.images {
+        match have.images.get(name) {
+            Some(h) if h == w => {}
+            Some(h) => out.push(format!(
+                "{name}: the lock pins {}, the recipe on disk is {}",
+                h.tag, w.tag
+            )),
+            None => out.push(format!("{name}: not pinned in the lock")),
         }
     }
-    let (results, failure) = build_derived(&root.tag, &to_build);
-    for (name, tag, entry, secs, found) in results {
-        out.push(built_line(&name, tag, &found, Some(secs)));
-        new.images.insert(name, entry);
+    out
+}
+
+/// Makes sure every lab image exists, built from the recipes the tracked lock pins,
+/// building what is absent. Never writes the lock: what was built is recorded on this host
+/// (image labels and a record under the host state directory). Returns the lock and one
+/// line per image.
+pub fn ensure(repo: &Path, cfg: &Config) -> Result<(ImageLock, Vec<Built>), Error> {
+    require_docker()?;
+    let lock_path = ImageLock::path(repo);
+    let want = pinned(repo, cfg)?;
+    let Some(have) = ImageLock::read(&lock_path).map_err(lock_error)? else {
+        return Err(failed(
+            "images",
+            &format!("read {LOCK_FILE}"),
+            &format!(
+                "{LOCK_FILE} is missing\n  restore it (git checkout -- {LOCK_FILE}) or pin the recipes: cargo xtask images --update-lock"
+            ),
+        ));
+    };
+    let drift = lock_drift(&have, &want);
+    if !drift.is_empty() {
+        return Err(failed(
+            "images",
+            &format!("compare {LOCK_FILE} with {RECIPES_DIR} and stackpilot.toml [images]"),
+            &format!(
+                "the image recipes differ from {LOCK_FILE}:\n    {}\n  if you changed a recipe on purpose, pin it and commit the lock: cargo xtask images --update-lock\n  else restore the recipes: git checkout -- {RECIPES_DIR} stackpilot.toml",
+                drift.join("\n    ")
+            ),
+        ));
     }
-    // What was built is recorded even when another build failed.
-    if old.as_ref() != Some(&new) {
-        new.write(&lock_path).map_err(lock_error)?;
+    let state = state_dir();
+    let mut out = Vec::new();
+    let root = &have.root;
+    match inspect(&root.tag)? {
+        Some(found) => {
+            check_recipe(&root.tag, &root.recipe, &found)?;
+            eprintln!(
+                "==> images: {} present, built from the pinned recipe",
+                root.tag
+            );
+            out.push(built_line("root", root.tag.clone(), &found, None));
+        }
+        None => out.push(build_root(cfg, root, &state)?),
     }
+
+    // Derived images: present ones must carry their recipe; absent ones are built together.
+    let mut to_build = Vec::new();
+    for name in DERIVED {
+        let entry = lock_entry(&have, name, &lock_path)?;
+        match inspect(&entry.tag)? {
+            Some(found) => {
+                check_recipe(&entry.tag, &entry.recipe, &found)?;
+                eprintln!(
+                    "==> images: {} present, built from the pinned recipe",
+                    entry.tag
+                );
+                out.push(built_line(name, entry.tag.clone(), &found, None));
+            }
+            None => to_build.push((
+                name.to_string(),
+                repo.join(RECIPES_DIR).join(name),
+                entry.clone(),
+            )),
+        }
+    }
+    let (results, failure) = build_derived(&root.tag, &to_build, &state);
+    out.extend(results);
     if let Some(e) = failure {
         return Err(e);
     }
-    Ok((new, out))
+    Ok((have, out))
+}
+
+fn lock_entry<'a>(lock: &'a ImageLock, name: &str, path: &Path) -> Result<&'a DerivedImage, Error> {
+    lock.derived(name).ok_or_else(|| {
+        Error::Images(stackpilot_core::images::LockError::NoEntry {
+            path: path.to_path_buf(),
+            name: name.to_string(),
+        })
+    })
+}
+
+/// The id of a lab image in the host engine; an error naming the fix when it is absent.
+pub fn host_id(tag: &str) -> Result<String, Error> {
+    inspect(tag)?.map(|i| i.id).ok_or_else(|| {
+        failed(
+            "images",
+            &format!("docker image inspect {tag}"),
+            "the image is not in the host engine; build it with `cargo xtask images` (make up does it)",
+        )
+    })
 }
 
 /// What `docker image inspect` tells about an image.
@@ -184,20 +279,19 @@ pub struct Inspected {
     pub id: String,
     /// Size in bytes.
     pub size: u64,
+    /// The recipe label (`io.stackpilot.recipe`), empty when absent.
+    pub recipe: String,
     /// Layer digests (diff ids).
     pub layers: Vec<String>,
 }
 
 /// Inspects an image in the host engine; `None` when it is absent.
 pub fn inspect(tag: &str) -> Result<Option<Inspected>, Error> {
+    let format = format!(
+        "{{{{.Id}}}}|{{{{.Size}}}}|{{{{index .Config.Labels \"{RECIPE_LABEL}\"}}}}|{{{{range .RootFS.Layers}}}}{{{{.}}}} {{{{end}}}}"
+    );
     let out = Command::new("docker")
-        .args([
-            "image",
-            "inspect",
-            "--format",
-            "{{.Id}}|{{.Size}}|{{range .RootFS.Layers}}{{.}} {{end}}",
-            tag,
-        ])
+        .args(["image", "inspect", "--format", &format, tag])
         .output()
         .map_err(|e| {
             failed(
@@ -221,41 +315,47 @@ pub fn inspect(tag: &str) -> Result<Option<Inspected>, Error> {
 }
 
 fn parse_inspect(text: &str) -> Inspected {
-    let mut parts = text.trim().splitn(3, '|');
+    let mut parts = text.trim().splitn(4, '|');
     let id = parts.next().unwrap_or_default().to_string();
     let size = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let recipe = parts
+        .next()
+        .unwrap_or_default()
+        .replace("<no value>", "")
+        .to_string();
     let layers = parts
         .next()
         .unwrap_or_default()
         .split_whitespace()
         .map(String::from)
         .collect();
-    Inspected { id, size, layers }
-}
-
-fn check_root(recorded: &RootImage, found: &Inspected) -> Result<(), Error> {
-    let layer = found.layers.first().map(String::as_str).unwrap_or("none");
-    if found.layers.len() != 1 || layer != recorded.layer {
-        return Err(mismatch(
-            &recorded.tag,
-            &format!("its layer is {layer} ({} layers)", found.layers.len()),
-            &format!("the single layer {} (from {LOCK_FILE})", recorded.layer),
-        ));
+    Inspected {
+        id,
+        size,
+        recipe,
+        layers,
     }
-    Ok(())
 }
 
-fn mismatch(tag: &str, found: &str, expected: &str) -> Error {
-    failed(
+/// A present image under a pinned tag must have been built from that recipe (its label).
+fn check_recipe(tag: &str, recipe: &str, found: &Inspected) -> Result<(), Error> {
+    if found.recipe == recipe {
+        return Ok(());
+    }
+    let label = if found.recipe.is_empty() {
+        "no recipe label".to_string()
+    } else {
+        format!("recipe {}", found.recipe)
+    };
+    Err(failed(
         "images",
         &format!("docker image inspect {tag}"),
         &format!(
-            "image {tag} differs from {LOCK_FILE}\n  expected: {expected}\n  found:    {found}\n  \
-             images are never rebuilt silently; if the lock was changed, restore the one that\n  \
-             recorded it (git checkout -- {LOCK_FILE}); else remove the image and run again:\n    \
+            "image {tag} was not built from the recipe {LOCK_FILE} pins\n  expected: {RECIPE_LABEL}={recipe}\n  found:    {label}\n  \
+             images are never rebuilt silently; the tag was made by hand or by another tool: remove it and run again:\n    \
              docker rmi {tag} && cargo xtask images"
         ),
-    )
+    ))
 }
 
 fn built_line(name: &str, tag: String, found: &Inspected, seconds: Option<f64>) -> Built {
@@ -268,18 +368,43 @@ fn built_line(name: &str, tag: String, found: &Inspected, seconds: Option<f64>) 
     }
 }
 
-fn build_root(cfg: &Config, sources: &str, out: &mut Vec<Built>) -> Result<RootImage, Error> {
-    let started = Instant::now();
-    let date = time::utc_day(time::now_utc());
-    let tag = lock::root_tag(&cfg.images.suite, &date.0);
-    if let Some(found) = inspect(&tag)? {
-        // Built today but not recorded (or recorded differently): never adopt it silently.
-        return Err(mismatch(
-            &tag,
-            &format!("present with layer {}", found.layers.join(" ")),
-            &format!("a root image recorded in {LOCK_FILE}"),
-        ));
+fn now_unix() -> u64 {
+    u64::try_from(time::now_utc().unix_timestamp()).unwrap_or(0)
+}
+
+/// Records what this host built for a tag (outside the repo) and returns its summary line.
+fn record(
+    state: &Path,
+    name: &str,
+    tag: &str,
+    recipe: &str,
+    packages: BTreeMap<String, String>,
+    seconds: f64,
+) -> Result<Built, Error> {
+    let found = inspect(tag)?.ok_or_else(|| {
+        failed(
+            name,
+            &format!("docker image inspect {tag}"),
+            "the built image is not there",
+        )
+    })?;
+    check_recipe(tag, recipe, &found)?;
+    BuiltImage {
+        tag: tag.to_string(),
+        recipe: recipe.to_string(),
+        id: found.id.clone(),
+        layers: found.layers.clone(),
+        built_unix: now_unix(),
+        packages,
     }
+    .write(state)
+    .map_err(lock_error)?;
+    Ok(built_line(name, tag.to_string(), &found, Some(seconds)))
+}
+
+fn build_root(cfg: &Config, root: &RootImage, state: &Path) -> Result<Built, Error> {
+    let started = Instant::now();
+    let tag = &root.tag;
     require_mmdebstrap()?;
     let mirrors = mirror_args(&cfg.images.suite, &cfg.images.mirror)?;
     let work = std::env::temp_dir().join(format!("stackpilot-root-{}", std::process::id()));
@@ -292,67 +417,56 @@ fn build_root(cfg: &Config, sources: &str, out: &mut Vec<Built>) -> Result<RootI
     })?;
     let tar = work.join("rootfs.tar");
     eprintln!(
-        "==> images: building {tag} with mmdebstrap from {sources} (suite {})",
-        cfg.images.suite
+        "==> images: building {tag} with mmdebstrap from {} (suite {})",
+        root.sources, root.suite
     );
+    let (_, midnight) = time::utc_day(time::now_utc());
     let result = (|| {
         step(
             "mmdebstrap",
             Command::new("mmdebstrap")
-                .args(["--variant=minbase", "--format=tar", &cfg.images.suite])
+                .args(["--variant=minbase", "--format=tar", &root.suite])
                 .arg(&tar)
                 .args(&mirrors)
                 // Same packages on the same day give the same tar, hence the same layer.
-                .env("SOURCE_DATE_EPOCH", date.1.to_string()),
+                .env("SOURCE_DATE_EPOCH", midnight.to_string()),
         )?;
         step(
             "docker import",
             Command::new("docker")
-                .args(["import", "--change", "LABEL io.stackpilot.image=root"])
+                .args(["import", "--change", &format!("LABEL {IMAGE_LABEL}=root")])
+                .args(["--change", &format!("LABEL {RECIPE_LABEL}={}", root.recipe)])
+                .args(["--change", &format!("LABEL {BUILT_LABEL}={}", now_unix())])
                 .args(["--change", r#"CMD ["/bin/bash"]"#])
                 .arg(&tar)
-                .arg(&tag),
+                .arg(tag),
         )
     })();
     let _ = std::fs::remove_dir_all(&work);
     result?;
-    let found = inspect(&tag)?.ok_or_else(|| {
-        failed(
-            "docker import",
-            &format!("docker image inspect {tag}"),
-            "the imported image is not there",
-        )
-    })?;
-    let layer = found.layers.first().cloned().unwrap_or_default();
-    out.push(built_line(
+    record(
+        state,
         "root",
-        tag.clone(),
-        &found,
-        Some(started.elapsed().as_secs_f64()),
-    ));
-    Ok(RootImage {
         tag,
-        suite: cfg.images.suite.clone(),
-        sources: sources.to_string(),
-        layer,
-        id: found.id,
-    })
+        &root.recipe,
+        BTreeMap::new(),
+        started.elapsed().as_secs_f64(),
+    )
 }
-
-type BuildResult = (String, String, DerivedImage, f64, Inspected);
 
 /// Builds the absent derived images concurrently, each line of output prefixed with its
 /// name. Returns what was built and the first failure.
 fn build_derived(
     root_tag: &str,
-    jobs: &[(String, PathBuf, String, String)],
-) -> (Vec<BuildResult>, Option<Error>) {
+    jobs: &[(String, PathBuf, DerivedImage)],
+    state: &Path,
+) -> (Vec<Built>, Option<Error>) {
     let handles: Vec<_> = jobs
         .iter()
-        .map(|(name, dir, tag, recipe)| {
-            let (name, dir, tag, recipe) = (name.clone(), dir.clone(), tag.clone(), recipe.clone());
-            let root_tag = root_tag.to_string();
-            std::thread::spawn(move || build_one(&root_tag, &name, &dir, &tag, &recipe))
+        .map(|(name, dir, entry)| {
+            let (name, dir, entry) = (name.clone(), dir.clone(), entry.clone());
+            let (root_tag, state) = (root_tag.to_string(), state.to_path_buf());
+            std::thread::spawn(move || build_one(&root_tag, &name, &dir, &entry, &state))
         })
         .collect();
     let mut results = Vec::new();
@@ -379,37 +493,26 @@ fn build_one(
     root_tag: &str,
     name: &str,
     dir: &Path,
-    tag: &str,
-    recipe: &str,
-) -> Result<BuildResult, Error> {
+    entry: &DerivedImage,
+    state: &Path,
+) -> Result<Built, Error> {
     let started = Instant::now();
+    let tag = &entry.tag;
     let mut cmd = Command::new("docker");
     cmd.arg("build")
         .args(["--build-arg", &format!("{ROOT_IMAGE_ARG}={root_tag}")])
-        .args(["--label", &format!("io.stackpilot.image={name}")])
-        .args(["--label", &format!("io.stackpilot.recipe={recipe}")])
+        .args(["--label", &format!("{IMAGE_LABEL}={name}")])
+        .args(["--label", &format!("{RECIPE_LABEL}={}", entry.recipe)])
+        .args(["--label", &format!("{BUILT_LABEL}={}", now_unix())])
         .args(["-t", tag])
         .arg(dir)
         // The engines here have no buildx; the recipes use legacy builder syntax only.
         .env("DOCKER_BUILDKIT", "0");
     prefixed(name, &mut cmd)?;
-    let found = inspect(tag)?.ok_or_else(|| {
-        failed(
-            name,
-            &format!("docker image inspect {tag}"),
-            "the built image is not there",
-        )
-    })?;
     let packages = package_versions(tag, recorded_packages(name))?;
     let secs = started.elapsed().as_secs_f64();
     eprintln!("<== {name}: built {tag} in {secs:.1}s");
-    let entry = DerivedImage {
-        tag: tag.to_string(),
-        id: found.id.clone(),
-        recipe: recipe.to_string(),
-        packages,
-    };
-    Ok((name.to_string(), tag.to_string(), entry, secs, found))
+    record(state, name, tag, &entry.recipe, packages, secs)
 }
 
 /// Runs a command with each output line prefixed by `[name]`; a non-zero exit is an error.
@@ -496,8 +599,8 @@ fn package_versions(tag: &str, patterns: &[&str]) -> Result<BTreeMap<String, Str
         .collect())
 }
 
-/// sha256 over the root layer and every file of a recipe directory (path, mode, content).
-pub fn recipe_digest(dir: &Path, root_layer: &str) -> Result<String, Error> {
+/// sha256 over the root recipe and every file of a recipe directory (path, mode, content).
+pub fn recipe_digest(dir: &Path, root_recipe: &str) -> Result<String, Error> {
     let mut files = Vec::new();
     collect_files(dir, dir, &mut files)?;
     if !files.iter().any(|(rel, _)| rel == "Dockerfile") {
@@ -509,7 +612,7 @@ pub fn recipe_digest(dir: &Path, root_layer: &str) -> Result<String, Error> {
     }
     files.sort();
     let mut h = Sha256::new();
-    h.update(root_layer.as_bytes());
+    h.update(root_recipe.as_bytes());
     h.update([0]);
     for (rel, path) in &files {
         let data = std::fs::read(path).map_err(|e| {
@@ -677,8 +780,9 @@ mod tests {
 
     #[test]
     fn inspect_output_is_parsed() {
-        let i = parse_inspect("sha256:ab|1234|sha256:l1 sha256:l2 \n");
+        let i = parse_inspect("sha256:ab|1234|sha256:r|sha256:l1 sha256:l2 \n");
         assert_eq!(i.id, "sha256:ab");
+        assert_eq!(i.recipe, "sha256:r");
         assert_eq!(i.size, 1234);
         assert_eq!(i.layers, ["sha256:l1", "sha256:l2"]);
     }
@@ -710,26 +814,70 @@ mod tests {
     }
 
     #[test]
-    fn a_root_layer_other_than_the_lock_is_an_error() {
-        let recorded = RootImage {
-            tag: "stackpilot/root:bookworm-20261125".into(),
+    fn an_image_not_built_from_the_pinned_recipe_is_an_error() {
+        let tag = "stackpilot/node:bookworm-0123456789ab";
+        let same = parse_inspect("sha256:222|1|sha256:0123|sha256:l1");
+        assert!(check_recipe(tag, "sha256:0123", &same).is_ok());
+        let unlabelled = parse_inspect("sha256:222|1|<no value>|sha256:l1");
+        let err = check_recipe(tag, "sha256:0123", &unlabelled).expect_err("no label");
+        assert_eq!(err.exit(), stackpilot_core::Exit::Failed);
+        assert!(err.to_string().contains("no recipe label"), "{err}");
+        assert!(
+            err.to_string().contains(&format!("docker rmi {tag}")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_repos_lock_pins_the_recipes_on_disk() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let cfg = Config::load_file(&repo.join("stackpilot.toml")).expect("config");
+        let want = pinned(&repo, &cfg).expect("recipes hash");
+        let have = ImageLock::read(&ImageLock::path(&repo))
+            .expect("lock readable")
+            .expect("lock tracked");
+        assert!(
+            lock_drift(&have, &want).is_empty(),
+            "{LOCK_FILE} drifted from the recipes: {:?}; run `cargo xtask images --update-lock` and commit it",
+            lock_drift(&have, &want)
+        );
+    }
+
+    #[test]
+    fn a_changed_recipe_is_reported_by_name_and_tag() {
+        let root = RootImage {
+            tag: "stackpilot/root:bookworm-aaaaaaaaaaaa".into(),
             suite: "bookworm".into(),
             sources: HOST_SOURCES.into(),
-            layer: "sha256:aaa".into(),
-            id: "sha256:111".into(),
+            recipe: "sha256:aaaaaaaaaaaa".into(),
         };
-        let same = parse_inspect("sha256:222|1|sha256:aaa");
-        assert!(
-            check_root(&recorded, &same).is_ok(),
-            "the id may differ, the layer not"
+        let entry = |r: &str| DerivedImage {
+            tag: lock::recipe_tag("node", "bookworm", r),
+            recipe: r.into(),
+        };
+        let have = ImageLock {
+            root: root.clone(),
+            images: BTreeMap::from([("node".to_string(), entry("sha256:111111111111"))]),
+        };
+        let want = ImageLock {
+            root,
+            images: BTreeMap::from([("node".to_string(), entry("sha256:222222222222"))]),
+        };
+        assert_eq!(
+            lock_drift(&have, &want),
+            [
+                "node: the lock pins stackpilot/node:bookworm-111111111111, the recipe on disk is stackpilot/node:bookworm-222222222222"
+            ]
         );
-        let other = parse_inspect("sha256:111|1|sha256:bbb");
-        let err = check_root(&recorded, &other).expect_err("layer differs");
-        assert_eq!(err.exit(), stackpilot_core::Exit::Failed);
-        assert!(
-            err.to_string()
-                .contains("docker rmi stackpilot/root:bookworm-20261125")
-        );
+        assert!(lock_drift(&have, &have).is_empty());
+    }
+
+    #[test]
+    fn root_recipes_differ_by_suite_and_sources() {
+        let a = root_recipe("bookworm", HOST_SOURCES);
+        assert_eq!(a, root_recipe("bookworm", HOST_SOURCES), "stable");
+        assert_ne!(a, root_recipe("trixie", HOST_SOURCES));
+        assert_ne!(a, root_recipe("bookworm", "http://deb.debian.org/debian"));
     }
 
     #[test]

@@ -325,7 +325,8 @@ impl Lab {
         if let Some(lock) = lock {
             for name in NODE_LOADS {
                 let tag = lock.tag(name, &lock_path)?.to_string();
-                let id = lock.derived(name).map(|d| d.id.clone()).unwrap_or_default();
+                // The lock pins recipes; the id is what this host built for the tag.
+                let id = build::host_id(&tag)?;
                 wanted.push((tag, id));
             }
         }
@@ -407,17 +408,18 @@ impl Lab {
     fn outdated_node_image(&self, node: &str, lock: &ImageLock) -> Option<String> {
         let id = transport::docker_container_id(&self.vagrant_dir(), node)?;
         let want = lock.derived(images::NODE)?;
+        let want_id = build::host_id(&want.tag).ok()?;
         let out = Command::new("docker")
             .args(["inspect", "--format", "{{.Image}}", &id])
             .output()
             .ok()?;
         let running = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        (out.status.success() && running != want.id).then(|| {
+        (out.status.success() && running != want_id).then(|| {
             format!(
                 "node image outdated: the container runs {}, the lock's node image is {} ({})\n  recreate it with: cargo xtask lab destroy {node} && cargo xtask lab up {node}",
                 build::short_id(&running),
                 want.tag,
-                build::short_id(&want.id)
+                build::short_id(&want_id)
             )
         })
     }
@@ -690,6 +692,10 @@ fn images_loaded(t: &Transport, lock: &ImageLock) -> String {
             missing.push(name.to_string());
             continue;
         };
+        let Ok(want) = build::host_id(&entry.tag) else {
+            missing.push(name.to_string());
+            continue;
+        };
         let inside = t
             .output(
                 &[
@@ -699,7 +705,7 @@ fn images_loaded(t: &Transport, lock: &ImageLock) -> String {
             )
             .map(|s| s.trim().to_string())
             .unwrap_or_default();
-        if inside != entry.id {
+        if inside != want {
             missing.push(name.to_string());
         }
     }

@@ -335,9 +335,11 @@ impl PinnedImage {
             path: path.clone(),
             name: name.to_string(),
         })?;
+        // The lock pins the recipe, and the tag derives from it; the id is per host (the
+        // host loads the image it built into this node), so only the tag is pinned here.
         Ok(PinnedImage {
             reference: entry.tag.clone(),
-            id: Some(entry.id.clone()),
+            id: None,
         })
     }
 

@@ -1,8 +1,12 @@
-//! The image lock, `infra/images/images.lock`: which locally built images the lab uses.
+//! The image lock, `infra/images/images.lock`: which image RECIPES the lab uses.
 //!
-//! `cargo xtask images` writes it; everything that needs an image tag (the Vagrantfile's
-//! node image, the app build's runtime base, compose's Postgres) reads it from here. A
-//! present image whose layer or id differs from the lock is an error, never a silent rebuild.
+//! The tracked lock pins recipes (suite and sources of the root image, each derived image's
+//! Dockerfile directory), by hash; every tag is a function of its recipe, so any checkout
+//! whose recipes match reuses the same images, and a changed recipe gets new tags while the
+//! old ones stay for whoever uses them. What a host built (id, layers, build time, package
+//! versions) is recorded on that host only: in image labels and in a [`BuiltImage`] record
+//! under the host state directory. A normal run never writes the lock; only
+//! `cargo xtask images --update-lock` does, when a recipe changed on purpose.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -34,46 +38,107 @@ pub const NODE_LOADS: &[&str] = &[RUNTIME, POSTGRES];
 /// Build argument through which each recipe receives the root image's tag.
 pub const ROOT_IMAGE_ARG: &str = "ROOT_IMAGE";
 
+/// Image label naming the lab image (`root`, `node`, …).
+pub const IMAGE_LABEL: &str = "io.stackpilot.image";
+/// Image label holding the full recipe digest the image was built from.
+pub const RECIPE_LABEL: &str = "io.stackpilot.recipe";
+/// Image label holding the build time (Unix seconds) on the host that built it.
+pub const BUILT_LABEL: &str = "io.stackpilot.built";
+
 /// The whole lock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImageLock {
-    /// The root image (Debian rootfs from mmdebstrap, imported).
+    /// The root image's recipe (Debian rootfs from mmdebstrap, imported).
     pub root: RootImage,
-    /// Derived images by name (`runtime`, `postgres`, `node`).
+    /// Derived images' recipes by name (`runtime`, `postgres`, `node`).
     #[serde(default)]
     pub images: BTreeMap<String, DerivedImage>,
 }
 
-/// The root image's entry.
+/// The root image's recipe.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RootImage {
-    /// Tag, `stackpilot/root:<suite>-<YYYYMMDD>`.
+    /// Tag, `stackpilot/root:<suite>-<recipe digest prefix>`.
     pub tag: String,
-    /// Debian suite it was bootstrapped from.
+    /// Debian suite it is bootstrapped from.
     pub suite: String,
-    /// The mirror it was bootstrapped from, or `host apt sources`.
+    /// The mirror it is bootstrapped from, or `host apt sources`.
     pub sources: String,
-    /// Digest of its single layer (the imported tar's sha256), checked on every reuse.
-    pub layer: String,
-    /// Image id.
-    pub id: String,
+    /// sha256 over suite, sources and the mmdebstrap arguments.
+    pub recipe: String,
 }
 
-/// A derived image's entry.
+/// A derived image's recipe.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DerivedImage {
-    /// Tag, `stackpilot/<name>:<suite>-<YYYYMMDD>-<recipe digest prefix>`.
+    /// Tag, `stackpilot/<name>:<suite>-<recipe digest prefix>`.
     pub tag: String,
-    /// Image id, checked on every reuse.
-    pub id: String,
-    /// sha256 over the root layer and the recipe directory's files.
+    /// sha256 over the root recipe and the recipe directory's files.
     pub recipe: String,
+}
+
+/// What one host built for a tag: never tracked, kept in the host state directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuiltImage {
+    /// The tag.
+    pub tag: String,
+    /// The recipe digest it was built from.
+    pub recipe: String,
+    /// Image id in this host's engine.
+    pub id: String,
+    /// Layer digests (diff ids).
+    #[serde(default)]
+    pub layers: Vec<String>,
+    /// Build time, Unix seconds.
+    pub built_unix: u64,
     /// Debian packages the recipe installed, `name = version`, as the built image reports them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub packages: BTreeMap<String, String>,
+}
+
+impl BuiltImage {
+    /// The record's file for `tag` under a host state directory.
+    pub fn path(state_dir: &Path, tag: &str) -> PathBuf {
+        let file: String = tag
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        state_dir.join("images").join(format!("{file}.toml"))
+    }
+
+    /// Reads this host's record of `tag`; `None` when the host has none (or it is unreadable:
+    /// the engine's labels remain the authority, the record is evidence).
+    pub fn read(state_dir: &Path, tag: &str) -> Option<BuiltImage> {
+        let text = std::fs::read_to_string(BuiltImage::path(state_dir, tag)).ok()?;
+        toml::from_str(&text).ok()
+    }
+
+    /// Writes the record (temporary file, then rename).
+    pub fn write(&self, state_dir: &Path) -> Result<(), LockError> {
+        let path = BuiltImage::path(state_dir, &self.tag);
+        let err = |source| LockError::Write {
+            path: path.clone(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(err)?;
+        }
+        // Strings, numbers and maps of strings always serialise.
+        let text = toml::to_string(self).unwrap_or_default();
+        let tmp = path.with_extension("toml.tmp");
+        std::fs::write(&tmp, text).map_err(err)?;
+        std::fs::rename(&tmp, &path).map_err(err)
+    }
 }
 
 /// Why the lock could not be read or written.
@@ -107,7 +172,7 @@ pub enum LockError {
     },
     /// The lock has no entry for an image someone needs.
     #[error(
-        "{path} has no entry for image '{name}'\n  expected: every lab image built and recorded; run `cargo xtask images`"
+        "{path} has no entry for image '{name}'\n  expected: a recipe pinned for every lab image; pin them with `cargo xtask images --update-lock`"
     )]
     NoEntry {
         /// The lock file.
@@ -127,9 +192,10 @@ impl crate::exit::ExitStatus for LockError {
 }
 
 const HEADER: &str = "\
-# Written by `cargo xtask images`; read by the lab and the app build. Do not edit.
-# On every reuse a present image whose layer or id differs from this file is an error
-# (remove the image to rebuild it); an absent image is built and this file rewritten.
+# Pins the lab images' RECIPES (hashes of suite, sources and infra/images/<name>/); every
+# tag derives from its recipe, so checkouts with the same recipes share the same images.
+# What a host built (ids, layers, time) stays on that host. Written only by
+# `cargo xtask images --update-lock` after a recipe changed; do not edit.
 ";
 
 impl ImageLock {
@@ -199,18 +265,12 @@ pub fn repository(name: &str) -> String {
     format!("{REPOSITORY}/{name}")
 }
 
-/// The root image's tag for a suite and a build date (`YYYYMMDD`).
-pub fn root_tag(suite: &str, date: &str) -> String {
-    format!("{}:{suite}-{date}", repository("root"))
-}
-
-/// A derived image's tag: the root tag's version plus the first 12 hex digits of its recipe
-/// digest, so a changed recipe or root gets a new tag and never reuses a stale image.
-pub fn derived_tag(name: &str, root_tag: &str, recipe: &str) -> String {
-    let version = root_tag.rsplit_once(':').map_or(root_tag, |(_, v)| v);
+/// An image's tag from its recipe: `stackpilot/<name>:<suite>-<first 12 hex digits of the
+/// recipe digest>`, so equal recipes share a tag and a changed recipe never reuses one.
+pub fn recipe_tag(name: &str, suite: &str, recipe: &str) -> String {
     let digest = recipe.strip_prefix("sha256:").unwrap_or(recipe);
     let short = digest.get(..12).unwrap_or(digest);
-    format!("{}:{version}-{short}", repository(name))
+    format!("{}:{suite}-{short}", repository(name))
 }
 
 #[cfg(test)]
@@ -219,19 +279,14 @@ mod tests {
 
     const LOCK: &str = r#"
 [root]
-tag = "stackpilot/root:bookworm-20261125"
+tag = "stackpilot/root:bookworm-8151aa00bb11"
 suite = "bookworm"
 sources = "host apt sources"
-layer = "sha256:8151"
-id = "sha256:9f82"
+recipe = "sha256:8151aa00bb11cc"
 
 [images.node]
-tag = "stackpilot/node:bookworm-20261125-0123456789ab"
-id = "sha256:f568"
+tag = "stackpilot/node:bookworm-0123456789ab"
 recipe = "sha256:0123456789abcdef"
-
-[images.node.packages]
-"docker.io" = "20.10.24+dfsg1-1+deb12u1+b6"
 "#;
 
     #[test]
@@ -239,16 +294,12 @@ recipe = "sha256:0123456789abcdef"
         let lock = ImageLock::parse(LOCK, Path::new("images.lock")).expect("valid lock");
         assert_eq!(lock.root.suite, "bookworm");
         assert_eq!(
-            lock.derived(NODE).map(|d| d.packages.len()),
-            Some(1),
-            "packages table parsed"
+            lock.derived(NODE).map(|d| d.recipe.as_str()),
+            Some("sha256:0123456789abcdef")
         );
         let again = ImageLock::parse(&lock.to_text(), Path::new("x")).expect("own output");
         assert_eq!(again, lock);
-        assert!(
-            lock.to_text()
-                .starts_with("# Written by `cargo xtask images`")
-        );
+        assert!(lock.to_text().starts_with("# Pins the lab images' RECIPES"));
     }
 
     #[test]
@@ -268,18 +319,31 @@ recipe = "sha256:0123456789abcdef"
     }
 
     #[test]
-    fn derived_tags_carry_root_version_and_recipe() {
+    fn tags_derive_from_suite_and_recipe() {
         assert_eq!(
-            derived_tag(
-                "node",
-                "stackpilot/root:bookworm-20261125",
-                "sha256:0123456789abcdef"
-            ),
-            "stackpilot/node:bookworm-20261125-0123456789ab"
+            recipe_tag("node", "bookworm", "sha256:0123456789abcdef"),
+            "stackpilot/node:bookworm-0123456789ab"
         );
-        assert_eq!(
-            root_tag("trixie", "20260101"),
-            "stackpilot/root:trixie-20260101"
+    }
+
+    #[test]
+    fn a_hosts_build_record_round_trips_outside_the_repo() {
+        let dir = std::env::temp_dir().join(format!("sp-built-{}", std::process::id()));
+        let rec = BuiltImage {
+            tag: "stackpilot/node:bookworm-0123456789ab".into(),
+            recipe: "sha256:0123456789abcdef".into(),
+            id: "sha256:f568".into(),
+            layers: vec!["sha256:l1".into()],
+            built_unix: 1_795_600_000,
+            packages: BTreeMap::from([("docker.io".into(), "20.10.24".into())]),
+        };
+        rec.write(&dir).expect("write");
+        assert!(
+            BuiltImage::path(&dir, &rec.tag)
+                .ends_with("images/stackpilot_node_bookworm-0123456789ab.toml")
         );
+        assert_eq!(BuiltImage::read(&dir, &rec.tag), Some(rec));
+        assert_eq!(BuiltImage::read(&dir, "stackpilot/none:x"), None);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
