@@ -208,31 +208,30 @@ api      stackpilot-dev_api_1  api012345678  running  healthy  0         img:1
 }
 
 #[test]
-fn images_come_from_the_lock_with_their_ids_unless_a_flag_names_one() {
+fn images_come_from_the_lock_by_tag_unless_a_flag_names_one() {
     let repo = tempfile::tempdir().expect("tempdir");
     let lock = repo.path().join("infra/images/images.lock");
     std::fs::create_dir_all(lock.parent().expect("dir")).expect("mkdir");
     std::fs::write(
         &lock,
         r#"[root]
-tag = "stackpilot/root:bookworm-20261125"
+tag = "stackpilot/root:bookworm-112233445566"
 suite = "bookworm"
 sources = "host apt sources"
-layer = "sha256:11"
-id = "sha256:22"
+recipe = "sha256:112233445566"
 
 [images.postgres]
-tag = "stackpilot/postgres:bookworm-20261125-abcdef012345"
-id = "sha256:33"
-recipe = "sha256:44"
+tag = "stackpilot/postgres:bookworm-abcdef012345"
+recipe = "sha256:abcdef012345"
 "#,
     )
     .expect("lock");
     assert_eq!(
         PinnedImage::flag_or_lock(None, repo.path(), LOCK_POSTGRES).expect("from lock"),
         PinnedImage {
-            reference: "stackpilot/postgres:bookworm-20261125-abcdef012345".into(),
-            id: Some("sha256:33".into()),
+            reference: "stackpilot/postgres:bookworm-abcdef012345".into(),
+            // The lock pins recipes; ids are per host, so only the tag is pinned.
+            id: None,
         }
     );
     assert_eq!(
