@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use drills::{Drill, Golden, Lab, LabError};
+use drills::{Drill, Golden, LabError, LabOps};
 use stackpilot_core::images;
 use stackpilot_core::output::{Format, print};
 
@@ -127,7 +127,7 @@ pub fn run(cmd: DrillsCmd) -> Result<(), Error> {
                 keep_fault,
             };
             let runs_dir = lab.t.root.join(&lab.t.cfg.state.host_dir).join("runs");
-            let mut summary = drills::Summary {
+            let mut summary = drills::DrillResults {
                 journals: vec![],
                 files: vec![],
             };
@@ -195,7 +195,7 @@ impl HostLab {
     }
 }
 
-impl Lab for HostLab {
+impl LabOps for HostLab {
     fn node(&self) -> &str {
         &self.t.node
     }

@@ -24,7 +24,7 @@ use stackpilot_core::{Config, Exit, exit::ExitStatus};
 /// What a clean-room run removes: one compose project's containers and the images that
 /// carry one label.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
+pub struct CleanScope {
     /// Environment (names the receipt's directory).
     pub env: String,
     /// Compose project whose containers are removed.
@@ -33,12 +33,12 @@ pub struct Target {
     pub app_images: String,
 }
 
-impl Target {
+impl CleanScope {
     /// The real target of environment `env`: its compose project and every image labelled
     /// `stackpilot.app=mock-exchange`.
-    pub fn for_env(cfg: &Config, env: &str) -> Result<Target, stackpilot_core::Error> {
+    pub fn for_env(cfg: &Config, env: &str) -> Result<CleanScope, stackpilot_core::Error> {
         let e = cfg.environment(env)?;
-        Ok(Target {
+        Ok(CleanScope {
             env: env.to_string(),
             project: e.project().to_string(),
             app_images: format!("{APP_LABEL}={APP_NAME}"),
@@ -106,7 +106,7 @@ pub fn plan_images(images: &[ImageInfo], remaining: &[ContainerInfo]) -> ImagePl
 
 /// What a clean-room run did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Summary {
+pub struct CleanReport {
     /// The receipt written.
     pub receipt: CleanReceipt,
     /// Where it was written.
@@ -125,7 +125,7 @@ pub struct Summary {
     pub networks: Vec<String>,
 }
 
-impl Render for Summary {
+impl Render for CleanReport {
     fn human(&self) -> String {
         let r = &self.receipt;
         let mut t = Table::new(&["removed", "count", "detail"]);
@@ -229,9 +229,9 @@ impl ExitStatus for CleanError {
 pub fn run(
     _allowed: &ctx_guard::Allowed,
     admin: &DockerAdmin,
-    target: &Target,
+    target: &CleanScope,
     node_dir: &Path,
-) -> Result<Summary, CleanError> {
+) -> Result<CleanReport, CleanError> {
     let containers = admin.containers(&target.containers())?;
     let mut removed_containers = Vec::new();
     let mut container_names = Vec::new();
@@ -324,7 +324,7 @@ pub fn run(
     };
     let receipt_path = receipts::env_dir(node_dir, &target.env).join(CLEAN_RECEIPT);
     receipts::write(&receipt_path, &receipt)?;
-    Ok(Summary {
+    Ok(CleanReport {
         receipt,
         receipt_path,
         container_names,
@@ -402,18 +402,20 @@ mod tests {
     fn target_of_an_env_is_its_project_and_the_app_label() {
         let text = include_str!("../../../stackpilot.toml");
         let cfg = Config::parse(text, Path::new("stackpilot.toml")).expect("config");
-        let t = Target::for_env(&cfg, "dev").expect("dev");
+        let t = CleanScope::for_env(&cfg, "dev").expect("dev");
         assert_eq!(t.containers(), "com.docker.compose.project=stackpilot-dev");
         assert_eq!(t.app_images, "stackpilot.app=mock-exchange");
         assert_eq!(
-            Target::for_env(&cfg, "nope").expect_err("unknown").exit(),
+            CleanScope::for_env(&cfg, "nope")
+                .expect_err("unknown")
+                .exit(),
             Exit::Usage
         );
     }
 
     #[test]
     fn summary_names_counts_and_bytes() {
-        let s = Summary {
+        let s = CleanReport {
             receipt: CleanReceipt {
                 env: "dev".into(),
                 cleaned_at: "2026-11-25T18:00:00Z".into(),

@@ -5,7 +5,7 @@ mod support;
 
 use std::collections::BTreeSet;
 
-use clean_room::Target;
+use clean_room::CleanScope;
 use stackpilot_core::admin::DockerAdmin;
 use stackpilot_core::receipts::{self, CLEAN_RECEIPT, CleanReceipt};
 use support::{Cleanup, allowed, docker, docker_ok, sleeper, sleeper_image, unique};
@@ -86,7 +86,7 @@ fn engine_removes_project_containers_and_app_images_keeps_volumes_and_other_proj
     let id_b = docker(&["image", "inspect", "-f", "{{.Id}}", &image_b]);
 
     let admin = DockerAdmin::connect().expect("a Docker engine on this host");
-    let target = Target {
+    let target = CleanScope {
         env: "dev".into(),
         project: project.clone(),
         app_images: app.clone(),

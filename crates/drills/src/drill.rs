@@ -15,7 +15,7 @@ use stackpilot_core::time::{millis, now_rfc3339};
 use verify::report::{Report, Verdict as CheckVerdict};
 
 use crate::journal::{self, Assertion, Event, Figures, Journal, Recovery, SteadyState};
-use crate::lab::{Golden, Lab, LabError};
+use crate::lab::{Golden, LabError, LabOps};
 use crate::samples::{self, OrderAttempt, POLL_MS, Sample};
 
 /// Every drill, in the order `run all` runs them (cheap and local first, the node reboot last).
@@ -122,7 +122,7 @@ const PROBE: Timeouts = Timeouts {
 
 /// The recorder a drill writes into: timestamps relative to the drill's start.
 struct Run<'a> {
-    lab: &'a dyn Lab,
+    lab: &'a dyn LabOps,
     start: Instant,
     injection: Vec<Event>,
     observations: Vec<Event>,
@@ -343,7 +343,7 @@ fn first_failure(r: &Report) -> String {
 
 /// Runs one drill: steady state, the drill, recovery (always), verdict. Never panics on lab
 /// failures: they end up in the journal.
-pub fn run(drill: Drill, lab: &dyn Lab, opts: &Options) -> Journal {
+pub fn run(drill: Drill, lab: &dyn LabOps, opts: &Options) -> Journal {
     let started_at = now_rfc3339();
     let mut r = Run {
         lab,
@@ -416,7 +416,7 @@ pub fn run(drill: Drill, lab: &dyn Lab, opts: &Options) -> Journal {
 
 /// Only the recovery of `drill` (idempotent): for a node a drill left broken, e.g. after
 /// `--keep-fault` or an interrupted run. Nothing is injected.
-pub fn recover_only(drill: Drill, lab: &dyn Lab, opts: &Options) -> Recovery {
+pub fn recover_only(drill: Drill, lab: &dyn LabOps, opts: &Options) -> Recovery {
     let mut r = Run {
         lab,
         start: Instant::now(),
@@ -1116,7 +1116,7 @@ fn node_reboot(r: &mut Run) -> Result<(), LabError> {
 mod tests {
     use std::cell::RefCell;
 
-    use verify::report::{Check, Summary as VerifySummary};
+    use verify::report::{Check, ServiceState};
 
     use super::*;
     use crate::journal::Verdict;
@@ -1170,13 +1170,13 @@ mod tests {
             env: "dev".into(),
             target: "127.0.0.1:1".into(),
             passed,
-            summary: VerifySummary::default(),
+            summary: ServiceState::default(),
             checks,
             elapsed_ms: 1,
         }
     }
 
-    impl Lab for Fake {
+    impl LabOps for Fake {
         fn node(&self) -> &str {
             "n"
         }

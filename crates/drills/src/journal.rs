@@ -220,14 +220,14 @@ impl Journal {
 
 /// The results of a set of drills, as printed at the end of `drills run`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Summary {
+pub struct DrillResults {
     /// One journal per drill, in run order.
     pub journals: Vec<Journal>,
     /// Where each journal was written (same order), or why it was not.
     pub files: Vec<String>,
 }
 
-impl Summary {
+impl DrillResults {
     /// True only when every drill passed.
     pub fn passed(&self) -> bool {
         !self.journals.is_empty() && self.journals.iter().all(|j| j.verdict == Verdict::Passed)
@@ -284,7 +284,7 @@ fn opt<T: ToString>(v: Option<T>) -> String {
     v.map_or("-".into(), |v| v.to_string())
 }
 
-impl Render for Summary {
+impl Render for DrillResults {
     fn human(&self) -> String {
         let mut t = Table::new(&[
             "drill",
@@ -455,7 +455,7 @@ mod tests {
 
     #[test]
     fn the_summary_table_shows_figures_failures_and_journals() {
-        let s = Summary {
+        let s = DrillResults {
             journals: vec![
                 journal(
                     "db-down",

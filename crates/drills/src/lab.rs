@@ -89,7 +89,7 @@ impl Status {
 }
 
 /// The lab as drills see it: one node, one environment.
-pub trait Lab {
+pub trait LabOps {
     /// The node's name.
     fn node(&self) -> &str;
     /// The environment.

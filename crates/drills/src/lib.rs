@@ -17,5 +17,5 @@ pub mod node;
 pub mod samples;
 
 pub use drill::{ALL, Drill, Options, recover_only, run};
-pub use journal::{Journal, Summary, Verdict};
-pub use lab::{Golden, Lab, LabError};
+pub use journal::{DrillResults, Journal, Verdict};
+pub use lab::{Golden, LabError, LabOps};

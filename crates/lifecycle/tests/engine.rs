@@ -207,7 +207,7 @@ fn engine_build_up_status_down_recreate_timeout_then_clean_room_keeps_the_volume
 
     // clean-room: containers and the app image go, the volume stays
     let admin = DockerAdmin::connect().expect("engine");
-    let target = clean_room::Target {
+    let target = clean_room::CleanScope {
         env: "dev".into(),
         project: project.clone(),
         // Only this test's image: the engine is shared with whoever else builds the app.

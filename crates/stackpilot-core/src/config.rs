@@ -20,7 +20,7 @@ pub const CONFIG_FILE: &str = "stackpilot.toml";
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// The lab's own name and settings.
-    pub lab: Lab,
+    pub lab: LabSettings,
     /// How the root image is built.
     pub images: Images,
     /// Where state lives on the host and on nodes.
@@ -36,7 +36,7 @@ pub struct Config {
 /// The `[lab]` table.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Lab {
+pub struct LabSettings {
     /// Name of the lab, written into each node's identity file.
     pub name: String,
 }

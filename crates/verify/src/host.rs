@@ -156,7 +156,7 @@ pub fn run_with_timeout(mut cmd: Command, timeout: Duration) -> NodeRun {
 
 /// Where and how to verify.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
+pub struct NodeUnderTest {
     /// What the node and environment must be.
     pub expect: Expect,
     /// The service address on the node (node address, environment port).
@@ -175,7 +175,7 @@ pub struct RunConfig {
 }
 
 /// Observes the node layer by layer; a layer is observed only when the ones below passed.
-pub fn observe(target: &Target, node: &dyn NodeRunner, cfg: &RunConfig) -> Observations {
+pub fn observe(target: &NodeUnderTest, node: &dyn NodeRunner, cfg: &RunConfig) -> Observations {
     let mut obs = Observations::default();
     let argv = [
         cfg.node_verify.as_str(),
@@ -223,7 +223,7 @@ pub fn observe(target: &Target, node: &dyn NodeRunner, cfg: &RunConfig) -> Obser
 }
 
 /// Verifies one environment on one node: observe, then judge. Never mutates anything.
-pub fn run(target: &Target, node: &dyn NodeRunner, cfg: &RunConfig) -> Report {
+pub fn run(target: &NodeUnderTest, node: &dyn NodeRunner, cfg: &RunConfig) -> Report {
     let start = Instant::now();
     let obs = observe(target, node, cfg);
     verdict::evaluate(&target.expect, &obs, millis(start.elapsed()))
@@ -235,7 +235,7 @@ const RETRY_EVERY: Duration = Duration::from_millis(500);
 /// Verifies again until every check passes or `wait` has passed, and returns only the last
 /// report: a waiting verify prints one document, not one per attempt.
 pub fn run_waiting(
-    target: &Target,
+    target: &NodeUnderTest,
     node: &dyn NodeRunner,
     cfg: &RunConfig,
     wait: Duration,

@@ -20,7 +20,7 @@ pub mod report;
 pub mod setup;
 pub mod verdict;
 
-pub use host::{NodeRun, NodeRunner, RunConfig, Target, run, run_waiting};
+pub use host::{NodeRun, NodeRunner, NodeUnderTest, RunConfig, run, run_waiting};
 pub use inspection::Inspection;
-pub use report::{Check, Report, Summary, Verdict};
+pub use report::{Check, Report, ServiceState, Verdict};
 pub use setup::{Options, verify};

@@ -49,7 +49,7 @@ pub struct Check {
 
 /// The distinctions operators ask for, each true only when its checks passed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Summary {
+pub struct ServiceState {
     /// The node answered through its transport and is who it should be.
     pub reachable: bool,
     /// A TCP connection to the service port was accepted.
@@ -77,7 +77,7 @@ pub struct Report {
     /// True only when no check failed and none was left unrun.
     pub passed: bool,
     /// The operator's distinctions.
-    pub summary: Summary,
+    pub summary: ServiceState,
     /// Every check, in layer order.
     pub checks: Vec<Check>,
     /// Wall time of the whole verification, in milliseconds.
@@ -217,7 +217,7 @@ mod tests {
             env: "dev".into(),
             target: "172.30.56.10:8000".into(),
             passed: verdicts.iter().all(|(v, _)| *v == Verdict::Pass),
-            summary: Summary::default(),
+            summary: ServiceState::default(),
             checks: verdicts
                 .iter()
                 .enumerate()

@@ -13,7 +13,7 @@ use stackpilot_core::http::Timeouts;
 use stackpilot_core::node::NODE_REPO;
 use stackpilot_core::transport::{self, Transport, VAGRANT_DIR};
 
-use crate::host::{self, NodeRun, NodeRunner, RunConfig, Target};
+use crate::host::{self, NodeRun, NodeRunner, NodeUnderTest, RunConfig};
 use crate::inspection::Wiring;
 use crate::report::Report;
 use crate::verdict::Expect;
@@ -104,7 +104,7 @@ pub fn prepare(
     node: &str,
     env: &str,
     opts: &Options,
-) -> Result<(Target, HostRunner, RunConfig), SetupError> {
+) -> Result<(NodeUnderTest, HostRunner, RunConfig), SetupError> {
     let n = cfg.node(node)?;
     let e = cfg.environment(env)?;
     let vagrant_dir = root.join(VAGRANT_DIR);
@@ -141,7 +141,7 @@ pub fn prepare(
         node_timeout: Duration::from_secs(30),
         probe: Timeouts::default(),
     };
-    Ok((Target { expect, addr }, runner, run))
+    Ok((NodeUnderTest { expect, addr }, runner, run))
 }
 
 /// Verifies `env` on `node`: the one call xtask and the binary make.

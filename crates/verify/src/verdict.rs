@@ -7,7 +7,7 @@
 use stackpilot_core::http::{HttpOutcome, HttpProbe, TcpOutcome, TcpProbe};
 
 use crate::inspection::{ContainerFact, Fact, Hidden, Inspection, Wiring};
-use crate::report::{Check, Report, Summary, Verdict};
+use crate::report::{Check, Report, ServiceState, Verdict};
 use stackpilot_core::time::parse_rfc3339;
 
 /// The compose service that serves HTTP on the environment's port.
@@ -227,7 +227,7 @@ pub fn evaluate(expect: &Expect, obs: &Observations, elapsed_ms: u64) -> Report 
     let passed = checks
         .iter()
         .all(|c| matches!(c.verdict, Verdict::Pass | Verdict::Unverified));
-    let summary = Summary {
+    let summary = ServiceState {
         reachable: passed_check("node.reachable") && passed_check("node.identity"),
         tcp_reachable: passed_check("tcp.connect"),
         alive: passed_check("http.health"),

@@ -24,7 +24,7 @@ use stackpilot_core::mountinfo;
 use stackpilot_core::node::{Identity, LAB_MARKER, LabMarker};
 use stackpilot_core::receipts::{self, BUILD_RECEIPT, BuildReceipt};
 use stackpilot_core::transport::shell_quote;
-use verify::host::{self, NodeRun, NodeRunner, RunConfig, Target};
+use verify::host::{self, NodeRun, NodeRunner, NodeUnderTest, RunConfig};
 use verify::inspection::Wiring;
 use verify::verdict::Expect;
 use verify::{Verdict, events};
@@ -224,7 +224,7 @@ fn engine_full_verify_of_a_healthy_stand_in_node_passes_and_mutates_nothing() {
     .expect("receipt");
 
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let target = Target {
+    let target = NodeUnderTest {
         expect: Expect {
             node: "control".into(),
             lab: "stackpilot".into(),

@@ -90,8 +90,8 @@ fn node_for(port: u16) -> CannedNode {
     })
 }
 
-fn target(addr: SocketAddr) -> Target {
-    Target {
+fn target(addr: SocketAddr) -> NodeUnderTest {
+    NodeUnderTest {
         expect: Expect {
             node: "control".into(),
             lab: "stackpilot".into(),
