@@ -70,7 +70,7 @@ pub fn inventory(cfg: &Config) -> Inventory {
         vm_subnet: cfg.network.vm_subnet.clone(),
         docker_subnet: cfg.network.docker_subnet.clone(),
         docker_network: network_name(&lab),
-        probe_port: verify::lab::PROBE_PORT,
+        probe_port: stackpilot_core::node::PROBE_PORT,
         engine_volumes_persist: false,
         nodes: cfg
             .nodes

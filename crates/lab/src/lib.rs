@@ -14,6 +14,8 @@ pub mod nodes;
 pub mod prereq;
 pub mod process;
 pub mod provider;
+pub mod resolve;
 
 pub use error::Error;
 pub use process::step;
+pub use resolve::{resolve, resolve_all};

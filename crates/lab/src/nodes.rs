@@ -9,7 +9,6 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use stackpilot_core::images::{self, ImageLock, NODE_LOADS};
-use stackpilot_core::mountinfo;
 use stackpilot_core::node::{IDENTITY_FILE, Identity, LAB_MARKER, LabMarker};
 use stackpilot_core::output::Table;
 use stackpilot_core::time;
@@ -209,20 +208,8 @@ impl Lab {
 
     /// The identity a node of this checkout should carry.
     fn identity(&self, node: &str, provider: Provider, marker: &LabMarker) -> Identity {
-        let repo_source = (provider == Provider::Docker).then(|| {
-            let mounts = mountinfo::parse(
-                &std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default(),
-            );
-            // The mount table names real paths; a symlinked checkout path would not match.
-            let root = self
-                .root
-                .canonicalize()
-                .unwrap_or_else(|_| self.root.clone());
-            mountinfo::filesystem_path(&mounts, &root)
-                .unwrap_or(root)
-                .display()
-                .to_string()
-        });
+        let repo_source = (!crate::provider::get(provider).is_vm())
+            .then(|| crate::resolve::repo_source(&self.root));
         Identity {
             node: node.to_string(),
             lab: self.cfg.lab.name.clone(),

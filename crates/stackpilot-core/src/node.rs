@@ -140,3 +140,54 @@ pub fn vm_shared_folder_types(provider: &str) -> Option<&'static [&'static str]>
         _ => None,
     }
 }
+
+/// The port every lab node listens on for reachability checks (the node engine's metrics
+/// endpoint, see verify's lab checks); the inventory hands it to the Vagrantfile.
+pub const PROBE_PORT: u16 = 9323;
+
+/// What code outside the lab may know about a node's provider: facts, never a name to
+/// match on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderFacts {
+    /// The provider's name as Vagrant spells it (`docker`, `libvirt`, …).
+    pub name: String,
+    /// Whether nodes are virtual machines (the repo is a shared folder, the transport ssh).
+    pub is_vm: bool,
+    /// Filesystem types `/vagrant` may have on such a node (empty: a bind of the checkout).
+    pub shared_folder_types: Vec<String>,
+}
+
+/// A lab node resolved once, at the edge (`lab::resolve`), and passed everywhere in place
+/// of its name: nothing downstream looks the node up again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeHandle {
+    /// The node's name (its hostname).
+    pub name: String,
+    /// Its role in the lab.
+    pub role: crate::config::Role,
+    /// Its provider's facts.
+    pub provider: ProviderFacts,
+    /// Its address on the lab network under that provider.
+    pub address: std::net::Ipv4Addr,
+    /// How the host runs a command in it; `None` while Vagrant has no machine for it.
+    pub transport: Option<crate::transport::Transport>,
+    /// For bind-mounted repos (docker provider): the checkout's path as the host's mount
+    /// table names it (what the node identity records).
+    pub repo_source: Option<String>,
+    /// Where Vagrant keeps the node's machine data (named when it is not created).
+    pub machine_dir: PathBuf,
+}
+
+impl NodeHandle {
+    /// The node's transport, or why there is none (the node is not created).
+    pub fn transport(
+        &self,
+    ) -> Result<&crate::transport::Transport, crate::transport::TransportError> {
+        self.transport
+            .as_ref()
+            .ok_or_else(|| crate::transport::TransportError::NotCreated {
+                node: self.name.clone(),
+                dir: self.machine_dir.clone(),
+            })
+    }
+}

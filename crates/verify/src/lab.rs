@@ -24,7 +24,7 @@ use stackpilot_core::transport::{self, Transport};
 use stackpilot_core::{Config, Provider};
 
 /// The TCP port every node listens on: the engine's read-only metrics endpoint.
-pub const PROBE_PORT: u16 = 9323;
+pub use stackpilot_core::node::PROBE_PORT;
 
 /// Limit of every command run in a node and of every connect.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
