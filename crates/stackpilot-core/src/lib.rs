@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod capability;
+pub mod cli_help;
 pub mod compose;
 pub mod config;
 pub mod error;
