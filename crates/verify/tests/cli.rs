@@ -35,7 +35,9 @@ impl std::ops::Deref for BareCheckout {
 }
 
 fn bare_checkout(name: &str) -> BareCheckout {
-    let dir = std::env::temp_dir().join(format!("verify-cli-{name}-{}", std::process::id()));
+    // A path of fixed length: reports quote it, and the snapshot of the table (redacted
+    // path, padded columns) must not depend on the process id's digits.
+    let dir = PathBuf::from(format!("/tmp/verify-cli-{name}-{:07}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     std::fs::copy(
         repo_root().join("stackpilot.toml"),
@@ -121,4 +123,11 @@ fn the_human_report_is_a_table_with_the_first_failure_last() {
         last.starts_with("verify: FAILED at layer 1 (node): node.reachable: node 'worker2' not reachable via no transport"),
         "{last}"
     );
+    // The table users read, pinned; durations and the temporary checkout redacted.
+    let shown = text.replace(&dir.display().to_string(), "[checkout]");
+    // The ms column: its values and the width they give its separator.
+    let ms = vec![(r"(?m)  \d+$", "  [ms]"), (r"(?m)  -+$", "  --")];
+    insta::with_settings!({filters => ms}, {
+        insta::assert_snapshot!("report_node_not_created", shown);
+    });
 }
