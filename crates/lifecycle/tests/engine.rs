@@ -14,6 +14,7 @@ use std::time::Duration;
 use lifecycle::{BuildRequest, PinnedImage, Site, UpRequest};
 use stackpilot_core::admin::DockerAdmin;
 use stackpilot_core::exit::ExitStatus;
+use stackpilot_core::output::Render;
 use stackpilot_core::receipts::{self, BUILD_RECEIPT, BuildReceipt};
 use stackpilot_core::{Config, Exit};
 use support::{Cleanup, allowed, docker, docker_ok, sleeper, sleeper_image, unique};
@@ -77,6 +78,22 @@ fn service<'a>(report: &'a lifecycle::StatusReport, name: &str) -> &'a lifecycle
         .iter()
         .find(|c| c.service == name)
         .unwrap_or_else(|| panic!("no {name} container in {report:?}"))
+}
+
+/// The status table users read (`lifecycle status`), with this run's names and ids redacted
+/// before rendering, so the columns keep one width.
+fn shown(status: &lifecycle::StatusReport, project: &str, build_id: &str) -> String {
+    let redact = |v: &str| v.replace(project, "[project]").replace(build_id, "[build]");
+    let mut s = status.clone();
+    s.project = redact(&s.project);
+    for c in &mut s.containers {
+        // Compose v1 names containers `p_api_1`, v2 `p-api-1`.
+        c.name = redact(&c.name).replace('_', "-");
+        c.id = "[id]".into();
+        c.image = redact(&c.image);
+        c.image_id = "[image-id]".into();
+    }
+    s.human()
 }
 
 #[test]
@@ -174,6 +191,7 @@ fn engine_build_up_status_down_recreate_timeout_then_clean_room_keeps_the_volume
     // status reads the same stack
     let status = lifecycle::status(&cfg, &site, "dev").expect("status");
     assert_eq!(status.containers.len(), 2, "{status:?}");
+    insta::assert_snapshot!("status_running", shown(&status, &project, &build_id));
 
     // down: stopped, not removed
     lifecycle::down(&allowed, &cfg, &site, "dev", Some(&db)).expect("down");
@@ -183,6 +201,7 @@ fn engine_build_up_status_down_recreate_timeout_then_clean_room_keeps_the_volume
         status.containers.iter().all(|c| c.state == "exited"),
         "{status:?}"
     );
+    insta::assert_snapshot!("status_stopped", shown(&status, &project, &build_id));
 
     // up --recreate: new containers, healthy again
     let again_request = UpRequest {
