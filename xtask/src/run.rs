@@ -46,6 +46,9 @@ pub enum Error {
     /// A lab operation failed.
     #[error(transparent)]
     Lab(#[from] ::lab::Error),
+    /// `make ci` did not pass.
+    #[error(transparent)]
+    Ci(#[from] ci::Error),
 }
 
 impl From<StepError> for Error {
@@ -69,6 +72,7 @@ impl Error {
             Error::Images(e) => e.exit(),
             Error::Bench(e) => e.exit(),
             Error::Lab(e) => e.exit(),
+            Error::Ci(e) => e.exit(),
         }
     }
 }

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use stackpilot_core::junit;
 use stackpilot_core::output::{Render, Table};
 
 /// How a drill ended.
@@ -235,49 +236,31 @@ impl DrillResults {
 
     /// JUnit XML: one testcase per drill; the reason is the failure message.
     pub fn junit(&self) -> String {
-        let failures = self
-            .journals
-            .iter()
-            .filter(|j| j.verdict != Verdict::Passed)
-            .count();
         let total: u64 = self.journals.iter().map(|j| j.duration_ms).sum();
-        let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n");
-        out.push_str(&format!(
-            "  <testsuite name=\"drills\" tests=\"{}\" failures=\"{failures}\" time=\"{}\">\n",
-            self.journals.len(),
-            secs(total)
-        ));
-        for j in &self.journals {
-            out.push_str(&format!(
-                "    <testcase classname=\"drills.{}\" name=\"{}\" time=\"{}\"",
-                xml(&j.node),
-                xml(&j.drill),
-                secs(j.duration_ms)
-            ));
-            if j.verdict == Verdict::Passed {
-                out.push_str("/>\n");
-            } else {
-                out.push_str(&format!(
-                    ">\n      <failure message=\"{}: {}\"/>\n    </testcase>\n",
-                    j.verdict.as_str(),
-                    xml(&j.reason)
-                ));
-            }
+        junit::Suite {
+            name: "drills".into(),
+            seconds: Some(total as f64 / 1000.0),
+            cases: self
+                .journals
+                .iter()
+                .map(|j| junit::Case {
+                    classname: format!("drills.{}", j.node),
+                    name: j.drill.clone(),
+                    seconds: j.duration_ms as f64 / 1000.0,
+                    outcome: if j.verdict == Verdict::Passed {
+                        junit::Outcome::Passed
+                    } else {
+                        junit::Outcome::Failed(format!("{}: {}", j.verdict.as_str(), j.reason))
+                    },
+                })
+                .collect(),
         }
-        out.push_str("  </testsuite>\n</testsuites>\n");
-        out
+        .render()
     }
 }
 
 fn secs(ms: u64) -> String {
     format!("{:.3}", ms as f64 / 1000.0)
-}
-
-fn xml(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 fn opt<T: ToString>(v: Option<T>) -> String {

@@ -15,6 +15,7 @@ pub mod exit;
 pub mod facade;
 pub mod http;
 pub mod images;
+pub mod junit;
 pub mod labs;
 pub mod mountinfo;
 pub mod node;

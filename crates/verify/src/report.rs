@@ -1,6 +1,7 @@
 //! The verification report and its three renderings: a human table, JSON and JUnit XML.
 
 use serde::{Deserialize, Serialize};
+use stackpilot_core::junit;
 use stackpilot_core::output::{Render, Table};
 
 /// One check's verdict.
@@ -93,46 +94,27 @@ impl Report {
     /// JUnit XML: one testsuite, one testcase per check; not-run and unverified checks are
     /// skipped with their reason.
     pub fn junit(&self) -> String {
-        let failures = self
-            .checks
-            .iter()
-            .filter(|c| c.verdict == Verdict::Fail)
-            .count();
-        let skipped = self
-            .checks
-            .iter()
-            .filter(|c| matches!(c.verdict, Verdict::NotRun | Verdict::Unverified))
-            .count();
-        let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-        out.push_str(&format!(
-            "<testsuites>\n  <testsuite name=\"verify {} {}\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\" time=\"{}\">\n",
-            xml(&self.node),
-            xml(&self.env),
-            self.checks.len(),
-            seconds(self.elapsed_ms)
-        ));
-        for c in &self.checks {
-            out.push_str(&format!(
-                "    <testcase classname=\"verify.layer{}.{}\" name=\"{}\" time=\"{}\"",
-                c.layer,
-                xml(&c.layer_name),
-                xml(&c.id),
-                seconds(c.ms.unwrap_or(0))
-            ));
-            match c.verdict {
-                Verdict::Pass => out.push_str("/>\n"),
-                Verdict::Fail => out.push_str(&format!(
-                    ">\n      <failure message=\"{}\"/>\n    </testcase>\n",
-                    xml(&c.reason)
-                )),
-                Verdict::NotRun | Verdict::Unverified => out.push_str(&format!(
-                    ">\n      <skipped message=\"{}\"/>\n    </testcase>\n",
-                    xml(&c.reason)
-                )),
-            }
+        junit::Suite {
+            name: format!("verify {} {}", self.node, self.env),
+            seconds: Some(self.elapsed_ms as f64 / 1000.0),
+            cases: self
+                .checks
+                .iter()
+                .map(|c| junit::Case {
+                    classname: format!("verify.layer{}.{}", c.layer, c.layer_name),
+                    name: c.id.clone(),
+                    seconds: c.ms.unwrap_or(0) as f64 / 1000.0,
+                    outcome: match c.verdict {
+                        Verdict::Pass => junit::Outcome::Passed,
+                        Verdict::Fail => junit::Outcome::Failed(c.reason.clone()),
+                        Verdict::NotRun | Verdict::Unverified => {
+                            junit::Outcome::Skipped(c.reason.clone())
+                        }
+                    },
+                })
+                .collect(),
         }
-        out.push_str("  </testsuite>\n</testsuites>\n");
-        out
+        .render()
     }
 }
 
@@ -183,28 +165,6 @@ impl Render for Report {
         }
         out
     }
-}
-
-fn seconds(ms: u64) -> String {
-    format!("{}.{:03}", ms / 1000, ms % 1000)
-}
-
-/// Escapes text for an XML attribute.
-fn xml(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for ch in s.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\n' => out.push_str("&#10;"),
-            c if (c as u32) < 0x20 && c != '\t' => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
