@@ -1,17 +1,31 @@
 #!/usr/bin/env bash
-# Installs Docker Engine and compose v2 at pinned versions from Docker's apt repository on
-# an Ubuntu 22.04 VM, and makes the engine serve its read-only metrics endpoint (the port
-# lab verification connects to). Idempotent: a second run changes nothing and says so.
-# Env: DOCKER_VERSION, COMPOSE_VERSION, CONTAINERD_VERSION, METRICS_PORT (from the Vagrantfile).
+# Makes the node's Docker engine serve its read-only metrics endpoint (the port lab
+# verification connects to). DOCKER_SOURCE=docker-ce (the Ubuntu 22.04 box) first installs
+# Docker Engine and compose v2 at pinned versions from Docker's apt repository;
+# DOCKER_SOURCE=debian (the local libvirt box) uses the box's own docker.io and compose.
+# Idempotent: a second run changes nothing and says so.
+# Env: DOCKER_SOURCE, DOCKER_VERSION, COMPOSE_VERSION, CONTAINERD_VERSION, METRICS_PORT
+# (from the Vagrantfile).
 set -euo pipefail
 
 : "${DOCKER_VERSION:?}" "${COMPOSE_VERSION:?}" "${CONTAINERD_VERSION:?}" "${METRICS_PORT:?}"
+DOCKER_SOURCE=${DOCKER_SOURCE:-docker-ce}
 changed=0
 
 installed() { dpkg-query -W -f '${Version}' "$1" 2>/dev/null || true; }
 
-want_pkgs=("docker-ce=$DOCKER_VERSION" "docker-ce-cli=$DOCKER_VERSION"
-	"containerd.io=$CONTAINERD_VERSION" "docker-compose-plugin=$COMPOSE_VERSION")
+if [ "$DOCKER_SOURCE" = debian ]; then
+	for p in docker.io docker-compose; do
+		if [ -z "$(installed "$p")" ]; then
+			echo "docker-engine: $p is missing from the box; rebuild it with \`cargo xtask images\`" >&2
+			exit 1
+		fi
+	done
+	want_pkgs=()
+else
+	want_pkgs=("docker-ce=$DOCKER_VERSION" "docker-ce-cli=$DOCKER_VERSION"
+		"containerd.io=$CONTAINERD_VERSION" "docker-compose-plugin=$COMPOSE_VERSION")
+fi
 missing=()
 for p in "${want_pkgs[@]}"; do
 	name=${p%%=*}
@@ -65,7 +79,9 @@ systemctl is-active --quiet docker || {
 	changed=1
 }
 
-if [ "$changed" = 0 ]; then
+if [ "$changed" = 0 ] && [ "$DOCKER_SOURCE" = debian ]; then
+	echo "docker-engine: no change (docker.io $(installed docker.io), docker-compose $(installed docker-compose))"
+elif [ "$changed" = 0 ]; then
 	echo "docker-engine: no change (docker-ce $DOCKER_VERSION, compose $COMPOSE_VERSION)"
 else
 	echo "docker-engine: changed"

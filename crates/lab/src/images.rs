@@ -25,7 +25,7 @@ use crate::error::{Error, failed};
 use crate::process::step;
 
 /// What the lock records as `sources` when the host's apt sources were used.
-const HOST_SOURCES: &str = "host apt sources";
+pub(crate) const HOST_SOURCES: &str = "host apt sources";
 
 /// Debian packages whose versions are recorded per derived image (dpkg-query patterns).
 fn recorded_packages(name: &str) -> &'static [&'static str] {
@@ -75,6 +75,31 @@ pub fn run(repo: &Path, cfg: &Config, update_lock: bool) -> Result<(), Error> {
             b.seconds
                 .map_or("present".to_string(), |s| format!("{s:.1}")),
         ]);
+    }
+    // The libvirt box is a lab image too, when the lab's nodes are libvirt VMs.
+    let libvirt = crate::provider::choose_provider(
+        std::env::var(crate::provider::PROVIDER_ENV).ok().as_deref(),
+    )? == stackpilot_core::Provider::Libvirt
+        && cfg.images.libvirt_box == stackpilot_core::config::LOCAL_BOX;
+    let mut built = built;
+    if libvirt {
+        crate::prereq::ensure_libvirt_host()?;
+        let (b, seconds) = crate::vmbox::ensure(repo, cfg)?;
+        // The id column shows the recipe hash: Vagrant keeps no id of a local box.
+        table.row([
+            "box".to_string(),
+            b.name.clone(),
+            short_id(&b.recipe).to_string(),
+            "-".to_string(),
+            seconds.map_or("present".to_string(), |s| format!("{s:.1}")),
+        ]);
+        built.push(Built {
+            name: "box".into(),
+            tag: b.name,
+            id: b.recipe,
+            size: 0,
+            seconds,
+        });
     }
     print!("{}", table.render());
     if built.iter().all(|b| b.seconds.is_none()) {
@@ -631,7 +656,11 @@ pub fn recipe_digest(dir: &Path, root_recipe: &str) -> Result<String, Error> {
     Ok(format!("sha256:{}", hex(&h.finalize())))
 }
 
-fn collect_files(base: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<(), Error> {
+pub(crate) fn collect_files(
+    base: &Path,
+    dir: &Path,
+    out: &mut Vec<(String, PathBuf)>,
+) -> Result<(), Error> {
     let entries = std::fs::read_dir(dir)
         .map_err(|e| failed("images", &format!("read {}", dir.display()), &e.to_string()))?;
     for entry in entries {
@@ -647,12 +676,12 @@ fn collect_files(base: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> R
     Ok(())
 }
 
-fn is_executable(path: &Path) -> bool {
+pub(crate) fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o111 != 0)
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -663,7 +692,7 @@ pub fn short_id(id: &str) -> &str {
 }
 
 /// mmdebstrap's mirror arguments: the host's apt source files, or the configured mirror.
-fn mirror_args(suite: &str, mirror: &str) -> Result<Vec<String>, Error> {
+pub(crate) fn mirror_args(suite: &str, mirror: &str) -> Result<Vec<String>, Error> {
     if !mirror.is_empty() {
         return Ok(vec![format!("deb {mirror} {suite} main")]);
     }
@@ -733,7 +762,7 @@ fn require_docker() -> Result<(), Error> {
     Ok(())
 }
 
-fn require_mmdebstrap() -> Result<(), Error> {
+pub(crate) fn require_mmdebstrap() -> Result<(), Error> {
     if which::which("mmdebstrap").is_ok() {
         return Ok(());
     }

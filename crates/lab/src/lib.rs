@@ -15,6 +15,7 @@ pub mod prereq;
 pub mod process;
 pub mod provider;
 pub mod resolve;
+pub mod vmbox;
 
 pub use error::Error;
 pub use process::step;

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use stackpilot_core::config::UBUNTU_BOX;
 use stackpilot_core::images::{self, ImageLock, NODE_LOADS};
 use stackpilot_core::node::{IDENTITY_FILE, Identity, LAB_MARKER, LabMarker};
 use stackpilot_core::output::Table;
@@ -243,6 +244,11 @@ impl Lab {
             self.ensure_engine_volumes(&nodes)?;
         }
         let mut cmd = self.vagrant(provider, &["up", &format!("--provider={provider}")], &nodes);
+        if provider == Provider::Libvirt {
+            for (k, v) in self.libvirt_env()? {
+                cmd.env(k, v);
+            }
+        }
         if let Some(lock) = &lock {
             cmd.env(
                 "STACKPILOT_NODE_IMAGE",
@@ -264,6 +270,33 @@ impl Lab {
             time::secs(started.elapsed())
         );
         self.status(&nodes)
+    }
+
+    /// The libvirt host set up, the box chosen in stackpilot.toml (the local one built
+    /// when absent) and the driver a real boot showed: the environment of `vagrant up`.
+    fn libvirt_env(&self) -> Result<Vec<(&'static str, String)>, Error> {
+        let chosen = self.cfg.images.libvirt_box.as_str();
+        if ![stackpilot_core::config::LOCAL_BOX, UBUNTU_BOX].contains(&chosen) {
+            return Err(Error::Core(stackpilot_core::Error::ConfigInvalid {
+                path: PathBuf::from(stackpilot_core::config::CONFIG_FILE),
+                message: format!(
+                    "field `images.libvirt_box`: expected \"local\" or \"{UBUNTU_BOX}\", found \"{chosen}\""
+                ),
+            }));
+        }
+        crate::prereq::ensure_libvirt_host()?;
+        if chosen == UBUNTU_BOX {
+            return Ok(vec![(
+                "STACKPILOT_LIBVIRT_BOX",
+                self.cfg.images.libvirt_box.clone(),
+            )]);
+        }
+        let (b, _) = crate::vmbox::ensure(&self.root, &self.cfg)?;
+        let probe = crate::vmbox::driver(&self.root.join(&self.cfg.state.host_dir), &b)?;
+        Ok(vec![
+            ("STACKPILOT_LIBVIRT_BOX", b.name),
+            ("STACKPILOT_LIBVIRT_DRIVER", probe.driver.to_string()),
+        ])
     }
 
     fn sync_inventory(&self) -> Result<(), Error> {

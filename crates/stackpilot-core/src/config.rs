@@ -50,6 +50,21 @@ pub struct Images {
     /// Mirror URL; empty means the host's apt sources.
     #[serde(default)]
     pub mirror: String,
+    /// The box of libvirt nodes: `local` (built by `cargo xtask images` from Debian
+    /// packages, booted with QEMU) or `ubuntu-22.04` (the pinned Vagrant Cloud box, for
+    /// laptops whose KVM runs guests).
+    #[serde(default = "default_libvirt_box")]
+    pub libvirt_box: String,
+}
+
+/// The libvirt box used when stackpilot.toml names none.
+pub const LOCAL_BOX: &str = "local";
+
+/// The `libvirt_box` value choosing the pinned Ubuntu 22.04 box (the Vagrantfile's BOX).
+pub const UBUNTU_BOX: &str = "ubuntu-22.04";
+
+fn default_libvirt_box() -> String {
+    LOCAL_BOX.to_string()
 }
 
 /// The `[state]` table.
