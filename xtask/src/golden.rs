@@ -200,14 +200,7 @@ pub fn shell(t: &Target) -> Result<(), Error> {
         t.node
     );
     let tr = t.transport()?;
-    let mut cmd = match &tr {
-        Transport::DockerExec { container, .. } => {
-            let mut c = std::process::Command::new("docker");
-            c.args(["exec", "-it", "-w", "/vagrant", container.as_str(), "bash"]);
-            c
-        }
-        Transport::VagrantSsh { .. } => tr.command(&["bash", "-l"], true),
-    };
+    let mut cmd = tr.interactive_command(&["bash", "-l"]);
     crate::run::step("shell", &mut cmd)
 }
 

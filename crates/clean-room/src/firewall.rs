@@ -4,6 +4,7 @@
 use std::process::Command;
 
 use stackpilot_core::node::DRILL_RULE_PREFIX;
+use stackpilot_core::root;
 
 /// Tables and chains drills add rules to.
 const CHAINS: &[(&str, &str)] = &[
@@ -25,20 +26,41 @@ pub fn drill_rules(listing: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// Removes every drill rule on this node; returns the rules removed (as listed), or a note
-/// when iptables is not there (then no drill could have added one).
-pub fn remove_drill_rules() -> Result<Vec<String>, String> {
+/// What the firewall sweep found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sweep {
+    /// The drill rules removed (as listed; none when there were none).
+    Removed(Vec<String>),
+    /// iptables is not installed, so no drill could have added a rule.
+    NoIptables,
+}
+
+/// Removes every drill rule on this node (as root, through `sudo -n` when not root). A
+/// listing or removal that fails is an error naming the command: "no rules found" must
+/// mean none are there, not that they could not be listed.
+pub fn remove_drill_rules() -> Result<Sweep, String> {
     if Command::new("iptables").arg("--version").output().is_err() {
-        return Err("iptables not installed; no drill rule can exist".into());
+        return Ok(Sweep::NoIptables);
     }
     let mut removed = Vec::new();
     for (table, chain) in CHAINS {
-        let listing = Command::new("iptables")
+        let listing = root::command("iptables")
             .args(["-w", "-t", table, "-S", chain])
             .output()
             .map_err(|e| format!("iptables -t {table} -S {chain}: {e}"))?;
+        if !listing.status.success() {
+            return Err(format!(
+                "cannot list drill rules: iptables -t {table} -S {chain} (as root{}): {}",
+                if root::is_root() {
+                    ""
+                } else {
+                    " through sudo -n"
+                },
+                String::from_utf8_lossy(&listing.stderr).trim()
+            ));
+        }
         for rule in drill_rules(&String::from_utf8_lossy(&listing.stdout)) {
-            let out = Command::new("iptables")
+            let out = root::command("iptables")
                 .args(["-w", "-t", table])
                 .args(&rule)
                 .output()
@@ -53,7 +75,7 @@ pub fn remove_drill_rules() -> Result<Vec<String>, String> {
             removed.push(format!("{table} {}", rule[1..].join(" ")));
         }
     }
-    Ok(removed)
+    Ok(Sweep::Removed(removed))
 }
 
 #[cfg(test)]

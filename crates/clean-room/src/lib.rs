@@ -198,6 +198,11 @@ pub enum CleanError {
         /// What is left.
         left: Vec<String>,
     },
+    /// Drill firewall rules could not be listed or removed.
+    #[error(
+        "firewall: {0}\n  drill rules may be left on the node; as root there: iptables -t raw -S PREROUTING"
+    )]
+    Firewall(String),
     /// A network of the project could not be removed.
     #[error(
         "network {network} of project {project} could not be removed: {reason}\n  see `docker network inspect {network}` on the node for what is still attached"
@@ -219,7 +224,8 @@ impl ExitStatus for CleanError {
             CleanError::Docker(e) => e.exit(),
             CleanError::Receipt(_)
             | CleanError::Leftovers { .. }
-            | CleanError::NetworkInUse { .. } => Exit::Failed,
+            | CleanError::NetworkInUse { .. }
+            | CleanError::Firewall(_) => Exit::Failed,
         }
     }
 }
@@ -304,10 +310,10 @@ pub fn run(
     eprintln!("clean-room: pruning the build cache");
     let reclaimed = admin.prune_build_cache()?;
 
-    let firewall_rules = match firewall::remove_drill_rules() {
-        Ok(rules) => rules,
-        Err(note) => {
-            eprintln!("clean-room: firewall: {note}");
+    let firewall_rules = match firewall::remove_drill_rules().map_err(CleanError::Firewall)? {
+        firewall::Sweep::Removed(rules) => rules,
+        firewall::Sweep::NoIptables => {
+            eprintln!("clean-room: firewall: iptables not installed; no drill rule can exist");
             Vec::new()
         }
     };

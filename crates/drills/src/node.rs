@@ -163,14 +163,19 @@ pub fn kill(
             });
         }
     };
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .map_err(|e| NodeError::Command {
-        command: format!("kill -KILL {pid}"),
-        detail: e.to_string(),
-    })?;
+    if stackpilot_core::root::is_root() {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .map_err(|e| NodeError::Command {
+            command: format!("kill -KILL {pid}"),
+            detail: e.to_string(),
+        })?;
+    } else {
+        // The container's process belongs to root: a VM's vagrant user signals it through sudo.
+        run("sudo", &["-n", "kill", "-KILL", &pid.to_string()])?;
+    }
     Ok(format!(
         "sent SIGKILL to pid {pid}, main process of {service} container {}",
         short(&id)
@@ -207,10 +212,16 @@ fn iptables(op: &str, port: u16) -> Vec<String> {
     v
 }
 
+/// iptables as root: directly, or through `sudo -n` as a VM's `vagrant` user.
 fn iptables_run(op: &str, port: u16) -> Result<String, NodeError> {
-    let args = iptables(op, port);
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    run("iptables", &refs)
+    let mut argv: Vec<String> = stackpilot_core::root::prefix(stackpilot_core::root::is_root())
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    argv.push("iptables".into());
+    argv.extend(iptables(op, port));
+    let refs: Vec<&str> = argv[1..].iter().map(String::as_str).collect();
+    run(&argv[0], &refs)
 }
 
 /// Drops every TCP packet to `port` arriving at the node. A dead-man switch removes the rule
@@ -222,7 +233,9 @@ pub fn block_port(
 ) -> Result<String, NodeError> {
     iptables_run("-I", port)?;
     let delete = iptables("-D", port).join(" ");
-    let sentinel = format!("sleep {expire_secs}; while iptables {delete} 2>/dev/null; do :; done");
+    let sudo = stackpilot_core::root::prefix(stackpilot_core::root::is_root()).join(" ");
+    let sentinel =
+        format!("sleep {expire_secs}; while {sudo} iptables {delete} 2>/dev/null; do :; done");
     use std::os::unix::process::CommandExt;
     let spawned = Command::new("sh")
         .args(["-c", &sentinel])

@@ -364,8 +364,9 @@ impl Lab {
             let identity = (provider == Provider::Docker)
                 .then(|| self.identity(node, provider, marker).to_toml());
             let wanted = wanted.clone();
+            let state_dir = self.cfg.state.node_dir.display().to_string();
             jobs.push(std::thread::spawn(move || {
-                provision_node(&t, identity.as_deref(), &wanted)
+                provision_node(&t, identity.as_deref(), &wanted, &state_dir)
             }));
         }
         let mut first = None;
@@ -591,9 +592,11 @@ fn provision_node(
     t: &Transport,
     identity: Option<&str>,
     wanted: &[(String, String)],
+    state_dir: &str,
 ) -> Result<(), Error> {
     let node = t.node();
     wait_for_engine(t)?;
+    state_dir_for_transport_user(t, state_dir)?;
     if let Some(identity) = identity {
         match write_identity(t, identity)? {
             Change::None => eprintln!("==> {node}: identity: no change"),
@@ -613,6 +616,29 @@ fn provision_node(
 }
 
 /// Polls the node's engine until it answers.
+/// The node state directory, owned by the user node-side steps run as (root in docker
+/// nodes, `vagrant` on VMs, which gets root only through `sudo -n`), then proven writable.
+const STATE_DIR_SCRIPT: &str = r#"set -e
+u=$(id -un)
+if [ "$u" = root ]; then install -d -m 0755 "$1"
+elif [ ! -w "$1" ]; then sudo -n install -d -o "$u" -g "$(id -gn)" -m 0755 "$1"; sudo -n chown -R "$u:$(id -gn)" "$1"
+fi
+test -w "$1" || { echo "$1 is not writable by $u" >&2; exit 1; }
+echo "$u""#;
+
+fn state_dir_for_transport_user(t: &Transport, dir: &str) -> Result<(), Error> {
+    let user = t.output(
+        &["sh", "-c", STATE_DIR_SCRIPT, "sh", dir],
+        Duration::from_secs(60),
+    )?;
+    eprintln!(
+        "==> {}: node state {dir}: writable by {}",
+        t.node(),
+        user.trim()
+    );
+    Ok(())
+}
+
 fn wait_for_engine(t: &Transport) -> Result<(), Error> {
     let started = Instant::now();
     loop {

@@ -21,6 +21,7 @@ pub mod mountinfo;
 pub mod node;
 pub mod output;
 pub mod receipts;
+pub mod root;
 pub mod step;
 pub mod time;
 pub mod transport;

@@ -214,6 +214,31 @@ impl Transport {
         }
     }
 
+    /// The host command that runs `argv` in the node from `/vagrant` on a terminal (for a
+    /// person at it: `make shell`): `docker exec -it`, or `vagrant ssh` with a tty.
+    pub fn interactive_command(&self, argv: &[&str]) -> Command {
+        match self {
+            Transport::DockerExec { container, .. } => {
+                let mut c = Command::new("docker");
+                c.args(["exec", "-it", "-w", NODE_REPO, container.as_str()])
+                    .args(argv);
+                c
+            }
+            Transport::VagrantSsh {
+                vagrant_dir,
+                node,
+                provider,
+            } => {
+                let quoted: Vec<String> = argv.iter().map(|a| shell_quote(a)).collect();
+                let script = format!("cd {NODE_REPO} && exec {}", quoted.join(" "));
+                let mut c = vagrant_command(vagrant_dir, *provider);
+                // `-- -t`: ssh allocates a terminal even though a command is given.
+                c.args(["ssh", node.as_str(), "-c", &script, "--", "-t"]);
+                c
+            }
+        }
+    }
+
     /// Runs `argv` in the node and returns its stdout; a non-zero exit is an error carrying
     /// its stderr; after `timeout` the command is killed.
     pub fn output(&self, argv: &[&str], timeout: Duration) -> Result<String, TransportError> {
@@ -412,6 +437,31 @@ mod tests {
         assert_eq!(
             display(&docker().command(&["docker", "load"], true)),
             "docker exec -i -w /vagrant abc123 docker load"
+        );
+    }
+
+    #[test]
+    fn make_shell_on_a_vm_gets_a_terminal() {
+        let t = Transport::VagrantSsh {
+            vagrant_dir: PathBuf::from("/repo/vagrant"),
+            node: "control".into(),
+            provider: Provider::Libvirt,
+        };
+        let args: Vec<String> = t
+            .interactive_command(&["bash", "-l"])
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            args,
+            [
+                "ssh",
+                "control",
+                "-c",
+                "cd /vagrant && exec bash -l",
+                "--",
+                "-t"
+            ]
         );
     }
 

@@ -1,0 +1,48 @@
+//! Node-side operations that need root (firewall rules, signals to other users' processes).
+//!
+//! On docker-provider nodes the tools run as root; on VM nodes the transport's user is
+//! `vagrant`, which gets root through passwordless sudo. `sudo -n` never prompts: without a
+//! sudo rule the command fails, and callers check every exit status.
+
+use std::process::Command;
+
+/// Whether this process's effective user is root.
+pub fn is_root() -> bool {
+    // Uid: real effective saved fs — the effective one decides.
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// The argv prefix that runs a program as root here: nothing as root, else `sudo -n`.
+pub fn prefix(as_root: bool) -> &'static [&'static str] {
+    if as_root { &[] } else { &["sudo", "-n"] }
+}
+
+/// A command running `program` as root (directly, or through `sudo -n`).
+pub fn command(program: &str) -> Command {
+    match prefix(is_root()) {
+        [] => Command::new(program),
+        [sudo, rest @ ..] => {
+            let mut c = Command::new(sudo);
+            c.args(rest).arg(program);
+            c
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_non_root_user_goes_through_sudo_without_a_prompt() {
+        assert_eq!(prefix(false), ["sudo", "-n"]);
+        assert!(prefix(true).is_empty());
+    }
+}
