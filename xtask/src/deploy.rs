@@ -1148,7 +1148,7 @@ fn run_verify(t: &Target, wait: Option<Duration>) -> Result<verify::report::Repo
         wait,
         ..Default::default()
     };
-    verify::setup::verify(&t.root, &t.cfg, &t.node, &t.env, &opts)
+    verify::setup::verify(&t.root, &t.lab_cfg()?, &t.node, &t.env, &opts)
         .map_err(|e| Error::Usage(e.to_string()))
 }
 

@@ -179,7 +179,8 @@ struct HostLab {
 
 impl HostLab {
     fn new(t: Target) -> Result<HostLab, Error> {
-        let node = t.cfg.node(&t.node)?;
+        let cfg = t.lab_cfg()?;
+        let node = cfg.node(&t.node)?;
         let port = t.cfg.environment(&t.env)?.port();
         let addr = SocketAddr::new(IpAddr::V4(node.address(t.provider())), port);
         Ok(HostLab { t, addr })
@@ -216,7 +217,8 @@ impl LabOps for HostLab {
             wait,
             ..Default::default()
         };
-        verify::setup::verify(&self.t.root, &self.t.cfg, &self.t.node, &self.t.env, &opts)
+        let cfg = self.t.lab_cfg().map_err(|e| LabError::new("verify", e))?;
+        verify::setup::verify(&self.t.root, &cfg, &self.t.node, &self.t.env, &opts)
             .map_err(|e| LabError::new("verify", e))
     }
 

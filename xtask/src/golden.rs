@@ -47,6 +47,14 @@ impl Target {
         self.root.join(VAGRANT_DIR)
     }
 
+    /// The configuration as it is now: `lab up` may have chosen the lab's subnet after this
+    /// target was made, and node addresses come from it.
+    pub fn lab_cfg(&self) -> Result<Config, Error> {
+        Ok(Config::load(
+            &self.root.join(stackpilot_core::config::CONFIG_FILE),
+        )?)
+    }
+
     pub fn transport(&self) -> Result<Transport, Error> {
         Transport::for_node(&self.vagrant_dir(), &self.node).map_err(Error::from)
     }
@@ -59,8 +67,9 @@ impl Target {
 
     /// `http://<node address>:<env port>`.
     pub fn base_url(&self) -> Result<String, Error> {
-        let node = self.cfg.node(&self.node)?;
-        let env = self.cfg.environment(&self.env)?;
+        let cfg = self.lab_cfg()?;
+        let node = cfg.node(&self.node)?;
+        let env = cfg.environment(&self.env)?;
         Ok(format!(
             "http://{}:{}",
             node.address(self.provider()),
@@ -115,7 +124,7 @@ pub fn verify(t: &Target, json: bool, junit: Option<&Path>) -> Result<(), Error>
         provider: verify::setup::provider_from_env().map_err(|e| Error::Usage(e.to_string()))?,
         ..Default::default()
     };
-    let report = verify::setup::verify(&t.root, &t.cfg, &t.node, &t.env, &opts)
+    let report = verify::setup::verify(&t.root, &t.lab_cfg()?, &t.node, &t.env, &opts)
         .map_err(|e| Error::Usage(e.to_string()))?;
     stackpilot_core::output::print(
         &report,

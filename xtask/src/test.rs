@@ -27,6 +27,7 @@ pub fn run() -> Result<(), Error> {
     prereq::ensure_test_packages()?;
     crate::check::contracts()?;
     crate::check::format_and_lint()?;
+    let before = lab_leftovers();
     let nextest = Command::new("cargo")
         .args(["nextest", "--version"])
         .output()
@@ -66,7 +67,61 @@ pub fn run() -> Result<(), Error> {
         Some(s) => report(s),
         None => eprintln!("==> tests: skipped tests could not be counted"),
     }
-    result
+    result?;
+    check_no_leftovers(&before, &lab_leftovers())
+}
+
+/// This checkout's lab resources on the host: containers, networks and volumes labelled
+/// with the checkout (`io.stackpilot.checkout`), one `kind name` line each.
+fn lab_leftovers() -> Vec<String> {
+    let root = repo_root();
+    let root = root.canonicalize().unwrap_or(root);
+    let filter = format!(
+        "label={}={}",
+        stackpilot_core::labs::CHECKOUT_LABEL,
+        root.display()
+    );
+    let mut found = Vec::new();
+    for (kind, args) in [
+        ("container", &["ps", "-a", "--format", "{{.Names}}"][..]),
+        ("network", &["network", "ls", "--format", "{{.Name}}"][..]),
+        ("volume", &["volume", "ls", "--format", "{{.Name}}"][..]),
+    ] {
+        let out = Command::new("docker")
+            .args(args)
+            .args(["--filter", &filter])
+            .output();
+        if let Some(o) = out.ok().filter(|o| o.status.success()) {
+            found.extend(
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(|l| format!("{kind} {}", l.trim())),
+            );
+        }
+    }
+    found
+}
+
+/// The suite must leave no lab resource of this checkout that was not there before it.
+fn check_no_leftovers(before: &[String], after: &[String]) -> Result<(), Error> {
+    let left: Vec<&String> = after.iter().filter(|r| !before.contains(r)).collect();
+    if left.is_empty() {
+        eprintln!("==> tests: no lab container, network or volume of this checkout left");
+        return Ok(());
+    }
+    Err(Error::StepFailed {
+        step: "tests: leftover check".into(),
+        cmd: "docker ps/network ls/volume ls --filter label=io.stackpilot.checkout=<this checkout>"
+            .into(),
+        status: format!(
+            "the suite left lab resources of this checkout behind:\n    {}\n  a test did not clean up; remove them with: cargo xtask destroy",
+            left.iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join("\n    ")
+        ),
+    })
 }
 
 /// Where nextest writes the JUnit report of [`PROFILE`].
@@ -249,6 +304,22 @@ SKIP(vagrant): vagrant not installed
                 },
             ]
         );
+    }
+
+    #[test]
+    fn only_resources_the_suite_left_fail_the_leftover_check() {
+        let before = vec!["container dev-control".to_string()];
+        assert!(
+            check_no_leftovers(&before, &before).is_ok(),
+            "already there"
+        );
+        let after = vec![
+            "container dev-control".to_string(),
+            "network dev-lab".to_string(),
+        ];
+        let err = check_no_leftovers(&before, &after).expect_err("left a network");
+        assert!(err.to_string().contains("network dev-lab"), "{err}");
+        assert!(!err.to_string().contains("dev-control"), "{err}");
     }
 
     #[test]

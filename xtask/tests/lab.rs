@@ -25,15 +25,21 @@ fn lab_tools() -> bool {
     capability::require(&[Capability::Docker, Capability::Vagrant])
 }
 
-/// Runs the real xtask binary in `dir`; output is kept and echoed.
+/// Runs the real xtask binary in `dir`; output is kept and echoed. A temporary lab's copy
+/// is named after its directory (`LAB=`), the real checkout by its own marker.
 fn xtask(dir: &Path, args: &[&str]) -> Output {
     let started = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(args)
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    cmd.args(args)
         .current_dir(dir)
         .env_remove("STACKPILOT_PROVIDER")
-        .output()
-        .expect("xtask runs");
+        .env_remove("LAB");
+    if dir != repo()
+        && let Some(name) = dir.file_name()
+    {
+        cmd.env("LAB", name);
+    }
+    let out = cmd.output().expect("xtask runs");
     eprintln!(
         "--- xtask {} (in {}) exit {:?} after {:.1}s\n{}{}",
         args.join(" "),
@@ -329,28 +335,25 @@ fn e2e_images_are_reused_only_when_they_match_the_lock() {
     assert!(second.contains("images: nothing to do"), "idempotent");
     assert!(!second.contains("latest"), "no floating tags");
 
-    // A lock whose recorded id differs from the present image is an error, not a rebuild.
+    // A recipe that differs from what the lock pins is an error naming the fix; nothing is
+    // built and the lock is not written.
     let lab = TempLab::new("lock");
     let lock_path = lab.dir.join("infra/images/images.lock");
-    let lock = std::fs::read_to_string(&lock_path).expect("copied lock");
-    let runtime_id = lock
-        .split("[images.runtime]")
-        .nth(1)
-        .and_then(|s| s.lines().find(|l| l.starts_with("id = ")))
-        .expect("runtime id in the lock")
-        .to_string();
-    let tampered = lock.replace(&runtime_id, "id = \"sha256:0000\"");
-    std::fs::write(&lock_path, tampered).expect("write lock");
+    let lock = std::fs::read(&lock_path).expect("copied lock");
+    let dockerfile = lab.dir.join("infra/images/runtime/Dockerfile");
+    let mut recipe = std::fs::read_to_string(&dockerfile).expect("copied recipe");
+    recipe.push_str("# changed\n");
+    std::fs::write(&dockerfile, recipe).expect("write recipe");
     let out = xtask(&lab.dir, &["images"]);
-    assert_eq!(out.status.code(), Some(1), "mismatch exits 1");
+    assert_eq!(out.status.code(), Some(1), "drift exits 1");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("differs from infra/images/images.lock"),
-        "{err}"
-    );
-    assert!(
-        err.contains("docker rmi stackpilot/runtime:"),
-        "says how to rebuild"
+    assert!(err.contains("the image recipes differ from"), "{err}");
+    assert!(err.contains("runtime: the lock pins"), "{err}");
+    assert!(err.contains("cargo xtask images --update-lock"), "{err}");
+    assert_eq!(
+        std::fs::read(&lock_path).expect("lock"),
+        lock,
+        "a normal run never writes the lock"
     );
 }
 

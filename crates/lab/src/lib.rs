@@ -10,6 +10,7 @@ pub mod build;
 pub mod error;
 pub mod images;
 pub mod inventory;
+pub mod named;
 pub mod nodes;
 pub mod prereq;
 pub mod process;

@@ -18,9 +18,13 @@ use stackpilot_core::{Config, Provider};
 
 use crate::error::Error;
 use crate::images as build;
-use crate::inventory::{INVENTORY_FILE, LAB_LABEL, engine_volume, inventory_text, network_name};
+use crate::inventory::{INVENTORY_FILE, inventory_text};
+use crate::named;
 use crate::process::step;
 use crate::provider::{PROVIDER_ENV, choose_provider};
+use stackpilot_core::labs::{
+    self as labs, CHECKOUT_LABEL, LAB_ENV, LabName, LabRecord, Subnet, host_state_dir,
+};
 
 /// How long a node's inner engine may take to answer after the node starts.
 const ENGINE_WAIT: Duration = Duration::from_secs(90);
@@ -145,7 +149,7 @@ impl Lab {
     /// Writes vagrant/inventory.json from stackpilot.toml (`check`: fail if it drifted).
     pub fn inventory(&self, check: bool) -> Result<(), Error> {
         let path = self.root.join(INVENTORY_FILE);
-        let want = inventory_text(&self.cfg);
+        let want = inventory_text(&self.tracked_cfg()?);
         let have = std::fs::read_to_string(&path).unwrap_or_default();
         if have == want {
             println!("{INVENTORY_FILE}: up to date with stackpilot.toml");
@@ -167,6 +171,132 @@ impl Lab {
         })?;
         println!("{INVENTORY_FILE}: written from stackpilot.toml");
         Ok(())
+    }
+
+    /// The configuration as tracked (the inventory is generated from it, never from the
+    /// checkout's named lab, so a lab never dirties the tree).
+    fn tracked_cfg(&self) -> Result<Config, Error> {
+        Ok(Config::load_file(
+            &self.root.join(stackpilot_core::config::CONFIG_FILE),
+        )?)
+    }
+
+    /// The checkout as lab labels and host records name it.
+    pub fn checkout(&self) -> String {
+        self.root
+            .canonicalize()
+            .unwrap_or_else(|_| self.root.clone())
+            .display()
+            .to_string()
+    }
+
+    fn any_created(&self) -> bool {
+        let dir = self.vagrant_dir();
+        self.cfg
+            .node_names()
+            .iter()
+            .any(|n| transport::created_provider(&dir, n).is_some())
+    }
+
+    /// This checkout's lab name. A marker that recorded one keeps it (`LAB=` may rename the
+    /// lab only while no node exists); a marker from before named labs whose nodes exist keeps
+    /// the project's name (those nodes carry it); otherwise `LAB=`, else from the lab id.
+    pub fn lab_name(&self, marker: Option<&LabMarker>) -> Result<LabName, Error> {
+        let env = std::env::var(LAB_ENV).ok();
+        let env = env.as_deref().map(str::trim).filter(|s| !s.is_empty());
+        let project = &self.cfg.lab.name;
+        let named = |r: Result<LabName, labs::LabError>| {
+            r.map_err(|e| {
+                Error::Core(stackpilot_core::Error::ConfigInvalid {
+                    path: PathBuf::from(LAB_MARKER),
+                    message: e.to_string(),
+                })
+            })
+        };
+        let created = self.any_created();
+        match marker {
+            Some(m) => match (&m.name, env) {
+                (Some(rec), Some(want)) if rec != want && created => Err(Error::StepFailed {
+                    step: "lab name".into(),
+                    cmd: format!("{LAB_ENV}={want}"),
+                    status: format!(
+                        "this checkout's lab is '{rec}' and has nodes; {LAB_ENV}={want} names another
+  run without {LAB_ENV}, or destroy it first: cargo xtask lab destroy"
+                    ),
+                }),
+                (None, _) if created => named(LabName::parse(project, "stackpilot.toml [lab] name")),
+                (rec, env) => named(LabName::resolve(env, rec.as_deref(), project, &m.lab_id)),
+            },
+            None => named(LabName::resolve(env, None, project, "")),
+        }
+    }
+
+    /// This checkout's lab name from its marker, when it has one.
+    fn current_name(&self) -> Result<LabName, Error> {
+        let marker = LabMarker::read(&self.root.join(LAB_MARKER)).ok();
+        self.lab_name(marker.as_ref())
+    }
+
+    fn write_marker(&self, marker: &LabMarker) -> Result<(), Error> {
+        let path = self.root.join(LAB_MARKER);
+        std::fs::write(&path, marker.to_toml()).map_err(|e| Error::StepFailed {
+            step: "lab marker".into(),
+            cmd: format!("write {}", path.display()),
+            status: e.to_string(),
+        })
+    }
+
+    /// Names the lab (and, for docker, gives it a network on a free /24), records both in
+    /// the marker and the host's lab record. A VM lab is refused while another checkout's
+    /// VM lab holds 192.168.56.x.
+    fn name_lab(&self, marker: LabMarker, provider: Provider) -> Result<LabMarker, Error> {
+        let name = self.lab_name(Some(&marker))?;
+        let checkout = self.checkout();
+        let state = host_state_dir();
+        let record_err = |e: labs::LabError| Error::StepFailed {
+            step: "lab record".into(),
+            cmd: format!("{}", state.join("labs").display()),
+            status: e.to_string(),
+        };
+        let mut next = marker.clone();
+        let renamed = marker.name.as_deref() != Some(name.as_str());
+        next.name = Some(name.to_string());
+        let subnet = if provider == Provider::Docker {
+            // A legacy lab's nodes already sit on the inventory's subnet.
+            let recorded = match (&marker.docker_subnet, &marker.name) {
+                (Some(s), _) if !renamed => Some(Subnet::parse(s).map_err(record_err)?),
+                (_, None) if self.any_created() => Some(
+                    Subnet::parse(&self.tracked_cfg()?.network.docker_subnet)
+                        .map_err(record_err)?,
+                ),
+                _ => None,
+            };
+            let subnet = self.ensure_network(&name, recorded)?;
+            next.docker_subnet = Some(subnet.to_string());
+            Some(subnet.to_string())
+        } else {
+            let records = LabRecord::list(&state).map_err(record_err)?;
+            labs::check_vm_lab_free(&records, &checkout).map_err(record_err)?;
+            None
+        };
+        if next != marker {
+            self.write_marker(&next)?;
+        }
+        LabRecord {
+            name: name.to_string(),
+            checkout,
+            provider: provider.as_str().to_string(),
+            subnet,
+        }
+        .write(&state)
+        .map_err(record_err)?;
+        eprintln!(
+            "==> lab: '{name}'{} (LAB=<name> names it; `cargo xtask lab status` lists the labs on this host)",
+            next.docker_subnet
+                .as_deref()
+                .map_or(String::new(), |s| format!(" on {s}"))
+        );
+        Ok(next)
     }
 
     /// The repo's lab marker, created with a random id when absent.
@@ -232,6 +362,15 @@ impl Lab {
         self.sync_inventory()?;
         let marker = self.marker()?;
         let docker = provider == Provider::Docker;
+        if !docker && self.created(&nodes, provider)?.is_empty() {
+            // Refuse a second VM lab before building anything.
+            let records = LabRecord::list(&host_state_dir()).unwrap_or_default();
+            labs::check_vm_lab_free(&records, &self.checkout()).map_err(|e| Error::StepFailed {
+                step: "lab up".into(),
+                cmd: format!("vagrant up --provider={provider}"),
+                status: e.to_string(),
+            })?;
+        }
         let lock = if docker || host_has_docker() {
             let (lock, _) = build::ensure(&self.root, &self.cfg)?;
             Some(lock)
@@ -239,9 +378,10 @@ impl Lab {
             eprintln!("==> lab: no Docker engine on the host: images are not loaded into the VMs");
             None
         };
+        let marker = self.name_lab(marker, provider)?;
+        let name = self.lab_name(Some(&marker))?;
         if docker {
-            self.ensure_network()?;
-            self.ensure_engine_volumes(&nodes)?;
+            self.ensure_engine_volumes(&name, &nodes)?;
         }
         let mut cmd = self.vagrant(provider, &["up", &format!("--provider={provider}")], &nodes);
         if provider == Provider::Libvirt {
@@ -269,7 +409,9 @@ impl Lab {
             nodes.join(", "),
             time::secs(started.elapsed())
         );
-        self.status(&nodes)
+        // The configuration as it is now, with the lab's recorded subnet.
+        let now = Config::load(&self.root.join(stackpilot_core::config::CONFIG_FILE))?;
+        Lab::new(self.root.clone(), now).status(&nodes)
     }
 
     /// The libvirt host set up, the box chosen in stackpilot.toml (the local one built
@@ -301,7 +443,8 @@ impl Lab {
 
     fn sync_inventory(&self) -> Result<(), Error> {
         let path = self.root.join(INVENTORY_FILE);
-        if std::fs::read_to_string(&path).ok().as_deref() != Some(&inventory_text(&self.cfg)) {
+        let want = inventory_text(&self.tracked_cfg()?);
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(&want) {
             eprintln!("==> lab: {INVENTORY_FILE} differs from stackpilot.toml; regenerating it");
             self.inventory(false)?;
         }
@@ -403,13 +546,27 @@ impl Lab {
         } else {
             self.vagrant_step(provider, "destroy", &["destroy", "-f"], &created)?;
         }
+        let name = self.current_name()?;
+        if !self.any_created() {
+            // The whole lab is gone: the host forgets it and its subnet is free again.
+            LabRecord::remove(&host_state_dir(), name.as_str()).map_err(|e| Error::StepFailed {
+                step: "lab record".into(),
+                cmd: "remove".into(),
+                status: e.to_string(),
+            })?;
+            if let Ok(mut m) = LabMarker::read(&self.root.join(LAB_MARKER))
+                && m.docker_subnet.take().is_some()
+            {
+                self.write_marker(&m)?;
+            }
+        }
         if !host_has_docker() {
             return Ok(());
         }
-        self.remove_network_if_unused()?;
+        self.remove_network_if_unused(&name)?;
         // Vagrant leaves named volumes; the inventory says engine volumes do not persist.
         for node in &nodes {
-            let volume = engine_volume(&self.cfg.lab.name, node);
+            let volume = name.engine_volume(node);
             let exists = Command::new("docker")
                 .args(["volume", "inspect", &volume])
                 .output()
@@ -445,10 +602,15 @@ impl Lab {
         })
     }
 
-    /// Creates the lab network when absent; an existing one must have the configured subnet.
-    fn ensure_network(&self) -> Result<(), Error> {
-        let name = network_name(&self.cfg.lab.name);
-        let subnet = &self.cfg.network.docker_subnet;
+    /// The lab network: an existing one must have the recorded subnet; a new one gets the
+    /// recorded subnet, else a free /24 (the inventory's when free). Returns its subnet.
+    fn ensure_network(&self, lab: &LabName, recorded: Option<Subnet>) -> Result<Subnet, Error> {
+        let name = lab.network();
+        let bad = |status: String| Error::StepFailed {
+            step: "lab network".into(),
+            cmd: format!("docker network inspect {name}"),
+            status,
+        };
         let out = Command::new("docker")
             .args([
                 "network",
@@ -458,46 +620,60 @@ impl Lab {
                 &name,
             ])
             .output()
-            .map_err(|e| Error::StepFailed {
-                step: "lab network".into(),
-                cmd: format!("docker network inspect {name}"),
-                status: e.to_string(),
-            })?;
+            .map_err(|e| bad(e.to_string()))?;
         if out.status.success() {
             let found = String::from_utf8_lossy(&out.stdout).trim().to_string();
-            if found.split_whitespace().any(|s| s == subnet) {
-                return Ok(());
-            }
-            return Err(Error::StepFailed {
-                step: "lab network".into(),
-                cmd: format!("docker network inspect {name}"),
-                status: format!(
-                    "network {name} has subnet {found}, stackpilot.toml says {subnet}\n  destroy the lab (`cargo xtask lab destroy`) and remove it: docker network rm {name}"
-                ),
-            });
+            let subnet = found.split_whitespace().find_map(|s| Subnet::parse(s).ok());
+            return match (subnet, recorded) {
+                (Some(s), None) => Ok(s),
+                (Some(s), Some(r)) if s == r => Ok(s),
+                _ => Err(bad(format!(
+                    "network {name} has subnet {found}, the lab recorded {}\n  destroy the lab (`cargo xtask lab destroy`) and remove it: docker network rm {name}",
+                    recorded.map_or("none".into(), |r| r.to_string())
+                ))),
+            };
         }
-        step(
-            "lab network",
-            Command::new("docker").args([
-                "network",
-                "create",
-                "--driver",
-                "bridge",
-                "--subnet",
-                subnet,
-                "--label",
-                &format!("{LAB_LABEL}={}", self.cfg.lab.name),
-                &name,
-            ]),
-        )
+        let preferred = Subnet::parse(&self.tracked_cfg()?.network.docker_subnet)
+            .map_err(|e| bad(e.to_string()))?;
+        // Another checkout may take the same free /24 at the same moment: choose again.
+        let mut last = String::new();
+        for _ in 0..5 {
+            let subnet = match recorded {
+                Some(r) if last.is_empty() => r,
+                _ => labs::choose_subnet(preferred, &named::used_subnets()?)
+                    .map_err(|e| bad(e.to_string()))?,
+            };
+            let out = Command::new("docker")
+                .args(["network", "create", "--driver", "bridge"])
+                .args(["--subnet", &subnet.to_string()])
+                .args(["--label", &lab.label()])
+                .args(["--label", &format!("{CHECKOUT_LABEL}={}", self.checkout())])
+                .arg(&name)
+                .output()
+                .map_err(|e| bad(e.to_string()))?;
+            if out.status.success() {
+                eprintln!("==> lab: network {name} created on {subnet}");
+                return Ok(subnet);
+            }
+            last = String::from_utf8_lossy(&out.stderr).trim().to_string();
+            if !last.contains("overlap") {
+                break;
+            }
+        }
+        Err(Error::StepFailed {
+            step: "lab network".into(),
+            cmd: format!("docker network create {name}"),
+            status: last,
+        })
     }
 
     /// Creates the nodes' engine volumes with the lab's label (Vagrant would create them
     /// unlabelled); an existing volume is kept as it is.
-    fn ensure_engine_volumes(&self, nodes: &[String]) -> Result<(), Error> {
-        let label = format!("{LAB_LABEL}={}", self.cfg.lab.name);
+    fn ensure_engine_volumes(&self, lab: &LabName, nodes: &[String]) -> Result<(), Error> {
+        let label = lab.label();
+        let checkout = format!("{CHECKOUT_LABEL}={}", self.checkout());
         for node in nodes {
-            let volume = engine_volume(&self.cfg.lab.name, node);
+            let volume = lab.engine_volume(node);
             let exists = Command::new("docker")
                 .args(["volume", "inspect", &volume])
                 .output()
@@ -505,7 +681,9 @@ impl Lab {
             if !exists {
                 step(
                     "engine volume",
-                    Command::new("docker").args(["volume", "create", "--label", &label, &volume]),
+                    Command::new("docker")
+                        .args(["volume", "create", "--label", &label, "--label", &checkout])
+                        .arg(&volume),
                 )?;
             }
         }
@@ -513,9 +691,9 @@ impl Lab {
     }
 
     /// Removes the lab network once no container of the lab is left.
-    fn remove_network_if_unused(&self) -> Result<(), Error> {
-        let name = network_name(&self.cfg.lab.name);
-        let label = format!("label={LAB_LABEL}={}", self.cfg.lab.name);
+    fn remove_network_if_unused(&self, lab: &LabName) -> Result<(), Error> {
+        let name = lab.network();
+        let label = format!("label={}", lab.label());
         let left = Command::new("docker")
             .args(["ps", "-aq", "--filter", &label])
             .output()
@@ -538,6 +716,13 @@ impl Lab {
     pub fn status(&self, names: &[String]) -> Result<(), Error> {
         require_vagrant()?;
         let nodes = self.nodes(names)?;
+        if host_has_docker() || host_state_dir().join("labs").exists() {
+            let labs = named::host_labs()?;
+            println!("labs on this host (* = this checkout's):");
+            print!("{}", named::render(&labs, Path::new(&self.checkout())));
+            println!();
+        }
+        println!("this checkout's lab: {}", self.current_name()?);
         let out = self
             .vagrant(self.provider()?, &["status", "--machine-readable"], &nodes)
             .output()
