@@ -67,8 +67,21 @@ pub fn run() -> Result<(), Error> {
         Some(s) => report(s),
         None => eprintln!("==> tests: skipped tests could not be counted"),
     }
+    // The e2e suites share this checkout's lab; the suite tears down what it brought up, and
+    // the check proves nothing of it is left (a lab the user had before is theirs).
+    let left = lab_leftovers();
+    if left.iter().any(|r| !before.contains(r)) && before.is_empty() {
+        eprintln!(
+            "==> tests: the suite brought this checkout's lab up ({} resources): destroying it",
+            left.len()
+        );
+        if let Err(e) = crate::lab::run(crate::lab::LabCmd::Destroy { nodes: vec![] }) {
+            eprintln!("==> tests: lab destroy failed: {e}");
+        }
+    }
+    let leftovers = check_no_leftovers(&before, &lab_leftovers());
     result?;
-    check_no_leftovers(&before, &lab_leftovers())
+    leftovers
 }
 
 /// This checkout's lab resources on the host: containers, networks and volumes labelled
