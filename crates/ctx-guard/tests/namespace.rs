@@ -175,9 +175,28 @@ fn text(o: &Output) -> String {
     )
 }
 
-/// Asserts exit 3, the refusal's parts, and that `rule` is among the refused rules.
-fn assert_refused(o: &Output, rule: &str, found: &str) {
+/// Asserts exit 3, the refusal's parts, and that `rule` is among the refused rules; the
+/// refusal as users read it (from `ctx-guard: refused:` on; the `--explain` facts above it
+/// are this machine's mounts) is pinned by a snapshot named after the test, with the
+/// test's temporary directory and the host's filesystem type redacted.
+fn assert_refused(lab: &Lab, o: &Output, rule: &str, found: &str) {
     let t = text(o);
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("refusal")
+        .rsplit("::")
+        .next()
+        .unwrap_or("refusal")
+        .to_string();
+    let tmp = lab.tmp.path().display().to_string();
+    let refusal = t
+        .find("ctx-guard: refused:")
+        .map(|at| t[at..].replace(&tmp, "[tmp]"))
+        .unwrap_or_else(|| panic!("no refusal message:\n{t}"));
+    let host_fs = vec![(r"a \S+ mount of \[tmp\]", "a [fs] mount of [tmp]")];
+    insta::with_settings!({filters => host_fs}, {
+        insta::assert_snapshot!(test, refusal);
+    });
     assert_eq!(o.status.code(), Some(3), "expected exit 3:\n{t}");
     for part in ["refused:", "expected:", "found:", "instead:", "make demo"] {
         assert!(t.contains(part), "missing '{part}':\n{t}");
@@ -208,7 +227,12 @@ fn without_node_identity_it_is_not_a_lab_node() {
     let repo = lab.repo();
     lab.bind_at_vagrant(&repo);
     fs::remove_file(lab.root().join("etc/stackpilot/node-identity.toml")).expect("rm");
-    assert_refused(&lab.run("/vagrant"), "node-identity", "not a lab node");
+    assert_refused(
+        &lab,
+        &lab.run("/vagrant"),
+        "node-identity",
+        "not a lab node",
+    );
 }
 
 #[test]
@@ -217,7 +241,7 @@ fn identity_of_another_lab_is_refused() {
     lab.write_identity("someone-elses-lab", "lab-1");
     let repo = lab.repo();
     lab.bind_at_vagrant(&repo);
-    assert_refused(&lab.run("/vagrant"), "same-lab", "someone-elses-lab");
+    assert_refused(&lab, &lab.run("/vagrant"), "same-lab", "someone-elses-lab");
 }
 
 #[test]
@@ -225,7 +249,7 @@ fn home_directory_is_refused() {
     let Some(mut lab) = lab() else { return };
     let repo = lab.repo();
     lab.bind_at_vagrant(&repo);
-    assert_refused(&lab.run("/home/vagrant"), "cwd", "/home/vagrant");
+    assert_refused(&lab, &lab.run("/home/vagrant"), "cwd", "/home/vagrant");
 }
 
 #[test]
@@ -234,7 +258,7 @@ fn copy_of_the_repo_elsewhere_is_refused() {
     let repo = lab.repo();
     lab.bind_at_vagrant(&repo);
     make_repo_copy(&lab.root().join("srv/copy"), "lab-1");
-    assert_refused(&lab.run("/srv/copy"), "cwd", "a copy of the repo");
+    assert_refused(&lab, &lab.run("/srv/copy"), "cwd", "a copy of the repo");
 }
 
 #[test]
@@ -242,7 +266,7 @@ fn any_other_directory_is_refused() {
     let Some(mut lab) = lab() else { return };
     let repo = lab.repo();
     lab.bind_at_vagrant(&repo);
-    assert_refused(&lab.run("/tmp"), "cwd", "/tmp");
+    assert_refused(&lab, &lab.run("/tmp"), "cwd", "/tmp");
 }
 
 #[test]
@@ -251,6 +275,7 @@ fn subdirectory_of_vagrant_is_refused() {
     let repo = lab.repo();
     lab.bind_at_vagrant(&repo);
     assert_refused(
+        &lab,
         &lab.run("/vagrant/infra"),
         "cwd",
         "subdirectory of /vagrant",
@@ -261,7 +286,12 @@ fn subdirectory_of_vagrant_is_refused() {
 fn copied_folder_at_vagrant_is_not_a_mount() {
     let Some(lab) = lab() else { return };
     make_repo_copy(&lab.root().join("vagrant"), "lab-1");
-    assert_refused(&lab.run("/vagrant"), "vagrant-mounted", "not a mount point");
+    assert_refused(
+        &lab,
+        &lab.run("/vagrant"),
+        "vagrant-mounted",
+        "not a mount point",
+    );
 }
 
 #[test]
@@ -274,7 +304,7 @@ fn symlinked_vagrant_is_refused() {
         repo.display()
     ));
     symlink("/srv/repo", lab.root().join("vagrant")).expect("symlink");
-    assert_refused(&lab.run("/vagrant"), "vagrant-not-symlink", "symlink");
+    assert_refused(&lab, &lab.run("/vagrant"), "vagrant-not-symlink", "symlink");
 }
 
 #[test]
@@ -282,7 +312,7 @@ fn mounting_a_repo_subdirectory_is_a_partial_mount() {
     let Some(mut lab) = lab() else { return };
     let infra = lab.repo().join("infra");
     lab.bind_at_vagrant(&infra);
-    assert_refused(&lab.run("/vagrant"), "mount-source", "partial mount");
+    assert_refused(&lab, &lab.run("/vagrant"), "mount-source", "partial mount");
 }
 
 #[test]
@@ -291,7 +321,12 @@ fn repo_missing_required_entries_is_a_partial_mount() {
     let repo = lab.repo();
     fs::remove_file(repo.join("vagrant/Vagrantfile")).expect("rm");
     lab.bind_at_vagrant(&repo);
-    assert_refused(&lab.run("/vagrant"), "repo-complete", "vagrant/Vagrantfile");
+    assert_refused(
+        &lab,
+        &lab.run("/vagrant"),
+        "repo-complete",
+        "vagrant/Vagrantfile",
+    );
 }
 
 #[test]
@@ -300,7 +335,7 @@ fn bind_mounted_copy_of_the_repo_is_refused() {
     let copy = lab.tmp.path().join("src/copy");
     make_repo_copy(&copy, "lab-1");
     lab.bind_at_vagrant(&copy);
-    assert_refused(&lab.run("/vagrant"), "mount-source", "not the repo");
+    assert_refused(&lab, &lab.run("/vagrant"), "mount-source", "not the repo");
 }
 
 #[test]
@@ -310,6 +345,7 @@ fn another_checkout_at_vagrant_is_refused_by_lab_id() {
     make_repo_copy(&repo, "lab-from-another-checkout");
     lab.bind_at_vagrant(&repo);
     assert_refused(
+        &lab,
         &lab.run("/vagrant"),
         "same-lab",
         "lab-from-another-checkout",
@@ -325,7 +361,7 @@ fn copy_bind_mounted_over_the_repo_mount_is_refused() {
     let copy = lab.tmp.path().join("src/copy");
     make_repo_copy(&copy, "lab-1");
     lab.bind_at_vagrant(&copy);
-    assert_refused(&lab.run("/vagrant"), "mount-source", "not the repo");
+    assert_refused(&lab, &lab.run("/vagrant"), "mount-source", "not the repo");
 }
 
 #[test]
@@ -336,5 +372,10 @@ fn vm_node_refuses_a_bind_mount_that_is_not_its_synced_folder() {
     lab.write_vm_identity("libvirt");
     let repo = lab.repo();
     lab.bind_at_vagrant(&repo);
-    assert_refused(&lab.run("/vagrant"), "mount-source", "not the synced repo");
+    assert_refused(
+        &lab,
+        &lab.run("/vagrant"),
+        "mount-source",
+        "not the synced repo",
+    );
 }
