@@ -376,7 +376,7 @@ fn lab_up_refuses_an_unknown_provider_with_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("expected one of docker, virtualbox, libvirt, found 'hyperv'"),
+        err.contains("expected one of virtualbox, libvirt, docker, found 'hyperv'"),
         "{err}"
     );
 }
