@@ -75,9 +75,10 @@ fn golden_figures() -> Result<String, Error> {
     result?;
     let mut verifies = Vec::with_capacity(VERIFY_RUNS);
     let opts = verify::setup::Options::default();
+    let handle = t.handle()?;
     for i in 0..VERIFY_RUNS {
         let start = Instant::now();
-        let report = verify::setup::verify(&t.root, &t.cfg, &t.node, &t.env, &opts)
+        let report = verify::setup::verify(&t.cfg, &handle, &t.env, &opts)
             .map_err(|e| Error::Usage(e.to_string()))?;
         let took = start.elapsed();
         if !report.passed {

@@ -1144,11 +1144,10 @@ fn observe(
 
 fn run_verify(t: &Target, wait: Option<Duration>) -> Result<verify::report::Report, Error> {
     let opts = verify::setup::Options {
-        provider: verify::setup::provider_from_env().map_err(|e| Error::Usage(e.to_string()))?,
         wait,
         ..Default::default()
     };
-    verify::setup::verify(&t.root, &t.lab_cfg()?, &t.node, &t.env, &opts)
+    verify::setup::verify(&t.lab_cfg()?, &t.handle()?, &t.env, &opts)
         .map_err(|e| Error::Usage(e.to_string()))
 }
 
@@ -1432,8 +1431,8 @@ pub fn parse_set(s: &str) -> Result<(String, String), String> {
 /// when the node container's engine starts; that is checked here, not assumed.
 fn service_management(t: &Target) -> Result<String, Error> {
     let tr = t.transport()?;
-    match t.provider() {
-        stackpilot_core::Provider::Docker => {
+    if !t.handle()?.provider.is_vm {
+        {
             let project = &t.cfg.environment(&t.env)?.project;
             let filter = format!("label=com.docker.compose.project={}", project.as_ref());
             let out = tr.output(
@@ -1475,7 +1474,8 @@ fn service_management(t: &Target) -> Result<String, Error> {
             eprint!("{log}");
             Ok(log)
         }
-        _ => {
+    } else {
+        {
             let template = std::fs::read_to_string(t.root.join(deploy::systemd::TEMPLATE))
                 .map_err(|e| failed("deploy", format!("{}: {e}", deploy::systemd::TEMPLATE)))?;
             let unit = deploy::systemd::unit_name(&t.env);

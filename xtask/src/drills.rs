@@ -179,10 +179,8 @@ struct HostLab {
 
 impl HostLab {
     fn new(t: Target) -> Result<HostLab, Error> {
-        let cfg = t.lab_cfg()?;
-        let node = cfg.node(&t.node)?;
         let port = t.cfg.environment(&t.env)?.port();
-        let addr = SocketAddr::new(IpAddr::V4(node.address(t.provider())), port);
+        let addr = SocketAddr::new(IpAddr::V4(t.handle()?.address), port);
         Ok(HostLab { t, addr })
     }
 
@@ -210,15 +208,13 @@ impl LabOps for HostLab {
     }
 
     fn verify(&self, wait: Option<Duration>) -> Result<verify::Report, LabError> {
-        let provider =
-            verify::setup::provider_from_env().map_err(|e| LabError::new("verify", e))?;
         let opts = verify::setup::Options {
-            provider,
             wait,
             ..Default::default()
         };
         let cfg = self.t.lab_cfg().map_err(|e| LabError::new("verify", e))?;
-        verify::setup::verify(&self.t.root, &cfg, &self.t.node, &self.t.env, &opts)
+        let node = self.t.handle().map_err(|e| LabError::new("verify", e))?;
+        verify::setup::verify(&cfg, &node, &self.t.env, &opts)
             .map_err(|e| LabError::new("verify", e))
     }
 

@@ -5,11 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use stackpilot_core::Config;
 use stackpilot_core::http::{self, Timeouts};
 use stackpilot_core::images::{self, ImageLock};
+use stackpilot_core::node::NodeHandle;
 use stackpilot_core::time;
-use stackpilot_core::transport::{Transport, VAGRANT_DIR};
-use stackpilot_core::{Config, Provider};
+use stackpilot_core::transport::Transport;
 
 use crate::lab::{self, LabCmd};
 use crate::run::{Error, repo_root};
@@ -26,6 +27,8 @@ pub struct Target {
     pub node: String,
     /// The environment (`ENV=`).
     pub env: String,
+    /// The node, resolved once Vagrant has created it (see [`Target::handle`]).
+    handle: std::sync::OnceLock<NodeHandle>,
 }
 
 impl Target {
@@ -40,11 +43,31 @@ impl Target {
             cfg,
             node: node.to_string(),
             env: env.to_string(),
+            handle: std::sync::OnceLock::new(),
         })
     }
 
-    pub fn vagrant_dir(&self) -> PathBuf {
-        self.root.join(VAGRANT_DIR)
+    /// The same checkout and environment on another node (resolved afresh).
+    pub fn on(&self, node: String) -> Target {
+        Target {
+            node,
+            handle: std::sync::OnceLock::new(),
+            ..self.clone()
+        }
+    }
+
+    /// The node, resolved by `lab::resolve`. Once the node is created the handle is kept:
+    /// golden commands bring their node up first, so an earlier resolution would lack it.
+    pub fn handle(&self) -> Result<NodeHandle, Error> {
+        if let Some(h) = self.handle.get() {
+            return Ok(h.clone());
+        }
+        // The configuration as it is now: `lab up` records the lab's subnet.
+        let h = ::lab::resolve(&self.root, &self.lab_cfg()?, &self.node)?;
+        if h.transport.is_some() {
+            let _ = self.handle.set(h.clone());
+        }
+        Ok(h)
     }
 
     /// The configuration as it is now: `lab up` may have chosen the lab's subnet after this
@@ -55,26 +78,15 @@ impl Target {
         )?)
     }
 
+    /// How the host runs a command in the node.
     pub fn transport(&self) -> Result<Transport, Error> {
-        Transport::for_node(&self.vagrant_dir(), &self.node).map_err(Error::from)
-    }
-
-    /// The provider the node was created with (docker when it is not created yet).
-    pub fn provider(&self) -> Provider {
-        stackpilot_core::transport::created_provider(&self.vagrant_dir(), &self.node)
-            .unwrap_or(Provider::Docker)
+        Ok(self.handle()?.transport()?.clone())
     }
 
     /// `http://<node address>:<env port>`.
     pub fn base_url(&self) -> Result<String, Error> {
-        let cfg = self.lab_cfg()?;
-        let node = cfg.node(&self.node)?;
-        let env = cfg.environment(&self.env)?;
-        Ok(format!(
-            "http://{}:{}",
-            node.address(self.provider()),
-            env.port()
-        ))
+        let env = self.cfg.environment(&self.env)?;
+        Ok(format!("http://{}:{}", self.handle()?.address, env.port()))
     }
 
     pub fn lock(&self) -> Result<(ImageLock, PathBuf), Error> {
@@ -120,11 +132,8 @@ fn lab_up(t: &Target) -> Result<(), Error> {
 /// `make verify`: host-driven, read-only verification of ENV on NODE. Prints one report
 /// (human table or JSON), optionally JUnit XML; fails unless every check passed.
 pub fn verify(t: &Target, json: bool, junit: Option<&Path>) -> Result<(), Error> {
-    let opts = verify::setup::Options {
-        provider: verify::setup::provider_from_env().map_err(|e| Error::Usage(e.to_string()))?,
-        ..Default::default()
-    };
-    let report = verify::setup::verify(&t.root, &t.lab_cfg()?, &t.node, &t.env, &opts)
+    let opts = verify::setup::Options::default();
+    let report = verify::setup::verify(&t.lab_cfg()?, &t.handle()?, &t.env, &opts)
         .map_err(|e| Error::Usage(e.to_string()))?;
     stackpilot_core::output::print(
         &report,
@@ -153,7 +162,7 @@ pub fn halt(t: &Target) -> Result<(), Error> {
     let mut phases = Phases::default();
     tools(&mut phases)?;
     for node in running_nodes(t) {
-        let on = Target { node, ..t.clone() };
+        let on = t.on(node);
         phases.run(&format!("down on {}", on.node), || {
             on.node_step("lifecycle", &["down", "--env", &on.env])
         })?;
@@ -170,7 +179,7 @@ pub fn destroy(t: &Target) -> Result<(), Error> {
     tools(&mut phases)?;
     let envs: Vec<String> = t.cfg.environments.keys().cloned().collect();
     for node in running_nodes(t) {
-        let on = Target { node, ..t.clone() };
+        let on = t.on(node);
         for env in &envs {
             phases.run(&format!("clean room {env} on {}", on.node), || {
                 on.node_step("clean-room", &["--env", env])
@@ -186,19 +195,20 @@ pub fn destroy(t: &Target) -> Result<(), Error> {
 
 /// Nodes whose engine answers now (created and running).
 pub fn running_nodes(t: &Target) -> Vec<String> {
-    t.cfg
-        .node_names()
+    t.lab_cfg()
+        .and_then(|cfg| Ok(::lab::resolve_all(&t.root, &cfg)?))
+        .unwrap_or_default()
         .into_iter()
         .filter(|n| {
-            Transport::for_node(&t.vagrant_dir(), n)
-                .and_then(|tr| {
-                    tr.output(
-                        &["docker", "info", "--format", "{{.ID}}"],
-                        Duration::from_secs(20),
-                    )
-                })
+            n.transport().is_ok_and(|tr| {
+                tr.output(
+                    &["docker", "info", "--format", "{{.ID}}"],
+                    Duration::from_secs(20),
+                )
                 .is_ok()
+            })
         })
+        .map(|n| n.name)
         .collect()
 }
 

@@ -99,21 +99,21 @@ fn host_verify(cli: &Cli) -> Exit {
         Ok(found) => found,
         Err(e) => return fail(&e, e.exit()),
     };
-    let provider = match setup::provider_from_env() {
-        Ok(p) => p,
-        Err(e) => return fail(&e, e.exit()),
-    };
-    let node = cli
+    let name = cli
         .node
         .clone()
         .unwrap_or_else(|| cfg.control().name().to_string());
+    // The node is resolved once, here at the edge (provider, address, transport).
+    let node = match lab::resolve(&root, &cfg, &name) {
+        Ok(n) => n,
+        Err(e) => return fail(&e, e.exit()),
+    };
     let opts = Options {
-        provider,
         address: cli.address,
         node_verify: cli.node_verify.clone(),
         wait: cli.wait.map(std::time::Duration::from_secs),
     };
-    let report = match setup::verify(&root, &cfg, &node, &cli.env, &opts) {
+    let report = match setup::verify(&cfg, &node, &cli.env, &opts) {
         Ok(r) => r,
         Err(e) => return fail(&e, e.exit()),
     };

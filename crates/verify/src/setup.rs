@@ -1,5 +1,6 @@
-//! From names to a runnable verification: node and environment from `stackpilot.toml`,
-//! the node's address under the provider in use, and the transport to reach it.
+//! From a resolved node and an environment to a runnable verification: the node's address
+//! and transport come from its `NodeHandle` (resolved once, by `lab::resolve`), the
+//! environment from `stackpilot.toml`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
@@ -7,11 +8,10 @@ use std::time::Duration;
 
 use stackpilot_core::Config;
 use stackpilot_core::compose::{COMPOSE_FILE, PROJECT_DIR};
-use stackpilot_core::config::Provider;
 use stackpilot_core::exit::{Exit, ExitStatus};
 use stackpilot_core::http::Timeouts;
-use stackpilot_core::node::NODE_REPO;
-use stackpilot_core::transport::{self, Transport, VAGRANT_DIR};
+use stackpilot_core::node::{NODE_REPO, NodeHandle};
+use stackpilot_core::transport::Transport;
 
 use crate::host::{self, NodeRun, NodeRunner, NodeUnderTest, RunConfig};
 use crate::inspection::Wiring;
@@ -21,15 +21,9 @@ use crate::verdict::Expect;
 /// Where `cargo xtask` puts the static node binaries; the node sees the repo at /vagrant.
 pub const DEFAULT_NODE_VERIFY: &str = "/vagrant/target/x86_64-unknown-linux-gnu/release/verify";
 
-/// Variable that names the provider whose node addresses are used.
-pub const PROVIDER_VAR: &str = "STACKPILOT_PROVIDER";
-
 /// Choices a caller may make; everything else comes from the configuration.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Options {
-    /// Provider whose addresses to use; default: the one the node was created with, else
-    /// the docker provider.
-    pub provider: Option<Provider>,
     /// Probe this address instead of the inventory's (e.g. a loopback publish).
     pub address: Option<IpAddr>,
     /// The `verify` binary inside the node; default [`DEFAULT_NODE_VERIFY`].
@@ -44,31 +38,11 @@ pub enum SetupError {
     /// The configuration, node or environment is wrong.
     #[error(transparent)]
     Config(#[from] stackpilot_core::Error),
-    /// The provider variable names no provider.
-    #[error("{PROVIDER_VAR}={found}: expected one of virtualbox, libvirt, docker")]
-    Provider {
-        /// What the variable said.
-        found: String,
-    },
 }
 
 impl ExitStatus for SetupError {
     fn exit(&self) -> Exit {
         Exit::Usage
-    }
-}
-
-/// The provider named by `STACKPILOT_PROVIDER`, if set.
-pub fn provider_from_env() -> Result<Option<Provider>, SetupError> {
-    match std::env::var(PROVIDER_VAR) {
-        Err(_) => Ok(None),
-        Ok(v) if v.is_empty() => Ok(None),
-        Ok(v) => match v.as_str() {
-            "virtualbox" => Ok(Some(Provider::Virtualbox)),
-            "libvirt" => Ok(Some(Provider::Libvirt)),
-            "docker" => Ok(Some(Provider::Docker)),
-            _ => Err(SetupError::Provider { found: v }),
-        },
     }
 }
 
@@ -97,28 +71,19 @@ impl NodeRunner for HostRunner {
     }
 }
 
-/// The target, transport and run configuration for `node` and `env` of the repo at `root`.
+/// The target, transport and run configuration for `env` on the resolved `node`.
 pub fn prepare(
-    root: &Path,
     cfg: &Config,
-    node: &str,
+    node: &NodeHandle,
     env: &str,
     opts: &Options,
 ) -> Result<(NodeUnderTest, HostRunner, RunConfig), SetupError> {
-    let n = cfg.node(node)?;
     let e = cfg.environment(env)?;
-    let vagrant_dir = root.join(VAGRANT_DIR);
-    let provider = opts
-        .provider
-        .or_else(|| transport::created_provider(&vagrant_dir, node))
-        .unwrap_or(Provider::Docker);
-    let ip = opts
-        .address
-        .unwrap_or_else(|| IpAddr::V4(n.address(provider)));
+    let ip = opts.address.unwrap_or(IpAddr::V4(node.address));
     let addr = SocketAddr::new(ip, e.port());
     let repo = Path::new(NODE_REPO);
     let expect = Expect {
-        node: node.to_string(),
+        node: node.name.clone(),
         lab: cfg.lab.name.clone(),
         env: env.to_string(),
         project: e.project().to_string(),
@@ -129,8 +94,8 @@ pub fn prepare(
             env_file: repo.join(&e.env_file).display().to_string(),
         },
     };
-    let runner = match Transport::for_node(&vagrant_dir, node) {
-        Ok(t) => HostRunner::Transport(t),
+    let runner = match node.transport() {
+        Ok(t) => HostRunner::Transport(t.clone()),
         Err(e) => HostRunner::Missing(e.to_string()),
     };
     let run = RunConfig {
@@ -144,15 +109,14 @@ pub fn prepare(
     Ok((NodeUnderTest { expect, addr }, runner, run))
 }
 
-/// Verifies `env` on `node`: the one call xtask and the binary make.
+/// Verifies `env` on the resolved `node`: the one call xtask and the binary make.
 pub fn verify(
-    root: &Path,
     cfg: &Config,
-    node: &str,
+    node: &NodeHandle,
     env: &str,
     opts: &Options,
 ) -> Result<Report, SetupError> {
-    let (target, runner, run) = prepare(root, cfg, node, env, opts)?;
+    let (target, runner, run) = prepare(cfg, node, env, opts)?;
     Ok(match opts.wait {
         Some(wait) => host::run_waiting(&target, &runner, &run, wait),
         None => host::run(&target, &runner, &run),
@@ -161,6 +125,11 @@ pub fn verify(
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
+    use stackpilot_core::config::Role;
+    use stackpilot_core::node::ProviderFacts;
+
     use super::*;
 
     fn cfg() -> Config {
@@ -168,12 +137,29 @@ mod tests {
         Config::parse(text, Path::new("stackpilot.toml")).expect("repo config parses")
     }
 
+    /// A node as `lab::resolve` hands it over, not created yet.
+    fn worker1() -> NodeHandle {
+        NodeHandle {
+            name: "worker1".into(),
+            role: Role::Worker,
+            provider: ProviderFacts {
+                name: "docker".into(),
+                is_vm: false,
+                shared_folder_types: vec![],
+            },
+            address: [172, 30, 56, 11].into(),
+            transport: None,
+            repo_source: Some("/work/repo".into()),
+            machine_dir: PathBuf::from("/repo/vagrant/.vagrant/machines/worker1"),
+        }
+    }
+
     #[test]
-    fn docker_provider_addresses_and_env_port_by_default() {
-        let root = Path::new("/nonexistent-repo");
+    fn the_handles_address_and_the_env_port_are_probed() {
         let (t, runner, run) =
-            prepare(root, &cfg(), "worker1", "staging", &Options::default()).expect("prepare");
+            prepare(&cfg(), &worker1(), "staging", &Options::default()).expect("prepare");
         assert_eq!(t.addr.to_string(), "172.30.56.11:8001");
+        assert_eq!(t.expect.node, "worker1");
         assert_eq!(t.expect.project, "stackpilot-staging");
         assert_eq!(t.expect.wiring.env_file, "/vagrant/infra/env/staging.env");
         assert_eq!(run.node_verify, DEFAULT_NODE_VERIFY);
@@ -181,26 +167,32 @@ mod tests {
     }
 
     #[test]
-    fn provider_and_address_can_be_overridden() {
-        let root = Path::new("/nonexistent-repo");
-        let opts = Options {
-            provider: Some(Provider::Virtualbox),
-            ..Options::default()
-        };
-        let (t, _, _) = prepare(root, &cfg(), "control", "dev", &opts).expect("prepare");
-        assert_eq!(t.addr.to_string(), "192.168.56.10:8000");
+    fn the_address_can_be_overridden() {
         let opts = Options {
             address: Some(IpAddr::from([127, 0, 0, 10])),
             ..Options::default()
         };
-        let (t, _, _) = prepare(root, &cfg(), "control", "dev", &opts).expect("prepare");
+        let (t, _, _) = prepare(&cfg(), &worker1(), "dev", &opts).expect("prepare");
         assert_eq!(t.addr.to_string(), "127.0.0.10:8000");
     }
 
     #[test]
-    fn an_unknown_node_is_a_usage_error() {
-        let err = prepare(Path::new("/x"), &cfg(), "nope", "dev", &Options::default())
-            .expect_err("unknown node");
+    fn a_created_node_is_reached_through_its_transport() {
+        let node = NodeHandle {
+            transport: Some(Transport::DockerExec {
+                node: "worker1".into(),
+                container: "c0ffee".into(),
+            }),
+            ..worker1()
+        };
+        let (_, runner, _) = prepare(&cfg(), &node, "dev", &Options::default()).expect("prepare");
+        assert!(matches!(runner, HostRunner::Transport(_)));
+    }
+
+    #[test]
+    fn an_unknown_environment_is_a_usage_error() {
+        let err =
+            prepare(&cfg(), &worker1(), "nope", &Options::default()).expect_err("unknown env");
         assert_eq!(err.exit(), Exit::Usage);
     }
 }
