@@ -24,7 +24,7 @@ struct Skipped {
 
 /// Runs the whole test suite the way CI does.
 pub fn run() -> Result<(), Error> {
-    prereq::ensure_test_packages()?;
+    prereq::ensure(prereq::EntryPoint::Test)?;
     crate::check::contracts()?;
     crate::check::format_and_lint()?;
     let before = lab_leftovers();

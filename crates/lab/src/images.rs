@@ -61,6 +61,7 @@ pub struct Built {
 /// `cargo xtask images [--update-lock]`: ensure every image and print the summary.
 pub fn run(repo: &Path, cfg: &Config, update_lock: bool) -> Result<(), Error> {
     let started = Instant::now();
+    crate::prereq::ensure(crate::prereq::EntryPoint::Lab)?;
     if update_lock {
         pin(repo, cfg)?;
     }
@@ -763,33 +764,13 @@ fn require_docker() -> Result<(), Error> {
 }
 
 pub(crate) fn require_mmdebstrap() -> Result<(), Error> {
+    // The shared prerequisites step installs it where it can; here it is only checked.
     if which::which("mmdebstrap").is_ok() {
         return Ok(());
     }
-    if crate::prereq::is_root() && which::which("apt-get").is_ok() {
-        eprintln!(
-            "==> images: mmdebstrap is missing; installing it with apt-get (running as root)"
-        );
-        step(
-            "apt-get update",
-            Command::new("apt-get").args(["update", "-q"]),
-        )?;
-        return step(
-            "apt-get install mmdebstrap",
-            Command::new("apt-get")
-                .args([
-                    "install",
-                    "-y",
-                    "-q",
-                    "--no-install-recommends",
-                    "mmdebstrap",
-                ])
-                .env("DEBIAN_FRONTEND", "noninteractive"),
-        );
-    }
     Err(Error::Prereq {
         what: "mmdebstrap (builds the root image from Debian packages)".into(),
-        install: "apt-get install -y mmdebstrap".into(),
+        install: "apt-get install -y --no-install-recommends mmdebstrap".into(),
     })
 }
 

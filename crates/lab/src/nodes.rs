@@ -21,7 +21,6 @@ use crate::images as build;
 use crate::inventory::{INVENTORY_FILE, inventory_text};
 use crate::named;
 use crate::process::step;
-use crate::provider::{PROVIDER_ENV, choose_provider};
 use stackpilot_core::labs::{
     self as labs, CHECKOUT_LABEL, LAB_ENV, LabName, LabRecord, Subnet, host_state_dir,
 };
@@ -87,7 +86,7 @@ impl Lab {
             .find_map(|n| transport::created_provider(&vagrant_dir, n))
         {
             Some(p) => Ok(p),
-            None => choose_provider(std::env::var(PROVIDER_ENV).ok().as_deref()),
+            None => crate::provider::from_env(),
         }
     }
 
@@ -356,7 +355,8 @@ impl Lab {
         let started = Instant::now();
         // Usage errors first: nothing is checked or changed for a wrong command line.
         let nodes = self.nodes(names)?;
-        let provider = choose_provider(std::env::var(PROVIDER_ENV).ok().as_deref())?;
+        let provider = crate::provider::from_env()?;
+        crate::prereq::ensure(crate::prereq::EntryPoint::Lab)?;
         require_vagrant()?;
         eprintln!("==> lab: provider {provider} for {}", nodes.join(", "));
         self.sync_inventory()?;

@@ -1,34 +1,117 @@
-//! Host prerequisites, installed on a fresh machine (CI runs on a clean clone).
+//! Host prerequisites: one data-driven step every entry point runs first.
+//!
+//! Each entry point needs a set of Debian packages ([`needs`]). Missing ones are installed
+//! with apt-get as root or through passwordless sudo; anywhere else the step fails with
+//! exit 4 and the exact command to run. `vagrant` is installed WITH its recommended
+//! packages (vagrant-libvirt, nfs-kernel-server), as `apt-get install vagrant` does for a
+//! user, so the lab is tested the way users meet it.
 
 use std::process::Command;
 
 use crate::error::Error;
 use crate::process::step;
 
-/// Debian packages the tests need, with the program that proves each is installed.
-const PACKAGES: &[(&str, &str)] = &[
-    ("util-linux", "unshare"),
-    // mock-exchange's tests start a private server from /usr/lib/postgresql/<ver>/bin,
-    // which is not on PATH; pg_ctlcluster comes with the server package and is.
-    ("postgresql", "pg_ctlcluster"),
-    ("mmdebstrap", "mmdebstrap"),
-    ("vagrant", "vagrant"),
-    ("shellcheck", "shellcheck"),
+/// What an entry point needs from the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryPoint {
+    /// Anything that brings lab nodes up or builds their images (`demo-reviewer`, `up`,
+    /// `demo`, `deploy`, `drills`, `lab up`, `images`, …).
+    Lab,
+    /// `make test`: the lab plus what the test suites run.
+    Test,
+}
+
+/// One Debian package and how to tell it is installed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Package {
+    /// The Debian package.
+    pub name: &'static str,
+    /// A program on PATH that proves it is installed; `None`: ask dpkg.
+    pub program: Option<&'static str>,
+    /// Install its recommended packages too (as a user's plain `apt-get install` does).
+    pub recommends: bool,
+}
+
+const fn pkg(name: &'static str, program: Option<&'static str>) -> Package {
+    Package {
+        name,
+        program,
+        recommends: false,
+    }
+}
+
+/// What every lab entry point needs.
+const LAB: &[Package] = &[
+    Package {
+        name: "vagrant",
+        program: Some("vagrant"),
+        recommends: true,
+    },
+    // The root image is built from Debian packages.
+    pkg("mmdebstrap", Some("mmdebstrap")),
 ];
 
-/// Installs missing Debian packages when running as root on a Debian/Ubuntu host;
-/// otherwise names what is missing.
-pub fn ensure_test_packages() -> Result<(), Error> {
-    let missing: Vec<&str> = PACKAGES
-        .iter()
-        .filter(|(_, prog)| which::which(prog).is_err())
-        .map(|(pkg, _)| *pkg)
-        .collect();
+/// What the test suites need beyond the lab.
+const TEST: &[Package] = &[
+    pkg("util-linux", Some("unshare")),
+    // mock-exchange's tests start a private server from /usr/lib/postgresql/<ver>/bin,
+    // which is not on PATH; pg_ctlcluster comes with the server package and is.
+    pkg("postgresql", Some("pg_ctlcluster")),
+    pkg("shellcheck", Some("shellcheck")),
+    // The API contract test installs schemathesis into a venv (no program proves these).
+    pkg("python3-venv", None),
+    pkg("python3-pip", None),
+];
+
+/// The packages `entry` needs, in install order.
+pub fn needs(entry: EntryPoint) -> Vec<Package> {
+    match entry {
+        EntryPoint::Lab => LAB.to_vec(),
+        EntryPoint::Test => LAB.iter().chain(TEST).copied().collect(),
+    }
+}
+
+/// Whether `p` is installed on this host.
+fn installed(p: &Package) -> bool {
+    match p.program {
+        Some(prog) => which::which(prog).is_ok(),
+        None => Command::new("dpkg-query")
+            .args(["-W", "-f", "${db:Status-Abbrev}", p.name])
+            .output()
+            .is_ok_and(|o| o.status.success() && o.stdout.starts_with(b"ii")),
+    }
+}
+
+/// The apt-get command lines that install `missing` (recommends only where asked), as a
+/// user would type them.
+pub fn install_commands(missing: &[Package], sudo: bool) -> Vec<String> {
+    let prefix = if sudo { "sudo " } else { "" };
+    let (with, without): (Vec<&Package>, Vec<&Package>) =
+        missing.iter().partition(|p| p.recommends);
+    let names = |ps: &[&Package]| ps.iter().map(|p| p.name).collect::<Vec<_>>().join(" ");
+    let mut cmds = Vec::new();
+    if !without.is_empty() {
+        cmds.push(format!(
+            "{prefix}apt-get install -y --no-install-recommends {}",
+            names(&without)
+        ));
+    }
+    if !with.is_empty() {
+        cmds.push(format!("{prefix}apt-get install -y {}", names(&with)));
+    }
+    cmds
+}
+
+/// Installs what `entry` needs and is missing: as root, or through passwordless sudo, on a
+/// host with apt-get; otherwise fails (exit 4) naming the exact commands.
+pub fn ensure(entry: EntryPoint) -> Result<(), Error> {
+    let wanted = needs(entry);
+    let missing: Vec<Package> = wanted.iter().filter(|p| !installed(p)).copied().collect();
     if missing.is_empty() {
-        eprintln!("==> prerequisites: all present ({})", names(PACKAGES));
+        let names: Vec<&str> = wanted.iter().map(|p| p.name).collect();
+        eprintln!("==> prerequisites: all present ({})", names.join(", "));
         return Ok(());
     }
-    // As root, apt-get directly; otherwise through passwordless sudo (hosted CI runners).
     let sudo = !is_root();
     let can_sudo = || {
         Command::new("sudo")
@@ -36,15 +119,18 @@ pub fn ensure_test_packages() -> Result<(), Error> {
             .output()
             .is_ok_and(|o| o.status.success())
     };
+    let names: Vec<&str> = missing.iter().map(|p| p.name).collect();
     if which::which("apt-get").is_err() || (sudo && !can_sudo()) {
+        let mut cmds = vec![format!("{}apt-get update", if sudo { "sudo " } else { "" })];
+        cmds.extend(install_commands(&missing, sudo));
         return Err(Error::Prereq {
-            what: missing.join(", "),
-            install: format!("apt-get install -y {}", missing.join(" ")),
+            what: names.join(", "),
+            install: cmds.join(" && "),
         });
     }
     eprintln!(
         "==> prerequisites: installing {} with apt-get{}",
-        missing.join(", "),
+        names.join(", "),
         if sudo { " (through sudo)" } else { "" }
     );
     let apt = |args: &[&str]| {
@@ -61,9 +147,23 @@ pub fn ensure_test_packages() -> Result<(), Error> {
         c
     };
     step("apt-get update", &mut apt(&["update", "-q"]))?;
-    let mut install = apt(&["install", "-y", "-q", "--no-install-recommends"]);
-    install.args(&missing);
-    step("apt-get install", &mut install)
+    for recommends in [false, true] {
+        let group: Vec<&str> = missing
+            .iter()
+            .filter(|p| p.recommends == recommends)
+            .map(|p| p.name)
+            .collect();
+        if group.is_empty() {
+            continue;
+        }
+        let mut install = apt(&["install", "-y", "-q"]);
+        if !recommends {
+            install.arg("--no-install-recommends");
+        }
+        install.args(&group);
+        step("apt-get install", &mut install)?;
+    }
+    Ok(())
 }
 
 fn names(p: &[(&str, &str)]) -> String {
@@ -267,5 +367,46 @@ mod tests {
             Some("bookworm-backports")
         );
         assert_eq!(qemu_suite("1:7.2+dfsg-7+deb12u13", "bookworm"), None);
+    }
+
+    #[test]
+    fn tests_need_the_lab_and_the_contract_tests_python() {
+        let lab: Vec<&str> = needs(EntryPoint::Lab).iter().map(|p| p.name).collect();
+        assert_eq!(lab, ["vagrant", "mmdebstrap"]);
+        let test: Vec<&str> = needs(EntryPoint::Test).iter().map(|p| p.name).collect();
+        for p in lab
+            .iter()
+            .chain(&["python3-venv", "python3-pip", "postgresql"])
+        {
+            assert!(test.contains(p), "{p} missing from {test:?}");
+        }
+    }
+
+    #[test]
+    fn vagrant_is_installed_with_its_recommends_the_rest_without() {
+        let cmds = install_commands(&needs(EntryPoint::Lab), true);
+        assert_eq!(
+            cmds,
+            [
+                "sudo apt-get install -y --no-install-recommends mmdebstrap",
+                "sudo apt-get install -y vagrant"
+            ]
+        );
+        assert_eq!(
+            install_commands(&[pkg("shellcheck", Some("shellcheck"))], false),
+            ["apt-get install -y --no-install-recommends shellcheck"]
+        );
+    }
+
+    #[test]
+    fn an_installed_package_is_seen_by_program_and_by_dpkg() {
+        assert!(installed(&pkg("coreutils", Some("ls"))));
+        assert!(!installed(&pkg(
+            "no-such-package",
+            Some("no-such-program-sp")
+        )));
+        // dpkg knows its own package on any Debian host this runs on.
+        assert!(installed(&pkg("dpkg", None)));
+        assert!(!installed(&pkg("no-such-package-sp", None)));
     }
 }
