@@ -9,7 +9,7 @@ mod support;
 
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-use support::{capable, root};
+use support::{Undo, capable, root, succeeded};
 
 use stackpilot_core::http::{self, Timeouts};
 
@@ -288,18 +288,24 @@ fn e2e_verify_fails_at_the_right_layer_for_each_fault() {
     // /ready 503 while /health 200: the database is stopped.
     let db = project_container(node, "db");
     on_node_ok(node, &format!("docker stop {db}"));
+    let db_back = Undo::new("the stopped db", || {
+        succeeded(on_node(node, &format!("docker start {db}")))
+    });
     let (passed, report) = verify_json(node);
     assert!(!passed);
     assert_eq!(check(&report, "http.health")["verdict"], "pass", "{report}");
     assert_eq!(check(&report, "http.ready")["verdict"], "fail", "{report}");
     assert_eq!(report["summary"]["alive"], true);
     assert_eq!(report["summary"]["ready"], false);
-    on_node_ok(node, &format!("docker start {db}"));
+    db_back.now();
     wait_verified(node, 60);
 
     // The service port closed: TCP fails, HTTP is not run.
     let api = project_container(node, "api");
     on_node_ok(node, &format!("docker stop {api}"));
+    let api_back = Undo::new("the stopped api", || {
+        succeeded(on_node(node, &format!("docker start {api}")))
+    });
     let (passed, report) = verify_json(node);
     assert!(!passed);
     assert_eq!(first_failure(&report)["id"], "tcp.connect", "{report}");
@@ -314,7 +320,7 @@ fn e2e_verify_fails_at_the_right_layer_for_each_fault() {
             .is_some_and(|r| r.contains("TCP")),
         "{report}"
     );
-    on_node_ok(node, &format!("docker start {api}"));
+    api_back.now();
     wait_verified(node, 60);
 
     // An extra container in the project is a hidden container.
@@ -328,8 +334,11 @@ fn e2e_verify_fails_at_the_right_layer_for_each_fault() {
             "docker run -d --name intruder --label com.docker.compose.project=stackpilot-dev --label com.docker.compose.service=intruder --entrypoint sleep {db_image} 600"
         ),
     );
+    let intruder = Undo::new("the intruder container", || {
+        succeeded(on_node(node, "docker rm -f intruder"))
+    });
     let (passed, report) = verify_json(node);
-    on_node_ok(node, "docker rm -f intruder");
+    intruder.now();
     assert!(!passed);
     assert_eq!(
         first_failure(&report)["id"],
@@ -340,6 +349,9 @@ fn e2e_verify_fails_at_the_right_layer_for_each_fault() {
 
     // The stack started by compose from another directory and file.
     let app_image = receipt(node)["tag"].as_str().expect("tag").to_string();
+    // `make demo` puts the golden stack back after this fault and the next.
+    let golden_back = || succeeded(xtask(node, &["demo"]));
+    let elsewhere = Undo::new("the stack started from another directory", golden_back);
     on_node_ok(
         node,
         &format!(
@@ -355,13 +367,11 @@ fn e2e_verify_fails_at_the_right_layer_for_each_fault() {
         "fail",
         "{report}"
     );
-    ok(
-        &xtask(node, &["demo"]),
-        "make demo puts the golden stack back",
-    );
+    elsewhere.now();
 
     // The api runs an older image than the receipt names (a newer build not started).
     let r = receipt(node);
+    let newer_build = Undo::new("the newer build receipt", golden_back);
     on_node_ok(
         node,
         &format!(
@@ -383,10 +393,7 @@ fn e2e_verify_fails_at_the_right_layer_for_each_fault() {
             .is_some_and(|r| r.contains("e2e-newer")),
         "{report}"
     );
-    ok(
-        &xtask(node, &["demo"]),
-        "make demo puts the golden stack back",
-    );
+    newer_build.now();
 }
 
 #[test]
@@ -414,5 +421,30 @@ fn e2e_demo_reviewer_on_worker1_then_destroy_leaves_nothing_running() {
         String::from_utf8_lossy(&left.stdout).trim(),
         "",
         "lab containers still running"
+    );
+}
+
+#[test]
+fn an_injected_fault_is_undone_once_whether_the_test_fails_or_not() {
+    let undone = std::cell::Cell::new(0);
+    let count = || {
+        undone.set(undone.get() + 1);
+        Ok(())
+    };
+    Undo::new("a fault", count).now();
+    assert_eq!(
+        undone.get(),
+        1,
+        "undone on the normal path, and not again on drop"
+    );
+    let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _guard = Undo::new("a fault", count);
+        panic!("an assertion failed before the test undid its fault");
+    }));
+    assert!(failed.is_err());
+    assert_eq!(
+        undone.get(),
+        2,
+        "undone by the guard when the test stopped early"
     );
 }
