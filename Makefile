@@ -62,7 +62,7 @@ stop: ## stop ENV's stack on NODE; images, volumes and the deploy record kept
 rollback: ## switch ENV back to its previous release, verify it and record it
 	cargo xtask rollback
 
-lab-status: ## each node's provider, state, address, engine health and loaded images
+lab-status: ## the labs on this host and their checkouts, then each node's provider, state, address, engine health and loaded images
 	cargo xtask lab status
 
 images: ## build every lab image locally (nothing pulled), checked against the image lock

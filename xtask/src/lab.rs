@@ -25,7 +25,8 @@ pub enum LabCmd {
         /// Nodes to provision (default: every node).
         nodes: Vec<String>,
     },
-    /// Each node's provider, state, address, engine health and loaded images.
+    /// The labs on this host and their checkouts (this one's marked), then each node's
+    /// provider, state, address, engine health and loaded images.
     Status {
         /// Nodes to show (default: every node).
         nodes: Vec<String>,

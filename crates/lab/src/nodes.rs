@@ -712,7 +712,8 @@ impl Lab {
         Ok(())
     }
 
-    /// Prints each node's provider, state, address, engine health and loaded images.
+    /// Prints the labs on this host and their checkouts, then each node's provider, state,
+    /// address, engine health and loaded images.
     pub fn status(&self, names: &[String]) -> Result<(), Error> {
         require_vagrant()?;
         let nodes = self.nodes(names)?;
