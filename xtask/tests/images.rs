@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use stackpilot_core::capability::{self, Capability};
 use stackpilot_core::images::{self, ImageLock};
 
 fn repo() -> PathBuf {
@@ -82,6 +83,9 @@ impl Drop for Cleanup {
 
 #[test]
 fn e2e_postgres_image_keeps_the_official_env_contract() {
+    if !capability::require(&[Capability::Docker]) {
+        return;
+    }
     let lock = lock();
     let image = tag(&lock, images::POSTGRES);
     let id = std::process::id();
@@ -202,6 +206,9 @@ fn e2e_postgres_image_keeps_the_official_env_contract() {
 
 #[test]
 fn e2e_runtime_image_is_scratch_with_user_10001_certificates_and_tmp() {
+    if !capability::require(&[Capability::Docker]) {
+        return;
+    }
     let lock = lock();
     let image = tag(&lock, images::RUNTIME);
     let inspect = stdout(&docker(&[
@@ -257,6 +264,9 @@ fn e2e_runtime_image_is_scratch_with_user_10001_certificates_and_tmp() {
 
 #[test]
 fn e2e_node_image_has_engine_compose_and_network_tools() {
+    if !capability::require(&[Capability::Docker]) {
+        return;
+    }
     let lock = lock();
     let image = tag(&lock, images::NODE);
     let out = docker(&[

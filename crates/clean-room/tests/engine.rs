@@ -7,11 +7,15 @@ use std::collections::BTreeSet;
 
 use clean_room::CleanScope;
 use stackpilot_core::admin::DockerAdmin;
+use stackpilot_core::capability::{self, Capability};
 use stackpilot_core::receipts::{self, CLEAN_RECEIPT, CleanReceipt};
 use support::{Cleanup, allowed, docker, docker_ok, sleeper, sleeper_image, unique};
 
 #[test]
 fn engine_removes_project_containers_and_app_images_keeps_volumes_and_other_projects() {
+    if !capability::require(&[Capability::Docker]) {
+        return;
+    }
     let project = unique("cr-test");
     let other = format!("{project}-other");
     let app = format!("stackpilot.app={project}-app");

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use lifecycle::{BuildRequest, PinnedImage, Site, UpRequest};
 use stackpilot_core::admin::DockerAdmin;
+use stackpilot_core::capability::{self, Capability};
 use stackpilot_core::exit::ExitStatus;
 use stackpilot_core::output::Render;
 use stackpilot_core::receipts::{self, BUILD_RECEIPT, BuildReceipt};
@@ -98,6 +99,9 @@ fn shown(status: &lifecycle::StatusReport, project: &str, build_id: &str) -> Str
 
 #[test]
 fn engine_build_up_status_down_recreate_timeout_then_clean_room_keeps_the_volume() {
+    if !capability::require(&[Capability::Docker]) {
+        return;
+    }
     let project = unique("lc-test");
     let build_id = project.replace("lc-test-", "b");
     let tag = format!("stackpilot/mock-exchange:0123abc-{build_id}");

@@ -12,6 +12,7 @@ mod support;
 
 use std::path::Path;
 
+use stackpilot_core::capability::{self, Capability};
 use stackpilot_core::compose::Project;
 use stackpilot_core::facade::ReadOnlyDocker;
 use stackpilot_core::receipts::{self, BUILD_RECEIPT, BuildReceipt};
@@ -23,6 +24,9 @@ use support::{Fixture, free_loopback_port, now, sh};
 
 #[test]
 fn engine_facade_reads_a_labelled_container_and_its_image() {
+    if !capability::require(&[Capability::Docker]) {
+        return;
+    }
     let mut fx = Fixture::new("facade");
     let project = format!("verify-test-{}", fx.run.replace('.', "-"));
     let id = fx.container(
@@ -83,6 +87,9 @@ fn engine_facade_reads_a_labelled_container_and_its_image() {
 
 #[test]
 fn engine_inspect_gathers_facts_and_mutates_nothing() {
+    if !capability::require(&[Capability::Docker]) {
+        return;
+    }
     let mut fx = Fixture::new("inspect");
     let project = format!("verify-test-{}", fx.run.replace('.', "-"));
     let port = free_loopback_port();
