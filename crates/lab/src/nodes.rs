@@ -815,7 +815,7 @@ echo "$u""#;
 fn state_dir_for_transport_user(t: &Transport, dir: &str) -> Result<(), Error> {
     let user = t.output(
         &["sh", "-c", STATE_DIR_SCRIPT, "sh", dir],
-        Duration::from_secs(60),
+        transport_waits(t).0,
     )?;
     eprintln!(
         "==> {}: node state {dir}: writable by {}",
@@ -825,12 +825,22 @@ fn state_dir_for_transport_user(t: &Transport, dir: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// How long one command through the transport may take, and the engine wait in all: a
+/// `vagrant ssh` to a TCG-emulated VM on a loaded host takes 15 s or more on its own.
+fn transport_waits(t: &Transport) -> (Duration, Duration) {
+    match t {
+        Transport::DockerExec { .. } => (Duration::from_secs(10), ENGINE_WAIT),
+        Transport::VagrantSsh { .. } => (Duration::from_secs(90), Duration::from_secs(300)),
+    }
+}
+
 fn wait_for_engine(t: &Transport) -> Result<(), Error> {
     let started = Instant::now();
+    let (attempt, engine_wait) = transport_waits(t);
     loop {
         let answer = t.output(
             &["docker", "version", "--format", "{{.Server.Version}}"],
-            Duration::from_secs(10),
+            attempt,
         );
         match answer {
             Ok(v) => {
@@ -842,13 +852,13 @@ fn wait_for_engine(t: &Transport) -> Result<(), Error> {
                 );
                 return Ok(());
             }
-            Err(e) if started.elapsed() > ENGINE_WAIT => {
+            Err(e) if started.elapsed() > engine_wait => {
                 return Err(Error::StepFailed {
                     step: "wait for engine".into(),
                     cmd: format!("{} docker version", t.node()),
                     status: format!(
                         "the node's engine did not answer within {}s: {e}",
-                        ENGINE_WAIT.as_secs()
+                        engine_wait.as_secs()
                     ),
                 });
             }
@@ -859,7 +869,7 @@ fn wait_for_engine(t: &Transport) -> Result<(), Error> {
 
 /// Writes the identity file unless it already holds exactly `identity`.
 pub fn write_identity(t: &Transport, identity: &str) -> Result<Change, Error> {
-    let current = t.output(&["cat", IDENTITY_FILE], Duration::from_secs(15));
+    let current = t.output(&["cat", IDENTITY_FILE], transport_waits(t).0);
     if current.as_deref().ok() == Some(identity) {
         return Ok(Change::None);
     }
@@ -872,7 +882,7 @@ pub fn write_identity(t: &Transport, identity: &str) -> Result<Change, Error> {
     t.output_with_input(
         &["sh", "-c", &script],
         identity.as_bytes(),
-        Duration::from_secs(15),
+        transport_waits(t).0,
     )?;
     Ok(Change::Changed)
 }
@@ -884,7 +894,7 @@ fn load_images(t: &Transport, wanted: &[(String, String)]) -> Result<Change, Err
         let inside = t
             .output(
                 &["docker", "image", "inspect", "--format", "{{.Id}}", tag],
-                Duration::from_secs(15),
+                transport_waits(t).0,
             )
             .map(|s| s.trim().to_string())
             .unwrap_or_default();
@@ -910,7 +920,7 @@ fn load_images(t: &Transport, wanted: &[(String, String)]) -> Result<Change, Err
 fn engine_health(t: &Transport) -> String {
     match t.output(
         &["docker", "version", "--format", "{{.Server.Version}}"],
-        Duration::from_secs(10),
+        transport_waits(t).0,
     ) {
         Ok(v) => format!("up {}", v.trim()),
         Err(_) => "down".into(),
@@ -933,7 +943,7 @@ fn images_loaded(t: &Transport, lock: &ImageLock) -> String {
                 &[
                     "docker", "image", "inspect", "--format", "{{.Id}}", &entry.tag,
                 ],
-                Duration::from_secs(10),
+                transport_waits(t).0,
             )
             .map(|s| s.trim().to_string())
             .unwrap_or_default();
