@@ -10,7 +10,6 @@ mod drills;
 mod golden;
 mod lab;
 mod run;
-mod secrets;
 mod test;
 
 use std::process::ExitCode;

@@ -49,6 +49,9 @@ pub enum Error {
     /// `make ci` did not pass.
     #[error(transparent)]
     Ci(#[from] ci::Error),
+    /// The repo contracts could not be checked.
+    #[error(transparent)]
+    Contracts(#[from] contracts::Error),
 }
 
 impl From<StepError> for Error {
@@ -73,6 +76,7 @@ impl Error {
             Error::Bench(e) => e.exit(),
             Error::Lab(e) => e.exit(),
             Error::Ci(e) => e.exit(),
+            Error::Contracts(e) => e.exit(),
         }
     }
 }

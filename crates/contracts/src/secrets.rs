@@ -1,12 +1,13 @@
-//! The no-secrets contract, with Yelp's detect-secrets (an established scanner, pinned,
+//! Contract `no-secrets`, with Yelp's detect-secrets (an established scanner, pinned,
 //! installed with pip under target/) over the tracked files. Lab credentials are allowed only in env files that declare themselves
 //! lab-only; anything else needs an inline `pragma: allowlist secret` with a reason.
 
 use std::path::Path;
 use std::process::Command;
 
-use crate::check::Violation;
-use crate::run::{Error, step};
+use stackpilot_core::step;
+
+use crate::{Error, Violation};
 
 /// Pinned scanner version (installed with pip into target/tools/).
 const SCANNER: &str = "detect-secrets==1.5.0";
@@ -25,8 +26,9 @@ fn scanner(root: &Path) -> Result<std::path::PathBuf, Error> {
         what: "python3 with pip (to run detect-secrets)".into(),
         install: "apt-get install -y python3 python3-pip".into(),
     })?;
-    step(
+    step::run(
         "install secret scanner",
+        root,
         Command::new("python3")
             .args([
                 "-m",
@@ -58,20 +60,17 @@ pub fn scan(root: &Path) -> Result<Vec<Violation>, Error> {
         .env("PYTHONPATH", &dir)
         .current_dir(root)
         .output()
-        .map_err(|e| Error::StepFailed {
-            step: "secret scan".into(),
-            cmd: cmd.into(),
-            status: e.to_string(),
-        })?;
-    let report: serde_json::Value =
-        serde_json::from_slice(&out.stdout).map_err(|e| Error::StepFailed {
-            step: "secret scan".into(),
-            cmd: cmd.into(),
-            status: format!(
+        .map_err(|e| step::StepError::new("secret scan", cmd, e))?;
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+        step::StepError::new(
+            "secret scan",
+            cmd,
+            format!(
                 "unreadable report ({e}): {}",
                 String::from_utf8_lossy(&out.stderr)
             ),
-        })?;
+        )
+    })?;
     Ok(violations(root, &report))
 }
 
@@ -111,7 +110,7 @@ mod tests {
             "infra/env/dev.env": [{"type": "Secret Keyword", "line_number": 5}],
         }});
         // infra/env/dev.env in the repo carries the lab-only marker; src/config.rs does not exist.
-        let root = crate::run::repo_root();
+        let root = crate::repo_root();
         let v = violations(&root, &report);
         assert_eq!(v.len(), 1, "{v:?}");
         assert_eq!(v[0].at, "src/config.rs:3");
