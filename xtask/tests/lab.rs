@@ -499,3 +499,50 @@ fn e2e_vm_node_provisioning_is_idempotent() {
     assert!(!refused.status.success(), "no lab id: refused");
     assert!(String::from_utf8_lossy(&refused.stderr).contains("cargo xtask lab up"));
 }
+
+#[test]
+fn e2e_two_labs_share_a_host_and_destroy_only_their_own() {
+    if !lab_tools() {
+        return;
+    }
+    images_in_checkout();
+    // Both copies configure the same subnet: the second lab must find it taken and choose
+    // the next free /24, with its own node container, network and volume names.
+    let a = TempLab::new("two-a");
+    let b = TempLab::new("two-b");
+    ok(&xtask(&a.dir, &["lab", "up", "control"]), "lab up in a");
+    ok(
+        &xtask(&a.dir, &["lab", "verify", "control"]),
+        "a verify (before)",
+    );
+    let up_b = ok(&xtask(&b.dir, &["lab", "up", "control"]), "lab up in b");
+    assert!(
+        !up_b.contains(&format!("{}10 ", a.subnet_prefix)),
+        "b's control is not on a's subnet: {up_b}"
+    );
+    ok(
+        &xtask(&a.dir, &["lab", "verify", "control"]),
+        "a verify (during)",
+    );
+    ok(&xtask(&b.dir, &["lab", "verify", "control"]), "b verify");
+    let status = ok(&xtask(&a.dir, &["lab", "status"]), "lab status");
+    for lab in [&a, &b] {
+        let checkout = lab.dir.canonicalize().expect("checkout");
+        assert!(
+            status
+                .lines()
+                .any(|l| l.contains(&lab.lab) && l.contains(&checkout.display().to_string())),
+            "lab status lists {} with its checkout: {status}",
+            lab.lab
+        );
+    }
+    ok(&xtask(&b.dir, &["lab", "destroy"]), "b destroy");
+    assert_eq!(b.containers(), "", "no container of b left");
+    assert_eq!(b.networks(), "", "no network of b left");
+    assert_eq!(b.volumes(), "", "no volume of b left");
+    assert_ne!(a.containers(), "", "a's node is untouched");
+    ok(
+        &xtask(&a.dir, &["lab", "verify", "control"]),
+        "a verify (after)",
+    );
+}
