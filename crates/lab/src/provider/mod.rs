@@ -68,7 +68,7 @@ pub fn choose_provider(env: Option<&str>) -> Result<Provider, Error> {
         Some(name) => by_name(name).map(|p| p.kind()).ok_or_else(|| {
             let names: Vec<&str> = REGISTRY.iter().map(|p| p.kind().as_str()).collect();
             Error::Core(stackpilot_core::Error::ConfigInvalid {
-                path: PathBuf::from(format!("${PROVIDER_ENV}")),
+                path: PathBuf::from(format!("{PROVIDER_ENV}={name}")),
                 message: format!(
                     "expected one of {}, found '{name}'\n  e.g. {PROVIDER_ENV}=docker cargo xtask lab up",
                     names.join(", ")
