@@ -1,8 +1,9 @@
 //! The generated inventory the Vagrantfile reads, and the names of a lab's Docker objects.
 
 use serde::Serialize;
+use stackpilot_core::Config;
+use stackpilot_core::config::Addresses;
 use stackpilot_core::config::Role;
-use stackpilot_core::{Config, Provider};
 
 /// The generated inventory the Vagrantfile reads, relative to the repo root.
 pub const INVENTORY_FILE: &str = "vagrant/inventory.json";
@@ -29,19 +30,12 @@ pub struct Inventory {
 pub struct InventoryNode {
     name: String,
     role: Role,
-    address: InventoryAddress,
+    /// Per provider, by the provider's name.
+    address: Addresses,
     /// The docker provider's container name.
     container: String,
     /// The docker provider's named volume for the inner engine's /var/lib/docker.
     engine_volume: String,
-}
-
-/// A node's address per provider.
-#[derive(Debug, Serialize)]
-pub struct InventoryAddress {
-    virtualbox: String,
-    libvirt: String,
-    docker: String,
 }
 
 /// The container name of a docker-provider node.
@@ -78,11 +72,7 @@ pub fn inventory(cfg: &Config) -> Inventory {
             .map(|n| InventoryNode {
                 name: n.name().to_string(),
                 role: n.role,
-                address: InventoryAddress {
-                    virtualbox: n.address(Provider::Virtualbox).to_string(),
-                    libvirt: n.address(Provider::Libvirt).to_string(),
-                    docker: n.address(Provider::Docker).to_string(),
-                },
+                address: n.address.clone(),
                 container: container_name(&lab, n.name()),
                 engine_volume: engine_volume(&lab, n.name()),
             })

@@ -116,16 +116,28 @@ impl std::fmt::Display for Provider {
     }
 }
 
-/// A node's address under each provider.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Addresses {
-    /// Address on the VirtualBox host-only network.
-    pub virtualbox: Ipv4Addr,
-    /// Address on the libvirt network.
-    pub libvirt: Ipv4Addr,
-    /// Address on the docker provider's lab network.
-    pub docker: Ipv4Addr,
+/// A node's address per provider, keyed by the provider's name (`docker = "172.30.56.10"`):
+/// a provider adds a key, not a field. Validation requires every provider's key on every
+/// node, so [`Node::address`] always answers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Addresses(BTreeMap<String, Ipv4Addr>);
+
+impl Addresses {
+    /// The address under the provider named `provider`.
+    pub fn get(&self, provider: &str) -> Option<Ipv4Addr> {
+        self.0.get(provider).copied()
+    }
+
+    /// Sets the address under the provider named `provider`.
+    pub fn set(&mut self, provider: &str, address: Ipv4Addr) {
+        self.0.insert(provider.to_string(), address);
+    }
+
+    /// `(provider, address)` pairs, by provider name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, Ipv4Addr)> {
+        self.0.iter().map(|(p, a)| (p.as_str(), *a))
+    }
 }
 
 /// One lab node.
@@ -146,13 +158,11 @@ impl Node {
         self.name.get_ref()
     }
 
-    /// The node's address under a provider.
+    /// The node's address under a provider (validated present when the file was read).
     pub fn address(&self, provider: Provider) -> Ipv4Addr {
-        match provider {
-            Provider::Virtualbox => self.address.virtualbox,
-            Provider::Libvirt => self.address.libvirt,
-            Provider::Docker => self.address.docker,
-        }
+        self.address
+            .get(provider.as_str())
+            .unwrap_or(Ipv4Addr::UNSPECIFIED)
     }
 }
 
@@ -224,7 +234,10 @@ impl Config {
     pub fn apply_docker_subnet(&mut self, subnet: crate::labs::Subnet) {
         self.network.docker_subnet = subnet.to_string();
         for n in &mut self.nodes {
-            n.address.docker = subnet.address(n.address.docker.octets()[3]);
+            let docker = Provider::Docker.as_str();
+            if let Some(old) = n.address.get(docker) {
+                n.address.set(docker, subnet.address(old.octets()[3]));
+            }
         }
     }
 
@@ -289,6 +302,12 @@ impl Config {
         for p in [Provider::Virtualbox, Provider::Libvirt, Provider::Docker] {
             let mut seen = BTreeSet::new();
             for (i, n) in self.nodes.iter().enumerate() {
+                if n.address.get(p.as_str()).is_none() {
+                    return Err(format!(
+                        "{}: field `nodes[{i}].address`: expected an address for provider {p}, found none",
+                        at(n.name.span())
+                    ));
+                }
                 if !seen.insert(n.address(p)) {
                     return Err(format!(
                         "{}: field `nodes[{i}].address.{p}`: expected a unique address per provider, {} is used twice",

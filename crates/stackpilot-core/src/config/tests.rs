@@ -87,6 +87,26 @@ fn bad_address_is_refused() {
 }
 
 #[test]
+fn addresses_are_a_map_by_provider_name() {
+    let cfg = Config::parse(GOOD, Path::new("stackpilot.toml")).expect("parses");
+    let n = cfg.node("worker1").expect("worker1");
+    assert_eq!(n.address(Provider::Docker).to_string(), "172.30.56.11");
+    assert_eq!(n.address.get("libvirt"), Some(n.address(Provider::Libvirt)));
+    let names: Vec<&str> = n.address.iter().map(|(p, _)| p).collect();
+    assert_eq!(names, ["docker", "libvirt", "virtualbox"]);
+}
+
+#[test]
+fn a_node_without_an_address_for_a_provider_is_refused() {
+    let text = GOOD.replace(", docker = \"172.30.56.11\"", "");
+    let err = parse(&text).expect_err("no docker address");
+    assert!(
+        err.contains("field `nodes[1].address`: expected an address for provider docker"),
+        "{err}"
+    );
+}
+
+#[test]
 fn duplicate_node_names_are_refused_with_position() {
     let text = GOOD.replace("name = \"worker1\"", "name = \"control\"");
     let err = parse(&text).expect_err("duplicate");
