@@ -49,7 +49,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Error> {
         ),
         Which::Golden => (::bench::golden::SECTION, golden_figures()?),
     };
-    println!("\n{text}");
+    stackpilot_core::outln!("\n{text}");
     if !args.no_write {
         ::bench::section::write_named_section(
             &repo_root().join("docs/benchmarks.md"),

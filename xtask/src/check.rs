@@ -48,7 +48,7 @@ pub fn contracts() -> Result<(), Error> {
     for line in checked.violations() {
         eprintln!("{line}");
     }
-    print!("{}", checked.table());
+    stackpilot_core::out!("{}", checked.table());
     match checked.failed() {
         0 => Ok(()),
         failed => Err(Error::StepFailed {

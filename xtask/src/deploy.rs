@@ -407,7 +407,7 @@ pub fn deploy(t: &Target, opts: &DeployOpts) -> Result<(), Error> {
             Some(&bundle),
             summary.reason.clone(),
         )?;
-        println!("{msg}\nevidence: {}", rel(t, &bundle.dir));
+        stackpilot_core::outln!("{msg}\nevidence: {}", rel(t, &bundle.dir));
         eprint!("{}", phases.summary());
         return if report.passed {
             Ok(())
@@ -585,7 +585,7 @@ pub fn deploy(t: &Target, opts: &DeployOpts) -> Result<(), Error> {
                     Some(&bundle),
                     summary.reason.clone(),
                 )?;
-                println!("evidence: {}", rel(t, &bundle.dir));
+                stackpilot_core::outln!("evidence: {}", rel(t, &bundle.dir));
                 eprint!("{}", phases.summary());
                 return result;
             }
@@ -602,7 +602,7 @@ fn print_stages(stages: &[StageResult]) {
             s.detail.lines().next().unwrap_or("").to_string(),
         ]);
     }
-    println!("{}", table.render());
+    stackpilot_core::outln!("{}", table.render());
 }
 
 /// The end of a deploy: record, stop, or roll back.
@@ -638,9 +638,11 @@ fn finish(
             let svc = phases.run("service management", || service_management(t))?;
             bundle.write("service.log", &svc).map_err(derr("deploy"))?;
             summary.outcome = "deployed".into();
-            println!(
+            stackpilot_core::outln!(
                 "deployed {} to {} on {}: all four stages passed",
-                release.tag, t.env, t.node
+                release.tag,
+                t.env,
+                t.node
             );
             Ok(())
         }
@@ -1232,10 +1234,10 @@ pub fn rollback(t: &Target) -> Result<(), Error> {
         Some(&bundle),
         (!ok).then(|| "the previous release did not verify".to_string()),
     )?;
-    println!("evidence: {}", rel(t, &bundle.dir));
+    stackpilot_core::outln!("evidence: {}", rel(t, &bundle.dir));
     eprint!("{}", phases.summary());
     if ok {
-        println!(
+        stackpilot_core::outln!(
             "rolled back {} on {} from {} to {}: self-check and verify passed",
             t.env,
             t.node,
@@ -1260,26 +1262,26 @@ pub fn status(t: &Target) -> Result<(), Error> {
     let mut phases = Phases::default();
     golden::tools(&mut phases)?;
     let (state, _, v) = node_state(t)?;
-    println!("env {} on {}", t.env, t.node);
+    stackpilot_core::outln!("env {} on {}", t.env, t.node);
     match &state.current {
         Some(d) => {
-            println!("deployed release: {}", d.release.tag);
-            println!("  image id:       {}", d.release.image_id);
-            println!("  deployed at:    {} by {} ({})", d.at, d.by, d.how);
+            stackpilot_core::outln!("deployed release: {}", d.release.tag);
+            stackpilot_core::outln!("  image id:       {}", d.release.image_id);
+            stackpilot_core::outln!("  deployed at:    {} by {} ({})", d.at, d.by, d.how);
             if !d.release.overrides.is_empty() {
-                println!("  overrides:      {:?}", d.release.overrides);
+                stackpilot_core::outln!("  overrides:      {:?}", d.release.overrides);
             }
         }
-        None => println!(
+        None => stackpilot_core::outln!(
             "deployed release: none (never deployed here: make deploy ENV={})",
             t.env
         ),
     }
-    println!(
+    stackpilot_core::outln!(
         "  rollback to:    {}",
         state.previous().map_or("-".to_string(), |r| r.tag.clone())
     );
-    println!(
+    stackpilot_core::outln!(
         "  kept releases:  {}",
         state
             .history
@@ -1310,16 +1312,16 @@ pub fn status(t: &Target) -> Result<(), Error> {
         ]);
     }
     if rows.is_empty() {
-        println!("containers: none");
+        stackpilot_core::outln!("containers: none");
     } else {
-        println!("{}", table.render());
+        stackpilot_core::outln!("{}", table.render());
     }
     let base = t.base_url()?;
     for path in ["/health", "/ready"] {
         let p = http::get(&format!("{base}{path}"), Timeouts::default());
         match p.answer() {
-            Some((code, body)) => println!("{path:<8} {code} {}", body.trim()),
-            None => println!("{path:<8} no answer: {:?}", p.outcome),
+            Some((code, body)) => stackpilot_core::outln!("{path:<8} {code} {}", body.trim()),
+            None => stackpilot_core::outln!("{path:<8} no answer: {:?}", p.outcome),
         }
     }
     Ok(())
@@ -1333,7 +1335,7 @@ pub fn logs(t: &Target, lines: &str, follow: bool) -> Result<(), Error> {
     if follow {
         args.push("--follow");
     }
-    t.node_step("deploy", &args)
+    t.node_output("deploy", &args)
 }
 
 /// `make restart ENV=…`: stop the stack cleanly, start the deployed release again, check.
@@ -1382,9 +1384,11 @@ pub fn restart(t: &Target) -> Result<(), Error> {
     )?;
     eprint!("{}", phases.summary());
     if verified {
-        println!(
+        stackpilot_core::outln!(
             "restarted {} on {} ({}): verify passed",
-            t.env, t.node, current.release.tag
+            t.env,
+            t.node,
+            current.release.tag
         );
         Ok(())
     } else {
@@ -1413,9 +1417,11 @@ pub fn stop(t: &Target) -> Result<(), Error> {
         t.node_step("lifecycle", &["down", "--env", &t.env])
     })?;
     audit(t, &recs, "stop", None, "stopped", None, None)?;
-    println!(
+    stackpilot_core::outln!(
         "stopped {} on {}; images, volumes and the deploy record kept (make restart ENV={} starts it again)",
-        t.env, t.node, t.env
+        t.env,
+        t.node,
+        t.env
     );
     Ok(())
 }

@@ -24,8 +24,8 @@ pub enum DrillsCmd {
     /// Run one drill, or `all`, against ENV on NODE; writes a JSON journal per drill under
     /// `<state.host_dir>/runs/` (`make drill NAME=… NODE=…`, `make drills`).
     Run {
-        /// A drill name (see `list`) or `all`.
-        name: String,
+        /// A drill name (see `list`) or `all` (`make drill NAME=…`).
+        name: Option<String>,
         /// The lab node.
         #[arg(long, env = "NODE", default_value = "control")]
         node: String,
@@ -82,10 +82,10 @@ pub fn run(cmd: DrillsCmd) -> Result<(), Error> {
             let lab = HostLab::new(t)?;
             let rec = drills::recover_only(drill, &lab, &drills::Options::default());
             for a in &rec.actions {
-                println!("{:<28} {}", a.what, a.detail);
+                stackpilot_core::outln!("{:<28} {}", a.what, a.detail);
             }
             if rec.verified {
-                println!("recovered: {}", rec.reason);
+                stackpilot_core::outln!("recovered: {}", rec.reason);
                 Ok(())
             } else {
                 Err(Error::StepFailed {
@@ -100,7 +100,7 @@ pub fn run(cmd: DrillsCmd) -> Result<(), Error> {
         }
         DrillsCmd::List => {
             for d in drills::ALL {
-                println!("{:<20} {}", d.name(), d.describe());
+                stackpilot_core::outln!("{:<20} {}", d.name(), d.describe());
             }
             Ok(())
         }
@@ -113,6 +113,13 @@ pub fn run(cmd: DrillsCmd) -> Result<(), Error> {
             keep_fault,
             recovery_wait,
         } => {
+            let name = name.ok_or_else(|| {
+                let names: Vec<&str> = drills::ALL.iter().map(|d| d.name()).collect();
+                Error::Usage(format!(
+                    "which drill? name it with NAME=<drill> (`make drill NAME=db-down NODE=worker2`) or `cargo xtask drills run <drill>|all`; drills: {}",
+                    names.join(", ")
+                ))
+            })?;
             let selected: Vec<Drill> = if name == "all" {
                 drills::ALL.to_vec()
             } else {
@@ -145,7 +152,7 @@ pub fn run(cmd: DrillsCmd) -> Result<(), Error> {
             eprint!("\n{}", phases.summary());
             if json {
                 match serde_json::to_string_pretty(&summary) {
-                    Ok(text) => println!("{text}"),
+                    Ok(text) => stackpilot_core::outln!("{text}"),
                     Err(e) => eprintln!("xtask: cannot print the results as JSON: {e}"),
                 }
             } else {

@@ -101,8 +101,20 @@ impl Target {
         }
     }
 
-    /// Runs a node-side tool inside the node from /vagrant, output streamed.
+    /// Runs a node-side tool inside the node from /vagrant, its output streamed to stderr
+    /// as progress (stdout stays for the command's own result).
     pub fn node_step(&self, tool: &str, args: &[&str]) -> Result<(), Error> {
+        let bin = build::node_binary(tool);
+        let mut argv = vec![bin.as_str()];
+        argv.extend_from_slice(args);
+        eprintln!("==> [{}] {}", self.node, argv.join(" "));
+        self.transport()?
+            .stream_progress(&argv)
+            .map_err(Error::from)
+    }
+
+    /// Runs a node-side tool whose output is the command's result (logs), on stdout.
+    pub fn node_output(&self, tool: &str, args: &[&str]) -> Result<(), Error> {
         let bin = build::node_binary(tool);
         let mut argv = vec![bin.as_str()];
         argv.extend_from_slice(args);
@@ -132,6 +144,11 @@ fn lab_up(t: &Target) -> Result<(), Error> {
 /// `make verify`: host-driven, read-only verification of ENV on NODE. Prints one report
 /// (human table or JSON), optionally JUnit XML; fails unless every check passed.
 pub fn verify(t: &Target, json: bool, junit: Option<&Path>) -> Result<(), Error> {
+    // An unwritable report path is refused before anything is verified.
+    let junit = junit
+        .map(verify::report::JunitFile::create)
+        .transpose()
+        .map_err(Error::Usage)?;
     let opts = verify::setup::Options::default();
     let report = verify::setup::verify(&t.lab_cfg()?, &t.handle()?, &t.env, &opts)
         .map_err(|e| Error::Usage(e.to_string()))?;
@@ -139,20 +156,22 @@ pub fn verify(t: &Target, json: bool, junit: Option<&Path>) -> Result<(), Error>
         &report,
         stackpilot_core::output::Format::from_json_flag(json),
     );
-    if let Some(path) = junit {
-        std::fs::write(path, report.junit()).map_err(|e| Error::StepFailed {
-            step: "verify".into(),
-            cmd: format!("write {}", path.display()),
-            status: e.to_string(),
-        })?;
-    }
+    let written = junit.map(|j| j.write(&report)).transpose();
     if report.passed {
+        written.map_err(|e| Error::StepFailed {
+            step: "verify".into(),
+            cmd: "write the JUnit report".into(),
+            status: e,
+        })?;
         Ok(())
     } else {
         Err(Error::StepFailed {
             step: "verify".into(),
             cmd: format!("verify --node {} --env {}", t.node, t.env),
-            status: "verification failed (see the report above)".into(),
+            status: match written {
+                Err(e) => format!("verification failed (see the report above); also {e}"),
+                Ok(_) => "verification failed (see the report above)".into(),
+            },
         })
     }
 }
@@ -220,7 +239,11 @@ pub fn shell(t: &Target) -> Result<(), Error> {
     );
     let tr = t.transport()?;
     let mut cmd = tr.interactive_command(&["bash", "-l"]);
-    crate::run::step("shell", &mut cmd)
+    Ok(stackpilot_core::step::run_attached(
+        "shell",
+        &repo_root(),
+        &mut cmd,
+    )?)
 }
 
 /// Phase timings, printed as a summary at the end of a golden command.
@@ -374,11 +397,11 @@ pub fn demo_order(t: &Target) -> Result<(), Error> {
         .as_str()
         .map(str::to_string)
         .unwrap_or_else(|| order["order_id"].to_string());
-    println!("demo order created: {body}");
+    eprintln!("demo order created: {body}");
     let read = http::get(&format!("{base}/orders/{id}"), timeouts);
     match read.answer() {
         Some((200, body)) => {
-            println!("demo order read back: {body}");
+            eprintln!("demo order read back: {body}");
             Ok(())
         }
         other => Err(fail(format!("reading order {id} back: {other:?}"))),

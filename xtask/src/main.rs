@@ -231,7 +231,7 @@ fn help_targets() -> Result<(), run::Error> {
             && let Some((_, doc)) = rest.split_once("## ")
             && !target.starts_with('.')
         {
-            println!("  make {target:<16} {doc}");
+            stackpilot_core::outln!("  make {target:<16} {doc}");
         }
     }
     Ok(())

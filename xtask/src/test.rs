@@ -164,7 +164,7 @@ fn libtest_run() -> (Result<(), Error>, Option<Vec<Skipped>>) {
     let mut out = String::new();
     if let Some(stdout) = child.stdout.take() {
         for l in BufReader::new(stdout).lines().map_while(Result::ok) {
-            println!("{l}");
+            stackpilot_core::outln!("{l}");
             out.push_str(&l);
             out.push('\n');
         }

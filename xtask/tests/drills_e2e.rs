@@ -42,17 +42,12 @@ fn ok(o: &Output, what: &str) {
     );
 }
 
-/// The JSON document a `--json` run printed last on stdout. The golden steps a drill runs
-/// (lab up, lifecycle up, demo order) print their own progress on stdout before it.
+/// The JSON document a `--json` run printed: stdout holds it alone (the golden steps a
+/// drill runs print their progress on stderr), so `… --json | jq` works.
 fn json(o: &Output) -> Value {
     let out = String::from_utf8_lossy(&o.stdout);
-    let start = if out.starts_with('{') {
-        0
-    } else {
-        out.rfind("\n{\n").map_or(0, |i| i + 1)
-    };
-    serde_json::from_str(&out[start..])
-        .unwrap_or_else(|e| panic!("stdout does not end with a JSON document ({e}): {out}"))
+    serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {out}"))
 }
 
 fn journal<'a>(summary: &'a Value, drill: &str) -> &'a Value {

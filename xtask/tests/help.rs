@@ -1,8 +1,37 @@
 //! What the binary says about itself: `--help` of it and of every subcommand, pinned
 //! (each exits 0; a changed text shows up as a snapshot diff to review).
 
+use stackpilot_core::output::{broke_on_closed_stdout, run_with_closed_stdout};
+use std::process::Command;
+
 #[test]
 fn help_texts_are_pinned() {
     let bin = std::path::Path::new(env!("CARGO_BIN_EXE_xtask"));
     insta::assert_snapshot!("help", stackpilot_core::cli_help::transcript(bin));
+}
+
+#[test]
+fn listings_on_a_closed_stdout_exit_quietly() {
+    for args in [
+        &["help-targets"][..],
+        &["drills", "list"][..],
+        &["--help"][..],
+    ] {
+        let out = run_with_closed_stdout(Command::new(env!("CARGO_BIN_EXE_xtask")).args(args))
+            .expect("binary runs");
+        assert_eq!(broke_on_closed_stdout(&out), None, "xtask {args:?}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+    }
+}
+
+#[test]
+fn a_drill_run_without_a_name_asks_for_name() {
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["drills", "run"])
+        .env_remove("NAME")
+        .output()
+        .expect("binary runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("NAME="), "{err}");
 }

@@ -214,7 +214,7 @@ pub fn run(cfg: &Config) -> Result<(), Error> {
     };
     write("summary.txt", &text)?;
     write("junit.xml", &junit(&steps))?;
-    println!("\n{text}");
+    stackpilot_core::outln!("\n{text}");
     let failed: Vec<String> = steps
         .iter()
         .filter(|s| matches!(s.outcome, Outcome::Failed(_)))

@@ -12,6 +12,7 @@ mod guarantees;
 mod guard;
 mod images;
 mod make;
+mod output;
 mod secrets;
 
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ pub use guarantees::{GUARANTEES_MAP, guarantees};
 pub use guard::{guard_and_readonly, node_main_first};
 pub use images::floating_images;
 pub use make::{makefile_targets, workflow_calls_make_only};
+pub use output::prints_survive_closed_stdout;
 pub use secrets::LAB_ONLY;
 
 /// Why the contracts could not be checked (a violation is not an error: see [`Checked`]).
@@ -96,7 +98,7 @@ fn rel(root: &Path, p: &Path) -> String {
     p.strip_prefix(root).unwrap_or(p).display().to_string()
 }
 
-fn read_all(root: &Path, paths: &[PathBuf]) -> Vec<(String, String)> {
+pub(crate) fn read_all(root: &Path, paths: &[PathBuf]) -> Vec<(String, String)> {
     paths
         .iter()
         .filter_map(|p| std::fs::read_to_string(p).ok().map(|t| (rel(root, p), t)))
@@ -199,6 +201,12 @@ pub fn check(root: &Path) -> Result<Checked, Error> {
     results.push((
         "ctx-guard-first-and-verify-read-only",
         guard_and_readonly(&read_all(root, &rust)),
+    ));
+    let mut printing = rust.clone();
+    printing.extend(files(root, "xtask/src", &|n| n.ends_with(".rs")));
+    results.push((
+        "closed-stdout-is-not-a-crash",
+        prints_survive_closed_stdout(&read_all(root, &printing)),
     ));
 
     results.push(("inventory-consistent", inventory(root)));

@@ -38,29 +38,29 @@ fn main() -> ExitCode {
             "facts": &facts,
             "rules": &decision.rules,
         });
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        stackpilot_core::outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     } else if cli.explain {
-        println!("facts:");
-        println!(
+        stackpilot_core::outln!("facts:");
+        stackpilot_core::outln!(
             "  cwd (resolved):      {}",
             show(&facts.cwd.as_ref().map(|p| p.display().to_string()))
         );
-        println!("  /vagrant symlink:    {:?}", facts.vagrant_is_symlink);
-        println!(
+        stackpilot_core::outln!("  /vagrant symlink:    {:?}", facts.vagrant_is_symlink);
+        stackpilot_core::outln!(
             "  node identity:       {}",
             show(&facts.identity.as_ref().map(|i| format!("{i:?}")))
         );
-        println!(
+        stackpilot_core::outln!(
             "  repo marker:         {}",
             show(&facts.marker.as_ref().map(|m| format!("{m:?}")))
         );
-        println!("  missing entries:     {:?}", facts.missing_entries);
+        stackpilot_core::outln!("  missing entries:     {:?}", facts.missing_entries);
         let vagrant_mounts: Vec<&str> = facts
             .mountinfo
             .lines()
             .filter(|l| l.contains(" /vagrant "))
             .collect();
-        println!("  mountinfo /vagrant:  {vagrant_mounts:?}");
+        stackpilot_core::outln!("  mountinfo /vagrant:  {vagrant_mounts:?}");
         let mut t = Table::new(&["rule", "verdict", "expected", "found"]);
         for r in &decision.rules {
             t.row([
@@ -74,14 +74,15 @@ fn main() -> ExitCode {
                 r.found.clone(),
             ]);
         }
-        print!("{}", t.render());
+        stackpilot_core::out!("{}", t.render());
     }
     match ctx_guard::judge(&decision, &facts, &cli.instead) {
         Ok(identity) => {
             if !cli.json && !cli.explain {
-                println!(
+                stackpilot_core::outln!(
                     "ctx-guard: allowed on node '{}' of lab '{}'",
-                    identity.node, identity.lab
+                    identity.node,
+                    identity.lab
                 );
             }
             Exit::Ok.into()

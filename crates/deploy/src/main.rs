@@ -126,14 +126,14 @@ fn run(allowed: &ctx_guard::Allowed, command: Cmd) -> Result<(), DeployError> {
         } => {
             let deployed: Deployed = json("deployed", &deployed)?;
             let report = deploy::node::record(allowed, &cfg, &site, &env, deployed, keep)?;
-            println!("{}", serde_json::to_string(&report).unwrap_or_default());
+            stackpilot_core::outln!("{}", serde_json::to_string(&report).unwrap_or_default());
         }
         Cmd::SelfCheck { env } => {
             let (line, output) = deploy::node::self_check(allowed, &cfg, &site, &env)?;
-            println!("$ {line}\n{output}");
+            stackpilot_core::outln!("$ {line}\n{output}");
         }
         Cmd::Discard { tag } => {
-            println!("{}", deploy::node::discard(allowed, &cfg, &site, &tag)?);
+            stackpilot_core::outln!("{}", deploy::node::discard(allowed, &cfg, &site, &tag)?);
         }
         Cmd::State { env } => {
             cfg.environment(&env)?;
@@ -146,7 +146,7 @@ fn run(allowed: &ctx_guard::Allowed, command: Cmd) -> Result<(), DeployError> {
                 "all_healthy": running.all_healthy,
                 "containers": containers.containers,
             });
-            println!("{v}");
+            stackpilot_core::outln!("{v}");
         }
         Cmd::Logs {
             env,

@@ -68,7 +68,7 @@ fn main() -> ExitCode {
     let node = match cli.command {
         Cmd::List => {
             for d in drills::ALL {
-                println!("{:<20} {}", d.name(), d.describe());
+                stackpilot_core::outln!("{:<20} {}", d.name(), d.describe());
             }
             return Exit::Ok.into();
         }
@@ -76,7 +76,7 @@ fn main() -> ExitCode {
     };
     ctx_guard::node_main("drills", "make drill NAME=<drill> NODE=<node>", |allowed| {
         let msg = run_node(allowed, node)?;
-        println!("{msg}");
+        stackpilot_core::outln!("{msg}");
         Ok::<(), drills::node::NodeError>(())
     })
 }

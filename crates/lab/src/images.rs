@@ -102,14 +102,14 @@ pub fn run(repo: &Path, cfg: &Config, update_lock: bool) -> Result<(), Error> {
             seconds,
         });
     }
-    print!("{}", table.render());
+    stackpilot_core::out!("{}", table.render());
     if built.iter().all(|b| b.seconds.is_none()) {
-        println!(
+        stackpilot_core::outln!(
             "images: nothing to do: all {} images present and built from the recipes {LOCK_FILE} pins",
             built.len()
         );
     } else {
-        println!(
+        stackpilot_core::outln!(
             "images: done in {:.1}s; what was built is recorded under {}",
             started.elapsed().as_secs_f64(),
             state_dir().join("images").display()

@@ -151,7 +151,7 @@ impl Lab {
         let want = inventory_text(&self.tracked_cfg()?);
         let have = std::fs::read_to_string(&path).unwrap_or_default();
         if have == want {
-            println!("{INVENTORY_FILE}: up to date with stackpilot.toml");
+            stackpilot_core::outln!("{INVENTORY_FILE}: up to date with stackpilot.toml");
             return Ok(());
         }
         if check {
@@ -168,7 +168,7 @@ impl Lab {
             cmd: format!("write {}", path.display()),
             status: e.to_string(),
         })?;
-        println!("{INVENTORY_FILE}: written from stackpilot.toml");
+        stackpilot_core::outln!("{INVENTORY_FILE}: written from stackpilot.toml");
         Ok(())
     }
 
@@ -411,7 +411,9 @@ impl Lab {
         );
         // The configuration as it is now, with the lab's recorded subnet.
         let now = Config::load(&self.root.join(stackpilot_core::config::CONFIG_FILE))?;
-        Lab::new(self.root.clone(), now).status(&nodes)
+        // Progress of the command that brought the lab up, not its result: stderr.
+        eprint!("{}", Lab::new(self.root.clone(), now).status_table(&nodes)?);
+        Ok(())
     }
 
     /// The libvirt host set up, the box chosen in stackpilot.toml (the local one built
@@ -715,15 +717,22 @@ impl Lab {
     /// Prints the labs on this host and their checkouts, then each node's provider, state,
     /// address, engine health and loaded images.
     pub fn status(&self, names: &[String]) -> Result<(), Error> {
+        stackpilot_core::out!("{}", self.status_table(names)?);
+        Ok(())
+    }
+
+    /// Each node's provider, state, address, engine health and loaded images, as a table.
+    pub fn status_table(&self, names: &[String]) -> Result<String, Error> {
         require_vagrant()?;
         let nodes = self.nodes(names)?;
+        let mut text = String::new();
         if host_has_docker() || host_state_dir().join("labs").exists() {
             let labs = named::host_labs()?;
-            println!("labs on this host (* = this checkout's):");
-            print!("{}", named::render(&labs, Path::new(&self.checkout())));
-            println!();
+            text.push_str("labs on this host (* = this checkout's):\n");
+            text.push_str(&named::render(&labs, Path::new(&self.checkout())));
+            text.push('\n');
         }
-        println!("this checkout's lab: {}", self.current_name()?);
+        text.push_str(&format!("this checkout's lab: {}\n", self.current_name()?));
         let out = self
             .vagrant(self.provider()?, &["status", "--machine-readable"], &nodes)
             .output()
@@ -768,8 +777,8 @@ impl Lab {
                 loaded,
             ]);
         }
-        print!("{}", table.render());
-        Ok(())
+        text.push_str(&table.render());
+        Ok(text)
     }
 }
 

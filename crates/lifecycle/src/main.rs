@@ -150,12 +150,12 @@ fn run(allowed: &ctx_guard::Allowed, command: Cmd) -> Result<(), LifecycleError>
             let r = lifecycle::build(allowed, &cfg, &site, &req)?;
             if json {
                 match serde_json::to_string_pretty(&r) {
-                    Ok(text) => println!("{text}"),
+                    Ok(text) => stackpilot_core::outln!("{text}"),
                     Err(e) => eprintln!("lifecycle: cannot print the receipt as JSON: {e}"),
                 }
                 return Ok(());
             }
-            println!(
+            stackpilot_core::outln!(
                 "built {} ({}), build id {}, receipt {}",
                 r.tag,
                 r.image_id,
@@ -190,7 +190,7 @@ fn run(allowed: &ctx_guard::Allowed, command: Cmd) -> Result<(), LifecycleError>
         }
         Cmd::Down { env, db_image } => {
             lifecycle::down(allowed, &cfg, &site, &env, db_image.as_deref())?;
-            println!("stopped the containers of env {env}; images and volumes kept");
+            stackpilot_core::outln!("stopped the containers of env {env}; images and volumes kept");
         }
         Cmd::LoadImage {
             tag,

@@ -1,6 +1,7 @@
 //! The `lifecycle` binary on the host (not a lab node): it explains itself, refuses to run
 //! (exit 3) before touching anything, and rejects malformed arguments (exit 2).
 
+use stackpilot_core::output::{broke_on_closed_stdout, run_with_closed_stdout};
 use std::process::{Command, Output};
 
 fn lifecycle(args: &[&str]) -> Output {
@@ -57,4 +58,24 @@ fn overriding_a_pinned_variable_is_a_usage_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("pinned sources"), "{err}");
+}
+
+#[test]
+fn every_subcommand_on_a_closed_stdout_exits_quietly_with_its_code() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for args in [
+        &["status", "--json"][..],
+        &["up", "--json"][..],
+        &["down"][..],
+        &["load-image", "--tag", "stackpilot/app:a-1", "--json"][..],
+    ] {
+        let out = run_with_closed_stdout(
+            Command::new(env!("CARGO_BIN_EXE_lifecycle"))
+                .args(args)
+                .current_dir(dir.path()),
+        )
+        .expect("binary runs");
+        assert_eq!(broke_on_closed_stdout(&out), None, "lifecycle {args:?}");
+        assert_eq!(out.status.code(), Some(3), "{args:?}");
+    }
 }

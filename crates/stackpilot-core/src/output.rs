@@ -88,12 +88,64 @@ pub trait Render: Serialize {
     fn human(&self) -> String;
 }
 
+/// Writes to stdout like `print!`, but through [`write_stdout`]: a closed stdout does not
+/// panic. Every tool prints its results with this or [`outln!`](crate::outln).
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(format_args!($($arg)*))
+    };
+}
+
+/// Writes a line to stdout like `println!`, but a closed stdout does not panic.
+#[macro_export]
+macro_rules! outln {
+    () => {
+        $crate::output::write_stdout(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// Writes to stdout. When the reader has gone away (`| head -1`, `| true`) the output is
+/// dropped silently and the tool goes on to its own exit code, as a Unix filter does;
+/// `print!` would panic there ("failed printing to stdout: Broken pipe", exit 101).
+pub fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_fmt(args).and_then(|()| out.flush()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => eprintln!("error: cannot write to stdout: {e}"),
+    }
+}
+
+/// Runs `cmd` with a stdout whose reader has already gone away, as in `tool | head -0`:
+/// for the tests that every tool exits quietly on a closed pipe.
+pub fn run_with_closed_stdout(
+    cmd: &mut std::process::Command,
+) -> std::io::Result<std::process::Output> {
+    let (reader, writer) = std::io::pipe()?;
+    drop(reader);
+    cmd.stdout(writer).output()
+}
+
+/// How a run broke on its closed stdout (a panic, exit 101), or `None` when it ended
+/// quietly with its own exit code.
+pub fn broke_on_closed_stdout(out: &std::process::Output) -> Option<String> {
+    let err = String::from_utf8_lossy(&out.stderr);
+    let broke =
+        err.contains("panicked") || err.contains("Broken pipe") || out.status.code() == Some(101);
+    broke.then(|| format!("exit {:?}: {err}", out.status.code()))
+}
+
 /// Prints `value` in the chosen format on stdout.
 pub fn print<T: Render>(value: &T, format: Format) {
     match format {
-        Format::Human => print!("{}", value.human()),
+        Format::Human => crate::out!("{}", value.human()),
         Format::Json => match serde_json::to_string_pretty(value) {
-            Ok(s) => println!("{s}"),
+            Ok(s) => crate::outln!("{s}"),
             // Serialising our own plain structs cannot fail; say so loudly if it ever does.
             Err(e) => eprintln!("error: cannot serialise the report as JSON: {e}"),
         },

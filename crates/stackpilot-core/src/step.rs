@@ -32,8 +32,16 @@ pub fn command_line(cmd: &Command) -> String {
     format!("{cmd:?}").replace('"', "")
 }
 
-/// Runs `cmd` from `dir` with inherited output; a non-zero exit is an error.
+/// Runs `cmd` from `dir`, its output shown on stderr (it is progress: stdout is kept for a
+/// tool's result, e.g. a `--json` document); a non-zero exit is an error.
 pub fn run(name: &str, dir: &Path, cmd: &mut Command) -> Result<(), StepError> {
+    cmd.stdout(std::process::Stdio::from(std::io::stderr()));
+    run_attached(name, dir, cmd)
+}
+
+/// Runs `cmd` from `dir` with the terminal's stdout and stderr (an interactive shell); a
+/// non-zero exit is an error.
+pub fn run_attached(name: &str, dir: &Path, cmd: &mut Command) -> Result<(), StepError> {
     let line = command_line(cmd);
     eprintln!("==> {name}: {line}");
     let started = std::time::Instant::now();

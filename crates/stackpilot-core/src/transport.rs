@@ -257,10 +257,21 @@ impl Transport {
 
     /// Runs `argv` in the node with its output shown live on this process's stdout/stderr.
     pub fn stream(&self, argv: &[&str]) -> Result<(), TransportError> {
+        self.stream_to(argv, Stdio::inherit())
+    }
+
+    /// Runs `argv` in the node with all its output shown live on this process's stderr:
+    /// progress of a step, kept off stdout, where a `--json` document goes alone.
+    pub fn stream_progress(&self, argv: &[&str]) -> Result<(), TransportError> {
+        self.stream_to(argv, Stdio::from(std::io::stderr()))
+    }
+
+    fn stream_to(&self, argv: &[&str], stdout: Stdio) -> Result<(), TransportError> {
         let mut cmd = self.command(argv, false);
         let line = display(&cmd);
         let status = cmd
             .stdin(Stdio::null())
+            .stdout(stdout)
             .status()
             .map_err(|source| self.spawn_error(&line, source))?;
         if status.success() {

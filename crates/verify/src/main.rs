@@ -12,6 +12,7 @@ use stackpilot_core::output::{self, Format};
 use stackpilot_core::receipts::{self, BUILD_RECEIPT, BuildReceipt};
 use stackpilot_core::{Config, Exit};
 use verify::inspect::{self, Scope};
+use verify::report::JunitFile;
 use verify::setup::{self, Options};
 
 /// Host-driven, read-only verification of one environment on a lab node: the definition
@@ -30,7 +31,7 @@ struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
     /// Node to verify (default: the control node).
-    #[arg(long, value_name = "NODE")]
+    #[arg(long, value_name = "NODE", env = "NODE")]
     node: Option<String>,
     /// Environment to verify.
     #[arg(long, value_name = "ENV", default_value = "dev")]
@@ -108,6 +109,11 @@ fn host_verify(cli: &Cli) -> Exit {
         Ok(n) => n,
         Err(e) => return fail(&e, e.exit()),
     };
+    // An unwritable report path is refused before anything is verified.
+    let junit = match cli.junit.as_deref().map(JunitFile::create).transpose() {
+        Ok(j) => j,
+        Err(e) => return fail(&e, Exit::Usage),
+    };
     let opts = Options {
         address: cli.address,
         node_verify: cli.node_verify.clone(),
@@ -118,18 +124,16 @@ fn host_verify(cli: &Cli) -> Exit {
         Err(e) => return fail(&e, e.exit()),
     };
     output::print(&report, Format::from_json_flag(cli.json));
-    if let Some(path) = &cli.junit
-        && let Err(e) = std::fs::write(path, report.junit())
-    {
-        return fail(
-            &format!("cannot write JUnit report {}: {e}", path.display()),
-            Exit::Usage,
-        );
-    }
-    if report.passed {
+    let verdict = if report.passed {
         Exit::Ok
     } else {
         Exit::Failed
+    };
+    match junit.map(|j| j.write(&report)) {
+        // A report that could not be written is an error, but never hides a failed check.
+        Some(Err(e)) if verdict == Exit::Ok => fail(&e, Exit::Failed),
+        Some(Err(e)) => fail(&e, verdict),
+        _ => verdict,
     }
 }
 
@@ -160,7 +164,7 @@ fn node_inspect(allowed: &ctx_guard::Allowed, env: &str) -> Result<(), Failure> 
             Exit::Failed,
         )
     })?;
-    println!("{text}");
+    stackpilot_core::outln!("{text}");
     // The document is printed either way; the exit code still says Docker is missing.
     docker.map(|_| ()).map_err(|e| Failure::of(&e))
 }

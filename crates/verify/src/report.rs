@@ -227,3 +227,36 @@ mod tests {
         assert!(text.contains("check  layer   verdict  reason"), "{text}");
     }
 }
+
+/// The file a JUnit report will be written to, opened before verifying: an unwritable path
+/// is a usage error found before any check runs, never after a verdict it could hide.
+#[derive(Debug)]
+pub struct JunitFile {
+    path: std::path::PathBuf,
+    file: std::fs::File,
+}
+
+impl JunitFile {
+    /// Creates (or truncates) the file now.
+    pub fn create(path: &std::path::Path) -> Result<JunitFile, String> {
+        std::fs::File::create(path)
+            .map(|file| JunitFile {
+                path: path.to_path_buf(),
+                file,
+            })
+            .map_err(|e| {
+                format!(
+                    "--junit {}: cannot write the JUnit report there ({e}); nothing was verified",
+                    path.display()
+                )
+            })
+    }
+
+    /// Writes the report's JUnit XML.
+    pub fn write(mut self, report: &Report) -> Result<(), String> {
+        use std::io::Write;
+        self.file
+            .write_all(report.junit().as_bytes())
+            .map_err(|e| format!("cannot write JUnit report {}: {e}", self.path.display()))
+    }
+}

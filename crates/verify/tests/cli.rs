@@ -1,5 +1,6 @@
 //! The `verify` binary's exit codes and outputs, driven as a user would.
 
+use stackpilot_core::output::{broke_on_closed_stdout, run_with_closed_stdout};
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
@@ -9,6 +10,7 @@ fn verify(args: &[&str], cwd: &std::path::Path) -> Output {
         .current_dir(cwd)
         .env_remove("STACKPILOT_PROVIDER")
         .env_remove("STACKPILOT_NODE_VERIFY")
+        .env_remove("NODE")
         .output()
         .expect("run verify")
 }
@@ -130,4 +132,65 @@ fn the_human_report_is_a_table_with_the_first_failure_last() {
     insta::with_settings!({filters => ms}, {
         insta::assert_snapshot!("report_node_not_created", shown);
     });
+}
+
+#[test]
+fn a_closed_stdout_ends_verify_quietly_and_keeps_the_failed_verdict() {
+    let dir = bare_checkout("closed");
+    for args in [
+        &["--node", "worker2", "--json"][..],
+        &["--node", "worker2"][..],
+    ] {
+        let out = run_with_closed_stdout(
+            Command::new(env!("CARGO_BIN_EXE_verify"))
+                .args(args)
+                .current_dir(&*dir)
+                .env_remove("STACKPILOT_PROVIDER")
+                .env_remove("NODE"),
+        )
+        .expect("binary runs");
+        assert_eq!(broke_on_closed_stdout(&out), None, "verify {args:?}");
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+    }
+    let out = run_with_closed_stdout(
+        Command::new(env!("CARGO_BIN_EXE_verify"))
+            .args(["inspect", "--json"])
+            .current_dir(&*dir),
+    )
+    .expect("binary runs");
+    assert_eq!(broke_on_closed_stdout(&out), None, "{}", "verify inspect");
+    assert_eq!(out.status.code(), Some(3));
+}
+
+#[test]
+fn the_node_comes_from_the_node_variable() {
+    let dir = bare_checkout("node-var");
+    let run = |node: &str| {
+        Command::new(env!("CARGO_BIN_EXE_verify"))
+            .arg("--json")
+            .current_dir(&*dir)
+            .env_remove("STACKPILOT_PROVIDER")
+            .env("NODE", node)
+            .output()
+            .expect("run verify")
+    };
+    let out = run("worker2");
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("stdout is one JSON document");
+    assert_eq!(report["node"], "worker2");
+    let out = run("nope");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown node 'nope'"));
+}
+
+#[test]
+fn an_unwritable_junit_path_is_refused_before_verifying() {
+    let dir = bare_checkout("junit-unwritable");
+    let junit = dir.join("no-such-dir").join("verify.xml");
+    let junit_arg = junit.display().to_string();
+    let out = verify(&["--node", "worker2", "--junit", &junit_arg], &dir);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("nothing was verified"), "{err}");
+    assert!(out.stdout.is_empty(), "no report: nothing was verified");
 }
