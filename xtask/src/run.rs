@@ -40,18 +40,15 @@ pub enum Error {
     /// The image lock is missing an entry or unreadable.
     #[error(transparent)]
     Images(#[from] stackpilot_core::images::LockError),
-    /// A benchmark could not produce its figures.
+    /// A host tool (benchmark, repo contracts) could not run a step.
     #[error(transparent)]
-    Bench(#[from] bench::Error),
+    Host(#[from] stackpilot_core::step::HostError),
     /// A lab operation failed.
     #[error(transparent)]
     Lab(#[from] ::lab::Error),
     /// `make ci` did not pass.
     #[error(transparent)]
     Ci(#[from] ci::Error),
-    /// The repo contracts could not be checked.
-    #[error(transparent)]
-    Contracts(#[from] contracts::Error),
 }
 
 impl From<StepError> for Error {
@@ -73,10 +70,9 @@ impl Error {
             Error::Core(_) | Error::Usage(_) => Exit::Usage,
             Error::Transport(e) => e.exit(),
             Error::Images(e) => e.exit(),
-            Error::Bench(e) => e.exit(),
+            Error::Host(e) => e.exit(),
             Error::Lab(e) => e.exit(),
             Error::Ci(e) => e.exit(),
-            Error::Contracts(e) => e.exit(),
         }
     }
 }

@@ -194,26 +194,23 @@ fn ensure_wrk(root: &Path) -> Result<PathBuf, Error> {
     }
     if which::which("apt-get").is_ok() {
         eprintln!("==> wrk missing: installing Debian's package");
-        let installed = step::run(
-            "apt-get install wrk",
-            root,
-            Command::new("apt-get")
-                .args(["install", "-y", "-q", "--no-install-recommends", "wrk"])
-                .env("DEBIAN_FRONTEND", "noninteractive"),
-        );
-        if installed.is_err() {
-            let _ = step::run(
-                "apt-get update",
-                root,
-                Command::new("apt-get").args(["update", "-q"]),
-            );
-            let _ = step::run(
+        let install = || {
+            step::run(
                 "apt-get install wrk",
                 root,
                 Command::new("apt-get")
                     .args(["install", "-y", "-q", "--no-install-recommends", "wrk"])
                     .env("DEBIAN_FRONTEND", "noninteractive"),
+            )
+        };
+        // A stale package list is the usual reason the first attempt fails.
+        if install().is_err() {
+            let _ = step::run(
+                "apt-get update",
+                root,
+                Command::new("apt-get").args(["update", "-q"]),
             );
+            let _ = install();
         }
     }
     which::which("wrk").map_err(|_| Error::Prereq {

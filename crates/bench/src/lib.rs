@@ -12,36 +12,12 @@ pub mod golden;
 mod host;
 pub mod section;
 
-use stackpilot_core::Exit;
-use stackpilot_core::exit::ExitStatus;
 use stackpilot_core::step::StepError;
 
 pub use host::load_average;
 
-/// Why a benchmark could not produce its figures.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// A program of the benchmark failed or its output was unreadable.
-    #[error(transparent)]
-    Step(#[from] StepError),
-    /// A required program is missing and could not be installed.
-    #[error("prerequisite missing: {what}\n  install it with: {install}")]
-    Prereq {
-        /// What is missing.
-        what: String,
-        /// How to install it.
-        install: String,
-    },
-}
-
-impl ExitStatus for Error {
-    fn exit(&self) -> Exit {
-        match self {
-            Error::Step(_) => Exit::Failed,
-            Error::Prereq { .. } => Exit::PrereqMissing,
-        }
-    }
-}
+/// Why a benchmark could not produce its figures: a step failed or a program is missing.
+pub use stackpilot_core::step::HostError as Error;
 
 /// A failed step of a benchmark, from what was attempted and the error.
 fn failed(step: &str, cmd: &str, e: impl std::fmt::Display) -> Error {

@@ -17,10 +17,7 @@ mod secrets;
 
 use std::path::{Path, PathBuf};
 
-use stackpilot_core::Exit;
-use stackpilot_core::exit::ExitStatus;
 use stackpilot_core::output::Table;
-use stackpilot_core::step::StepError;
 
 pub use guarantees::{GUARANTEES_MAP, guarantees};
 pub use guard::{guard_and_readonly, node_main_first};
@@ -29,30 +26,9 @@ pub use make::{makefile_targets, workflow_calls_make_only};
 pub use output::prints_survive_closed_stdout;
 pub use secrets::LAB_ONLY;
 
-/// Why the contracts could not be checked (a violation is not an error: see [`Checked`]).
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The secret scanner could not be installed or run.
-    #[error(transparent)]
-    Step(#[from] StepError),
-    /// A required program is missing.
-    #[error("prerequisite missing: {what}\n  install it with: {install}")]
-    Prereq {
-        /// What is missing.
-        what: String,
-        /// How to install it.
-        install: String,
-    },
-}
-
-impl ExitStatus for Error {
-    fn exit(&self) -> Exit {
-        match self {
-            Error::Step(_) => Exit::Failed,
-            Error::Prereq { .. } => Exit::PrereqMissing,
-        }
-    }
-}
+/// Why the contracts could not be checked (a violation is not an error: see [`Checked`]):
+/// the secret scanner could not be installed or run.
+pub use stackpilot_core::step::HostError as Error;
 
 /// One violation of a contract.
 #[derive(Debug, Clone, PartialEq, Eq)]

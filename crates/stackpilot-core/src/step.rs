@@ -27,6 +27,31 @@ impl StepError {
     }
 }
 
+/// A host tool's failure: one of its steps failed, or a program it needs is missing.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// A step failed or its output was unreadable.
+    #[error(transparent)]
+    Step(#[from] StepError),
+    /// A required program is missing and could not be installed.
+    #[error("prerequisite missing: {what}\n  install it with: {install}")]
+    Prereq {
+        /// What is missing.
+        what: String,
+        /// How to install it.
+        install: String,
+    },
+}
+
+impl crate::exit::ExitStatus for HostError {
+    fn exit(&self) -> crate::Exit {
+        match self {
+            HostError::Step(_) => crate::Exit::Failed,
+            HostError::Prereq { .. } => crate::Exit::PrereqMissing,
+        }
+    }
+}
+
 /// The command line as a user would type it (for messages).
 pub fn command_line(cmd: &Command) -> String {
     format!("{cmd:?}").replace('"', "")
