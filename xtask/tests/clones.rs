@@ -2,8 +2,11 @@
 //! clone's `make demo-reviewer` passes and leaves `git status` clean, a second clone's lab
 //! runs next to the first's without touching it, and each destroy removes only its own lab.
 //!
-//! The clones are real `git clone`s of this checkout's HEAD with their own `target/`, so the
-//! run compiles everything twice (the golden path compiles from the checkout it runs in).
+//! The clones are real `git clone`s of this checkout's HEAD with their own `target/` (the
+//! golden path compiles from the checkout it runs in). Each clone's `target/` is seeded
+//! with copies of this checkout's compiled registry dependencies, so a clone compiles only
+//! the workspace's own crates: the point here is the clean tree and the separate labs, not
+//! a cold dependency build (about 5 GB and several minutes per clone otherwise).
 //! The test name starts with `e2e_`: nextest runs it alone with the other lab tests.
 
 mod support;
@@ -33,6 +36,7 @@ impl Clone {
             "git clone: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        seed_dependencies(&support::root().join("target"), &dir.join("target"));
         Clone { dir }
     }
 
@@ -106,6 +110,87 @@ impl Drop for Clone {
             let _ = self.make(&["destroy"]);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The workspace's own packages: their build outputs are not copied into a clone.
+const WORKSPACE: &[&str] = &[
+    "bench",
+    "ci",
+    "clean-room",
+    "contracts",
+    "ctx-guard",
+    "deploy",
+    "drills",
+    "lab",
+    "lifecycle",
+    "stackpilot-core",
+    "verify",
+    "mock-exchange",
+    "pg-harness",
+    "xtask",
+];
+
+/// Whether a build-output entry (`<crate>-<16 hex>` plus an optional extension, also with
+/// the `lib` prefix) belongs to a workspace package.
+fn is_workspace_output(name: &str) -> bool {
+    let name = name.strip_prefix("lib").unwrap_or(name).replace('-', "_");
+    WORKSPACE.iter().any(|p| {
+        name.strip_prefix(&format!("{}_", p.replace('-', "_")))
+            .is_some_and(|rest| {
+                rest.len() >= 16 && rest[..16].bytes().all(|b| b.is_ascii_hexdigit())
+            })
+    })
+}
+
+/// Copies the compiled registry dependencies (debug for xtask, the static release build for
+/// the node tools) from `from` into `to`. Copies, never hard links: cargo must not share a
+/// file between two target directories.
+fn seed_dependencies(from: &Path, to: &Path) {
+    for profile in ["debug", "x86_64-unknown-linux-gnu/release"] {
+        for dir in ["deps", "build", ".fingerprint"] {
+            let src = from.join(profile).join(dir);
+            let Ok(entries) = std::fs::read_dir(&src) else {
+                continue;
+            };
+            let dst = to.join(profile).join(dir);
+            std::fs::create_dir_all(&dst).expect("create the clone's target dir");
+            let picked: Vec<PathBuf> = entries
+                .filter_map(Result::ok)
+                .filter(|e| !is_workspace_output(&e.file_name().to_string_lossy()))
+                .map(|e| e.path())
+                .collect();
+            for chunk in picked.chunks(500) {
+                let ok = Command::new("cp")
+                    .arg("-a")
+                    .args(chunk)
+                    .arg(&dst)
+                    .status()
+                    .is_ok_and(|s| s.success());
+                assert!(ok, "seeding {} from {}", dst.display(), src.display());
+            }
+        }
+    }
+}
+
+#[test]
+fn workspace_outputs_are_told_from_registry_ones() {
+    for ours in [
+        "libstackpilot_core-0123456789abcdef.rlib",
+        "stackpilot-core-0123456789abcdef",
+        "xtask-0123456789abcdef",
+        "lab-0123456789abcdef.d",
+        "ctx_guard-0123456789abcdef",
+    ] {
+        assert!(is_workspace_output(ours), "{ours}");
+    }
+    for theirs in [
+        "liblabels-0123456789abcdef.rlib",
+        "libclap-0123456789abcdef.rlib",
+        "ci_info-0123456789abcdef",
+        "serde-0123456789abcdef",
+    ] {
+        assert!(!is_workspace_output(theirs), "{theirs}");
     }
 }
 
