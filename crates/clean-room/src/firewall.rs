@@ -39,7 +39,13 @@ pub enum Sweep {
 /// listing or removal that fails is an error naming the command: "no rules found" must
 /// mean none are there, not that they could not be listed.
 pub fn remove_drill_rules() -> Result<Sweep, String> {
-    if Command::new("iptables").arg("--version").output().is_err() {
+    // Looked up in the sbin directories too: a VM's vagrant user has no /usr/sbin on PATH,
+    // and sudo finds it there (secure_path).
+    let installed = Command::new("iptables").arg("--version").output().is_ok()
+        || ["/usr/sbin/iptables", "/sbin/iptables"]
+            .iter()
+            .any(|p| std::path::Path::new(p).exists());
+    if !installed {
         return Ok(Sweep::NoIptables);
     }
     let mut removed = Vec::new();
