@@ -44,16 +44,16 @@ drills: ## every failure drill on NODE, with measured detection and recovery (jo
 
 .PHONY: deploy status restart logs stop rollback
 
-deploy: ## staged deploy of ENV to NODE with evidence and automatic rollback (live: CONFIRM_LIVE=yes)
+deploy: ## staged deploy of ENV to NODE with evidence and automatic rollback (live: CONFIRM_LIVE=yes; HEALTH_TIMEOUT= OBSERVE_WINDOW= MAX_ERRORS=)
 	cargo xtask deploy
 
-status: ## deployed release of ENV on NODE (when, by whom), containers, health and readiness
+status: ## deployed release of ENV on NODE (when, by whom), containers, health and readiness; fails when the stack is down
 	cargo xtask status
 
 restart: ## stop ENV's stack cleanly and start the deployed release again, then verify
 	cargo xtask restart
 
-logs: ## tail ENV's service logs on NODE (LINES=100; FOLLOW=no to print and exit)
+logs: ## tail ENV's service logs on NODE (TAIL=100 lines or all; FOLLOW=no to print and exit)
 	cargo xtask logs
 
 stop: ## stop ENV's stack on NODE; images, volumes and the deploy record kept

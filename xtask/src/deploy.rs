@@ -407,7 +407,7 @@ pub fn deploy(t: &Target, opts: &DeployOpts) -> Result<(), Error> {
             Some(&bundle),
             summary.reason.clone(),
         )?;
-        stackpilot_core::outln!("{msg}\nevidence: {}", rel(t, &bundle.dir));
+        println!("{msg}\nevidence: {}", rel(t, &bundle.dir));
         eprint!("{}", phases.summary());
         return if report.passed {
             Ok(())
@@ -585,7 +585,7 @@ pub fn deploy(t: &Target, opts: &DeployOpts) -> Result<(), Error> {
                     Some(&bundle),
                     summary.reason.clone(),
                 )?;
-                stackpilot_core::outln!("evidence: {}", rel(t, &bundle.dir));
+                println!("evidence: {}", rel(t, &bundle.dir));
                 eprint!("{}", phases.summary());
                 return result;
             }
@@ -602,7 +602,7 @@ fn print_stages(stages: &[StageResult]) {
             s.detail.lines().next().unwrap_or("").to_string(),
         ]);
     }
-    stackpilot_core::outln!("{}", table.render());
+    println!("{}", table.render());
 }
 
 /// The end of a deploy: record, stop, or roll back.
@@ -638,11 +638,9 @@ fn finish(
             let svc = phases.run("service management", || service_management(t))?;
             bundle.write("service.log", &svc).map_err(derr("deploy"))?;
             summary.outcome = "deployed".into();
-            stackpilot_core::outln!(
+            println!(
                 "deployed {} to {} on {}: all four stages passed",
-                release.tag,
-                t.env,
-                t.node
+                release.tag, t.env, t.node
             );
             Ok(())
         }
@@ -1234,10 +1232,10 @@ pub fn rollback(t: &Target) -> Result<(), Error> {
         Some(&bundle),
         (!ok).then(|| "the previous release did not verify".to_string()),
     )?;
-    stackpilot_core::outln!("evidence: {}", rel(t, &bundle.dir));
+    println!("evidence: {}", rel(t, &bundle.dir));
     eprint!("{}", phases.summary());
     if ok {
-        stackpilot_core::outln!(
+        println!(
             "rolled back {} on {} from {} to {}: self-check and verify passed",
             t.env,
             t.node,
@@ -1257,77 +1255,49 @@ pub fn rollback(t: &Target) -> Result<(), Error> {
     }
 }
 
-/// `make status ENV=…`: deployed release, when and by whom, containers, health, readiness.
-pub fn status(t: &Target) -> Result<(), Error> {
+/// `make status ENV=…`: deployed release, when and by whom, containers, health, readiness;
+/// fails (exit 1) when the stack is down.
+pub fn status(t: &Target, json: bool) -> Result<(), Error> {
+    use deploy::host::status::{EnvStatus, Probe, StackContainer};
     let mut phases = Phases::default();
     golden::tools(&mut phases)?;
     let (state, _, v) = node_state(t)?;
-    stackpilot_core::outln!("env {} on {}", t.env, t.node);
-    match &state.current {
-        Some(d) => {
-            stackpilot_core::outln!("deployed release: {}", d.release.tag);
-            stackpilot_core::outln!("  image id:       {}", d.release.image_id);
-            stackpilot_core::outln!("  deployed at:    {} by {} ({})", d.at, d.by, d.how);
-            if !d.release.overrides.is_empty() {
-                stackpilot_core::outln!("  overrides:      {:?}", d.release.overrides);
-            }
-        }
-        None => stackpilot_core::outln!(
-            "deployed release: none (never deployed here: make deploy ENV={})",
-            t.env
-        ),
-    }
-    stackpilot_core::outln!(
-        "  rollback to:    {}",
-        state.previous().map_or("-".to_string(), |r| r.tag.clone())
-    );
-    stackpilot_core::outln!(
-        "  kept releases:  {}",
-        state
-            .history
-            .iter()
-            .map(|r| r.short().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    let mut table = stackpilot_core::output::Table::new(&[
-        "service",
-        "container",
-        "state",
-        "health",
-        "restarts",
-        "image",
-    ]);
-    let rows = v["containers"].as_array().cloned().unwrap_or_default();
-    for c in &rows {
-        let s = |k: &str| c[k].as_str().unwrap_or("-").to_string();
-        let running = c["state"].as_str() == Some("running");
-        table.row([
-            s("service"),
-            s("name"),
-            s("state"),
-            if running { s("health") } else { "-".into() },
-            c["restarts"].to_string(),
-            s("image"),
-        ]);
-    }
-    if rows.is_empty() {
-        stackpilot_core::outln!("containers: none");
-    } else {
-        stackpilot_core::outln!("{}", table.render());
-    }
+    let containers: Vec<StackContainer> =
+        serde_json::from_value(v["containers"].clone()).unwrap_or_default();
     let base = t.base_url()?;
-    for path in ["/health", "/ready"] {
-        let p = http::get(&format!("{base}{path}"), Timeouts::default());
-        match p.answer() {
-            Some((code, body)) => stackpilot_core::outln!("{path:<8} {code} {}", body.trim()),
-            None => stackpilot_core::outln!("{path:<8} no answer: {:?}", p.outcome),
-        }
+    let probes = ["/health", "/ready"]
+        .into_iter()
+        .map(|path| {
+            let p = http::get(&format!("{base}{path}"), Timeouts::default());
+            match p.answer() {
+                Some((code, body)) => Probe {
+                    path: path.into(),
+                    code: Some(code),
+                    detail: body.to_string(),
+                },
+                None => Probe {
+                    path: path.into(),
+                    code: None,
+                    detail: format!("{:?}", p.outcome),
+                },
+            }
+        })
+        .collect();
+    let report = EnvStatus::new(&t.node, &t.env, &state, containers, probes);
+    stackpilot_core::output::print(
+        &report,
+        stackpilot_core::output::Format::from_json_flag(json),
+    );
+    match report.down_reason() {
+        None => Ok(()),
+        Some(why) => Err(failed(
+            "status",
+            format!("{} on {} is down: {why}", t.env, t.node),
+        )),
     }
-    Ok(())
 }
 
-/// `make logs ENV=… [LINES=n]`: the api's logs from the node engine's log store.
+/// `make logs ENV=… [TAIL=n]`: the api's logs from the node engine's log store.
 pub fn logs(t: &Target, lines: &str, follow: bool) -> Result<(), Error> {
     let mut phases = Phases::default();
     golden::tools(&mut phases)?;
@@ -1335,7 +1305,7 @@ pub fn logs(t: &Target, lines: &str, follow: bool) -> Result<(), Error> {
     if follow {
         args.push("--follow");
     }
-    t.node_output("deploy", &args)
+    t.node_step("deploy", &args)
 }
 
 /// `make restart ENV=…`: stop the stack cleanly, start the deployed release again, check.
@@ -1384,11 +1354,9 @@ pub fn restart(t: &Target) -> Result<(), Error> {
     )?;
     eprint!("{}", phases.summary());
     if verified {
-        stackpilot_core::outln!(
+        println!(
             "restarted {} on {} ({}): verify passed",
-            t.env,
-            t.node,
-            current.release.tag
+            t.env, t.node, current.release.tag
         );
         Ok(())
     } else {
@@ -1417,11 +1385,9 @@ pub fn stop(t: &Target) -> Result<(), Error> {
         t.node_step("lifecycle", &["down", "--env", &t.env])
     })?;
     audit(t, &recs, "stop", None, "stopped", None, None)?;
-    stackpilot_core::outln!(
+    println!(
         "stopped {} on {}; images, volumes and the deploy record kept (make restart ENV={} starts it again)",
-        t.env,
-        t.node,
-        t.env
+        t.env, t.node, t.env
     );
     Ok(())
 }

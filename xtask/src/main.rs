@@ -86,21 +86,28 @@ enum Cmd {
     /// execution, observability; automatic rollback when a stage on the node fails
     /// (`make deploy`). `live` needs CONFIRM_LIVE=yes.
     Deploy(DeployArgs),
-    /// Deployed release of ENV on NODE (when, by whom), containers, health and readiness
-    /// (`make status`).
-    Status(Where),
+    /// Deployed release of ENV on NODE (when, by whom), containers, health and readiness;
+    /// exit 1 when the stack is down (`make status`).
+    Status {
+        #[command(flatten)]
+        at: Where,
+        /// Print the status as JSON (only JSON on stdout).
+        #[arg(long)]
+        json: bool,
+    },
     /// Stop ENV's stack cleanly and start the deployed release again (`make restart`).
     Restart(Where),
-    /// Tail ENV's service logs on NODE; LINES= lines, FOLLOW=no to print and exit
+    /// Tail ENV's service logs on NODE; TAIL= lines, FOLLOW=no to print and exit
     /// (`make logs`).
     Logs {
         #[command(flatten)]
         at: Where,
-        /// Lines from the end (`all` for every line).
-        #[arg(long, env = "LINES", default_value = "100")]
+        /// Lines from the end: a positive number or `all` (not `LINES`: the shell sets that
+        /// to the terminal's height).
+        #[arg(long, env = "TAIL", default_value = "100", value_parser = tail_lines)]
         lines: String,
-        /// Keep following (`no` to print and exit).
-        #[arg(long, env = "FOLLOW", default_value = "yes", value_parser = yes_no)]
+        /// Keep following (`yes` or `no`; `no` prints and exits).
+        #[arg(long, env = "FOLLOW", default_value = "yes", value_parser = yes_no, action = clap::ArgAction::Set)]
         follow: bool,
     },
     /// Stop ENV's stack on NODE; images, volumes and the deploy record stay (`make stop`).
@@ -136,17 +143,38 @@ struct DeployArgs {
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = deploy::parse_set)]
     overrides: Vec<(String, String)>,
     /// Health gate of the switch: seconds until every container must be healthy.
-    #[arg(long, value_name = "SECS", default_value_t = 90)]
+    #[arg(
+        long,
+        value_name = "SECS",
+        env = "HEALTH_TIMEOUT",
+        default_value_t = 90
+    )]
     health_timeout: u64,
     /// Stage 4's observation window, seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 12)]
+    #[arg(
+        long,
+        value_name = "SECS",
+        env = "OBSERVE_WINDOW",
+        default_value_t = 12
+    )]
     window: u64,
     /// Stage 4's most error lines allowed in the window.
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    #[arg(long, value_name = "N", env = "MAX_ERRORS", default_value_t = 0)]
     max_errors: usize,
     /// The live confirmation (`yes`).
     #[arg(long, env = "CONFIRM_LIVE", hide_env_values = true)]
     confirm_live: Option<String>,
+}
+
+/// `--lines`/`TAIL=`: checked before anything is compiled or run.
+fn tail_lines(s: &str) -> Result<String, String> {
+    match s.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(s.to_string()),
+        _ if s == "all" => Ok(s.to_string()),
+        _ => Err(format!(
+            "expected a positive number of lines or `all`, found '{s}' (make logs TAIL=20)"
+        )),
+    }
 }
 
 fn yes_no(s: &str) -> Result<bool, String> {
@@ -190,7 +218,7 @@ fn main() -> ExitCode {
                 },
             )
         }),
-        Cmd::Status(w) => w.target().and_then(|t| deploy::status(&t)),
+        Cmd::Status { at, json } => at.target().and_then(|t| deploy::status(&t, json)),
         Cmd::Restart(w) => w.target().and_then(|t| deploy::restart(&t)),
         Cmd::Logs { at, lines, follow } => {
             at.target().and_then(|t| deploy::logs(&t, &lines, follow))
@@ -235,4 +263,40 @@ fn help_targets() -> Result<(), run::Error> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn logs(args: &[&str]) -> Result<(String, bool), String> {
+        let argv = ["cargo xtask", "logs"].iter().chain(args).copied();
+        match Cli::try_parse_from(argv).map_err(|e| e.to_string())?.cmd {
+            Cmd::Logs { lines, follow, .. } => Ok((lines, follow)),
+            _ => Err("not logs".into()),
+        }
+    }
+
+    #[test]
+    fn logs_follow_accepts_no_as_its_help_says() {
+        assert_eq!(
+            logs(&["--lines", "5", "--follow", "no"]),
+            Ok(("5".into(), false))
+        );
+        assert_eq!(
+            logs(&["--lines", "all", "--follow", "yes"]),
+            Ok(("all".into(), true))
+        );
+    }
+
+    #[test]
+    fn logs_refuses_a_bad_line_count_while_parsing() {
+        let e = logs(&["--lines", "abc", "--follow", "no"]).err();
+        assert!(
+            e.as_deref()
+                .is_some_and(|e| e.contains("positive number of lines")),
+            "{e:?}"
+        );
+        assert!(logs(&["--lines", "0", "--follow", "no"]).is_err());
+    }
 }

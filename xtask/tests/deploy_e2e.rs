@@ -309,7 +309,7 @@ fn e2e_deploy_staged_idempotent_rollback_restart_and_stop_on_worker1() {
     assert!((1..=3).contains(&kept), "kept {kept} releases: {state}");
 
     // Logs from the engine's store, printed and done.
-    let logs = make(&["logs", "ENV=dev"], &[("LINES", "5"), ("FOLLOW", "no")]);
+    let logs = make(&["logs", "ENV=dev"], &[("TAIL", "5"), ("FOLLOW", "no")]);
     ok(&logs, "make logs");
     assert!(text(&logs).contains("\"level\""), "{}", text(&logs));
 
@@ -336,7 +336,16 @@ fn e2e_deploy_staged_idempotent_rollback_restart_and_stop_on_worker1() {
     // Stop, then status says so.
     ok(&make(&["stop", "ENV=dev"], &[]), "make stop ENV=dev");
     let st = make(&["status", "ENV=dev"], &[]);
-    ok(&st, "make status after stop");
+    assert_ne!(
+        st.status.code(),
+        Some(0),
+        "make status on a down stack must fail"
+    );
+    let json = xtask(&["status", "--env", "dev", "--json"]);
+    assert_eq!(json.status.code(), Some(1), "status --json of a down stack");
+    let v: serde_json::Value =
+        serde_json::from_slice(&json.stdout).expect("status --json prints only JSON");
+    assert_eq!(v["up"], false, "{v}");
     let st = text(&st);
     assert!(st.contains("exited"), "{st}");
     assert!(st.contains("/ready   no answer"), "{st}");

@@ -8,6 +8,7 @@
 //! an environment's database volume and never deploys what it has not run.
 
 pub mod evidence;
+pub mod host;
 pub mod local;
 pub mod node;
 pub mod plan;
