@@ -448,3 +448,14 @@ pub fn demo_reviewer_timed(t: &Target) -> (Phases, Result<(), Error>) {
         .and_then(|()| phases.run("verify", || verify(t, false, None)));
     (phases, result)
 }
+
+/// `make logs ENV=… [TAIL=n]`: the api's logs from the node engine's log store.
+pub fn logs(t: &Target, lines: &str, follow: bool) -> Result<(), Error> {
+    let mut phases = Phases::default();
+    tools(&mut phases)?;
+    let mut args = vec!["logs", "--env", &t.env, "--lines", lines];
+    if follow {
+        args.push("--follow");
+    }
+    t.node_output("deploy", &args)
+}

@@ -140,7 +140,7 @@ struct DeployArgs {
     #[command(flatten)]
     at: Where,
     /// Override a compose variable for this release (tests and drills), KEY=VALUE.
-    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = deploy::parse_set)]
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = lifecycle::parse_override)]
     overrides: Vec<(String, String)>,
     /// Health gate of the switch: seconds until every container must be healthy.
     #[arg(
@@ -219,12 +219,12 @@ fn main() -> ExitCode {
             )
         }),
         Cmd::Status { at, json } => at.target().and_then(|t| deploy::status(&t, json)),
-        Cmd::Restart(w) => w.target().and_then(|t| deploy::restart(&t)),
+        Cmd::Restart(w) => w.target().and_then(|t| deploy::act(&t, "restart")),
         Cmd::Logs { at, lines, follow } => {
-            at.target().and_then(|t| deploy::logs(&t, &lines, follow))
+            at.target().and_then(|t| golden::logs(&t, &lines, follow))
         }
-        Cmd::Stop(w) => w.target().and_then(|t| deploy::stop(&t)),
-        Cmd::Rollback(w) => w.target().and_then(|t| deploy::rollback(&t)),
+        Cmd::Stop(w) => w.target().and_then(|t| deploy::act(&t, "stop")),
+        Cmd::Rollback(w) => w.target().and_then(|t| deploy::act(&t, "rollback")),
         Cmd::Up(w) => w.target().and_then(|t| golden::up(&t)),
         Cmd::Demo(w) => w.target().and_then(|t| golden::demo(&t)),
         Cmd::Verify { at, json, junit } => at

@@ -374,48 +374,52 @@ fn e2e_deploy_refuses_bad_input_before_touching_anything() {
     assert!(text(&live).contains("CONFIRM_LIVE=yes"), "{}", text(&live));
     assert!(!text(&live).contains("phase: lab up"), "{}", text(&live));
 
-    // A live lock held by someone else: refused, naming the owner and the expiry.
-    let lock = root()
-        .join(".stackpilot/deploys")
-        .join(NODE)
-        .join("dev/deploy.lock");
-    struct RemoveLock(PathBuf);
+    // The deploy lock lives on the node: one held from another checkout (A) refuses this
+    // checkout's deploy, naming A's owner and the expiry, and stays.
+    ok(&xtask(&["lab", "up", NODE]), "lab up worker1");
+    const LOCK: &str = "/var/lib/stackpilot/dev/deploy.lock";
+    struct RemoveLock;
     impl Drop for RemoveLock {
         fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
+            in_node(&["rm", "-f", LOCK]);
         }
     }
-    assert!(
-        !lock.exists(),
-        "a deploy of dev on worker1 is running: {}",
-        lock.display()
+    assert_eq!(
+        in_node(&["cat", LOCK]),
+        "",
+        "a deploy of dev on worker1 is running"
     );
-    std::fs::create_dir_all(lock.parent().expect("lock dir")).expect("lock dir");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
         .as_secs();
-    std::fs::write(
-        &lock,
-        serde_json::json!({
-            "owner": "someone@elsewhere",
-            "pid": 1,
-            "purpose": "deploy dev on worker1",
-            "acquired_at": now,
-            "expires_at": now + 600,
-        })
-        .to_string(),
-    )
-    .expect("write lock");
-    let _remove = RemoveLock(lock.clone());
+    let held = serde_json::json!({
+        "owner": "someone@elsewhere (/srv/checkout-a)",
+        "pid": 1,
+        "purpose": "deploy dev on worker1",
+        "acquired_at": now,
+        "expires_at": now + 600,
+    })
+    .to_string();
+    in_node(&[
+        "sh",
+        "-c",
+        &format!("mkdir -p /var/lib/stackpilot/dev && printf '%s' '{held}' > {LOCK}"),
+    ]);
+    let _remove = RemoveLock;
     let locked = xtask(&["deploy", "--env", "dev"]);
     assert_eq!(locked.status.code(), Some(1), "{}", text(&locked));
     assert!(
-        text(&locked).contains("held by someone@elsewhere") && text(&locked).contains("until"),
+        text(&locked).contains("held by someone@elsewhere (/srv/checkout-a)")
+            && text(&locked).contains("until"),
         "{}",
         text(&locked)
     );
-    assert!(lock.exists(), "someone else's live lock must stay");
+    assert_eq!(
+        in_node(&["cat", LOCK]),
+        held,
+        "someone else's live lock must stay"
+    );
     assert_eq!(
         std::fs::read_to_string(&audit).unwrap_or_default(),
         before,

@@ -1,6 +1,7 @@
 //! Host-side records of deploys: checksums and the artifact manifest, the evidence
 //! bundle (one folder per deploy, files created once, never rewritten), the append-only
-//! audit log and the deploy lock (owner + expiry).
+//! audit log, and the deploy lock (owner + expiry) that the node side keeps in the node's
+//! state dir.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -192,20 +193,48 @@ impl Drop for Lock {
     }
 }
 
-/// Takes the lock at `path` for `purpose`, valid [`LOCK_TTL_SECS`]. An expired lock is
-/// taken over (and said so on stderr); a live one is refused naming its owner and expiry.
-pub fn lock(path: &Path, purpose: &str) -> Result<Lock, DeployError> {
+/// A lock for `owner` (pid `pid`) doing `purpose`, from now for [`LOCK_TTL_SECS`].
+pub fn lock_info(owner: &str, pid: u32, purpose: &str) -> LockInfo {
+    let now = unix_now() as u64;
+    LockInfo {
+        owner: owner.to_string(),
+        pid,
+        purpose: purpose.to_string(),
+        acquired_at: now,
+        expires_at: now + LOCK_TTL_SECS,
+    }
+}
+
+impl Lock {
+    /// Keeps the lock file after this process ends (the node side takes the lock for a
+    /// host-side action, which releases it with [`unlock`]).
+    pub fn keep(self) -> LockInfo {
+        let info = self.info.clone();
+        std::mem::forget(self);
+        info
+    }
+}
+
+/// Removes the lock at `path` if it is still `info` (a lock taken over after its expiry
+/// belongs to someone else and stays). Returns whether it was removed.
+pub fn unlock(path: &Path, info: &LockInfo) -> Result<bool, DeployError> {
+    let current = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| serde_json::from_str::<LockInfo>(&t).ok());
+    if current.as_ref() != Some(info) {
+        return Ok(false);
+    }
+    std::fs::remove_file(path).map_err(io(path))?;
+    Ok(true)
+}
+
+/// Takes the lock at `path` as `info`. An expired lock is taken over (and said so on
+/// stderr); a live one is refused naming its owner and expiry.
+pub fn lock(path: &Path, info: LockInfo) -> Result<Lock, DeployError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
     }
     let now = unix_now() as u64;
-    let info = LockInfo {
-        owner: who(),
-        pid: std::process::id(),
-        purpose: purpose.to_string(),
-        acquired_at: now,
-        expires_at: now + LOCK_TTL_SECS,
-    };
     let text = serde_json::to_string(&info).map_err(|e| DeployError::Io {
         path: path.to_path_buf(),
         reason: e.to_string(),
@@ -310,16 +339,29 @@ mod tests {
     fn a_held_lock_is_refused_and_released_on_drop() -> Result<(), DeployError> {
         let tmp = tempfile::tempdir().map_err(|e| DeployError::Usage(e.to_string()))?;
         let path = tmp.path().join("deploy.lock");
-        let held = lock(&path, "deploy dev on worker1")?;
-        let err = lock(&path, "deploy dev on worker1").err();
+        let held = lock(&path, lock_info("a@h (/a)", 1, "deploy dev on worker1"))?;
+        let err = lock(&path, lock_info("b@h (/b)", 2, "deploy dev on worker1")).err();
         assert!(
             matches!(&err, Some(DeployError::Locked { owner, .. }) if *owner == held.info.owner),
             "{err:?}"
         );
         drop(held);
         assert!(!path.exists());
-        let again = lock(&path, "x")?;
+        let again = lock(&path, lock_info("b@h (/b)", 2, "x"))?;
         drop(again);
+        Ok(())
+    }
+
+    #[test]
+    fn a_kept_lock_stays_until_its_owner_unlocks_it() -> Result<(), DeployError> {
+        let tmp = tempfile::tempdir().map_err(|e| DeployError::Usage(e.to_string()))?;
+        let path = tmp.path().join("deploy.lock");
+        let mine = lock(&path, lock_info("a@h (/a)", 1, "deploy"))?.keep();
+        assert!(path.exists());
+        let other = lock_info("b@h (/b)", 2, "deploy");
+        assert!(!unlock(&path, &other)?, "only the owner's lock is removed");
+        assert!(unlock(&path, &mine)?);
+        assert!(!path.exists());
         Ok(())
     }
 
@@ -336,8 +378,8 @@ mod tests {
         };
         std::fs::write(&path, serde_json::to_string(&stale).unwrap_or_default())
             .map_err(io(&path))?;
-        let l = lock(&path, "deploy dev")?;
-        assert_eq!(l.info.pid, std::process::id());
+        let l = lock(&path, lock_info("me@h (/me)", 9, "deploy dev"))?;
+        assert_eq!(l.info.pid, 9);
         Ok(())
     }
 

@@ -92,7 +92,7 @@ pub enum DeployError {
     },
     /// Another deploy holds the lock.
     #[error(
-        "deploy lock {path} is held by {owner} (pid {pid}, {purpose}) until {expires} (unix {expires_at}); wait, or remove the file if that process is gone"
+        "deploy lock {path} is held by {owner} (pid {pid}, {purpose}) until {expires} (unix {expires_at}); wait, or, if that deploy is gone, remove the file on the node (`make shell`); it expires by itself"
     )]
     Locked {
         /// The lock file.

@@ -379,3 +379,33 @@ fn probes(t: &mut Transcript, base: &str, timeout: Duration) -> Result<(), Deplo
         }
     }
 }
+
+/// `compose config` of `env` on this machine with the variables lifecycle sets (`app`
+/// and `db` images, `overrides`): the command line and its output, or why it failed.
+pub fn compose_config(
+    cfg: &stackpilot_core::Config,
+    root: &Path,
+    env: &str,
+    app: &str,
+    db: &str,
+    overrides: &[(String, String)],
+) -> Result<(String, String), String> {
+    use stackpilot_core::compose;
+    let project = compose::Project::for_env(cfg, root, env).map_err(|e| e.to_string())?;
+    let engine = compose::detect().map_err(|e| e.to_string())?;
+    let vars = lifecycle::compose_vars(app, db, project.port);
+    let env = compose::process_env(std::env::vars_os(), &vars, overrides);
+    let sub = vec![OsString::from("config")];
+    let mut cmd = compose::command(&engine, &project, &sub, &env);
+    let line = render(&cmd);
+    let out = cmd.output().map_err(|e| format!("`{line}`: {e}"))?;
+    if out.status.success() {
+        Ok((line, String::from_utf8_lossy(&out.stdout).into_owned()))
+    } else {
+        Err(format!(
+            "`{line}` {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}

@@ -62,6 +62,38 @@ enum Cmd {
         #[arg(long)]
         tag: String,
     },
+    /// Take ENV's deploy lock on this node for a host-side action (kept until `unlock`);
+    /// refused while someone else holds it, naming the owner and expiry. Prints the lock.
+    Lock {
+        /// Environment.
+        #[arg(long)]
+        env: String,
+        /// Who acts: `user@host (checkout)`.
+        #[arg(long)]
+        owner: String,
+        /// What they do (`deploy dev on worker1`).
+        #[arg(long)]
+        purpose: String,
+        /// The host-side process.
+        #[arg(long)]
+        pid: u32,
+    },
+    /// Release ENV's deploy lock if it is still the one `lock` printed.
+    Unlock {
+        /// Environment.
+        #[arg(long)]
+        env: String,
+        /// The lock, as JSON.
+        #[arg(long, value_name = "JSON")]
+        lock: String,
+    },
+    /// Make ENV start on boot and stop with the node: the systemd unit installed and
+    /// enabled, or, without systemd, the containers' restart policy checked.
+    InstallService {
+        /// Environment.
+        #[arg(long)]
+        env: String,
+    },
     /// ENV's deploy state and what runs now, as JSON.
     State {
         /// Environment.
@@ -134,6 +166,24 @@ fn run(allowed: &ctx_guard::Allowed, command: Cmd) -> Result<(), DeployError> {
         }
         Cmd::Discard { tag } => {
             stackpilot_core::outln!("{}", deploy::node::discard(allowed, &cfg, &site, &tag)?);
+        }
+        Cmd::Lock {
+            env,
+            owner,
+            purpose,
+            pid,
+        } => {
+            cfg.environment(&env)?;
+            let info = deploy::evidence::lock_info(&owner, pid, &purpose);
+            let held = deploy::node::lock(allowed, &site, &env, info)?;
+            stackpilot_core::outln!("{}", serde_json::to_string(&held).unwrap_or_default());
+        }
+        Cmd::Unlock { env, lock } => {
+            let info: deploy::plan::LockInfo = json("lock", &lock)?;
+            stackpilot_core::outln!("{}", deploy::node::unlock(allowed, &site, &env, &info)?);
+        }
+        Cmd::InstallService { env } => {
+            stackpilot_core::outln!("{}", deploy::systemd::install(allowed, &cfg, repo, &env)?);
         }
         Cmd::State { env } => {
             cfg.environment(&env)?;

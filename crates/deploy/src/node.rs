@@ -1,7 +1,8 @@
 //! Node-side steps of a deploy (run by the `deploy` binary inside a node, after
 //! ctx-guard): switch the environment's stack to a release through lifecycle, record it
 //! as deployed (with per-environment retention), run the release's self-check inside the
-//! running api container, show logs and state.
+//! running api container, show logs and state; hold the environment's deploy lock for the
+//! host (in the node's state dir, so it covers every checkout and operator).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -319,4 +320,42 @@ pub fn discard(
             _ => format!("{tag} removed: it failed its deploy and no environment keeps it"),
         },
     )
+}
+
+/// The deploy lock of `env` on this node.
+pub fn lock_path(site: &Site, env: &str) -> PathBuf {
+    site.env_dir(env).join(crate::evidence::LOCK_FILE)
+}
+
+/// Takes `env`'s deploy lock for `info` (a host-side action's owner, pid and purpose)
+/// and keeps it after this process ends; a live lock held by anyone refuses, naming
+/// its owner and expiry.
+pub fn lock(
+    _allowed: &ctx_guard::Allowed,
+    site: &Site,
+    env: &str,
+    info: plan::LockInfo,
+) -> Result<plan::LockInfo, DeployError> {
+    Ok(crate::evidence::lock(&lock_path(site, env), info)?.keep())
+}
+
+/// Releases `env`'s deploy lock if it is still `info`'s.
+pub fn unlock(
+    _allowed: &ctx_guard::Allowed,
+    site: &Site,
+    env: &str,
+    info: &plan::LockInfo,
+) -> Result<String, DeployError> {
+    let path = lock_path(site, env);
+    if crate::evidence::unlock(&path, info)? {
+        Ok(format!("released {}", path.display()))
+    } else {
+        Err(DeployError::Io {
+            path,
+            reason: format!(
+                "not released: it is no longer held by {} (taken over after its expiry, or removed)",
+                info.owner
+            ),
+        })
+    }
 }
