@@ -49,6 +49,8 @@ const LAB: &[Package] = &[
     },
     // The root image is built from Debian packages.
     pkg("mmdebstrap", Some("mmdebstrap")),
+    // Every lab image is built by the host's engine, also for VM nodes.
+    pkg("docker.io", Some("docker")),
 ];
 
 /// What the test suites need beyond the lab.
@@ -372,7 +374,7 @@ mod tests {
     #[test]
     fn tests_need_the_lab_and_the_contract_tests_python() {
         let lab: Vec<&str> = needs(EntryPoint::Lab).iter().map(|p| p.name).collect();
-        assert_eq!(lab, ["vagrant", "mmdebstrap"]);
+        assert_eq!(lab, ["vagrant", "mmdebstrap", "docker.io"]);
         let test: Vec<&str> = needs(EntryPoint::Test).iter().map(|p| p.name).collect();
         for p in lab
             .iter()
