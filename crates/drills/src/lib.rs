@@ -6,16 +6,20 @@
 //! proves the recovery with `verify`; the run journal records the figures and the verdict.
 //! It must never leave a fault behind silently: a failed recovery fails the drill.
 //!
-//! Layout: [`drill`] runs the drills over a [`lab::Lab`] (the host side implements it with
-//! the golden path); [`samples`] and [`journal`] hold the pure judgements and the journal;
-//! [`node`] is the node-side injection behind `drills node …` (ctx-guard first).
+//! Layout: [`sequence`] is the sequence every drill shares, run over a [`lab::LabOps`] (the
+//! host side implements it with the golden path); each drill is one module under `drills/`
+//! listed once in its registry; [`samples`] and [`journal`] hold the pure judgements and
+//! the journal; [`node`] is the node-side injection behind `drills node …` (ctx-guard first).
 
-pub mod drill;
+mod drills;
 pub mod journal;
 pub mod lab;
 pub mod node;
+mod probe;
 pub mod samples;
+pub mod sequence;
 
-pub use drill::{ALL, Drill, Options, recover_only, run};
+pub use drills::ALL;
 pub use journal::{DrillResults, Journal, Verdict};
 pub use lab::{Golden, LabError, LabOps};
+pub use sequence::{Drill, Options, recover_only, run};

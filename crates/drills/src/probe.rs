@@ -1,0 +1,214 @@
+//! What the drills share to probe and load the service: polling, background samplers,
+//! order creation and read-back.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use stackpilot_core::http::{self, Timeouts};
+use stackpilot_core::time::millis;
+
+use crate::lab::LabError;
+use crate::samples::{self, POLL_MS, Sample};
+use crate::sequence::Run;
+
+/// Probe timeouts: a failing request must fail within 1 s; one that does not is a hang.
+pub(crate) const PROBE: Timeouts = Timeouts {
+    connect: Duration::from_millis(500),
+    total: Duration::from_millis(1000),
+};
+
+/// Polls `probe` every [`POLL_MS`] until it returns `Some` or `limit` passed.
+pub(crate) fn poll<T>(limit: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
+    let start = Instant::now();
+    loop {
+        let tick = Instant::now();
+        if let Some(v) = probe() {
+            return Some(v);
+        }
+        if start.elapsed() >= limit {
+            return None;
+        }
+        let spent = tick.elapsed();
+        let interval = Duration::from_millis(POLL_MS);
+        if spent < interval {
+            thread::sleep(interval - spent);
+        }
+    }
+}
+
+/// Background probes of one URL every [`POLL_MS`], timestamped from the drill's start.
+pub(crate) struct Sampler {
+    stop: Arc<AtomicBool>,
+    samples: Arc<Mutex<Vec<Sample>>>,
+    handle: Option<thread::JoinHandle<()>>,
+}
+
+impl Sampler {
+    pub(crate) fn start(url: String, origin: Instant) -> Sampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let (s, out) = (stop.clone(), samples.clone());
+        let handle = thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                let tick = Instant::now();
+                let t_ms = millis(origin.elapsed());
+                let sample = Sample::of(t_ms, &http::get(&url, PROBE));
+                if let Ok(mut v) = out.lock() {
+                    v.push(sample);
+                }
+                let spent = tick.elapsed();
+                if spent < Duration::from_millis(POLL_MS) {
+                    thread::sleep(Duration::from_millis(POLL_MS) - spent);
+                }
+            }
+        });
+        Sampler {
+            stop,
+            samples,
+            handle: Some(handle),
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> Vec<Sample> {
+        self.samples.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    pub(crate) fn finish(mut self) -> Vec<Sample> {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+        self.snapshot()
+    }
+}
+
+impl Drop for Sampler {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Waits until the latest sample satisfies `pred`; returns that sample's arrival (ms).
+pub(crate) fn wait_sample(
+    s: &Sampler,
+    from_ms: u64,
+    limit: Duration,
+    pred: impl Fn(&Sample) -> bool,
+) -> Option<u64> {
+    poll(limit, || {
+        samples::first_after(&s.snapshot(), from_ms, &pred).map(|x| x.t_ms + x.elapsed_ms)
+    })
+}
+
+pub(crate) fn describe_samples(v: &[&Sample]) -> String {
+    v.iter()
+        .take(5)
+        .map(|s| {
+            format!(
+                "t={} ms {}",
+                s.t_ms,
+                s.status.map_or_else(|| s.detail.clone(), |c| c.to_string())
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// GETs every order; returns the ids that did not answer 200 (with why).
+pub(crate) fn read_back(r: &Run, ids: &[String]) -> Vec<String> {
+    let base = r.lab.base_url();
+    let timeouts = Timeouts {
+        connect: Duration::from_secs(2),
+        total: Duration::from_secs(5),
+    };
+    let chunks: Vec<Vec<String>> = ids
+        .chunks(ids.len().div_ceil(8).max(1))
+        .map(<[String]>::to_vec)
+        .collect();
+    let handles: Vec<_> = chunks
+        .into_iter()
+        .map(|chunk| {
+            let base = base.clone();
+            thread::spawn(move || {
+                chunk
+                    .into_iter()
+                    .filter_map(|id| {
+                        let p = http::get(&format!("{base}/orders/{id}"), timeouts);
+                        match p.answer() {
+                            Some((200, _)) => None,
+                            Some((c, _)) => Some(format!("{id} ({c})")),
+                            None => Some(format!("{id} ({:?})", p.outcome)),
+                        }
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    handles
+        .into_iter()
+        .flat_map(|h| {
+            h.join()
+                .unwrap_or_else(|_| vec!["read-back thread panicked".into()])
+        })
+        .collect()
+}
+
+/// Creates `n` orders; returns their ids (a failure to create is an error of the drill).
+pub(crate) fn create_orders(r: &mut Run, n: usize) -> Result<Vec<String>, LabError> {
+    let url = r.url("/order?symbol=ETH&side=sell&qty=2");
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        let p = http::post_json(&url, "", Timeouts::default());
+        match p.answer() {
+            Some((201, body)) => match samples::order_id(body) {
+                Some(id) => ids.push(id),
+                None => {
+                    return Err(LabError::new(
+                        "create order",
+                        format!("201 without order_id: {body}"),
+                    ));
+                }
+            },
+            other => {
+                return Err(LabError::new(
+                    "create order",
+                    format!("{other:?} / {:?}", p.outcome),
+                ));
+            }
+        }
+    }
+    r.observe("orders created", ids.join(", "));
+    Ok(ids)
+}
+
+/// Waits until /ready answers 200 (after a golden step), then reads the orders back.
+pub(crate) fn check_orders(r: &mut Run, when: &str, ids: &[String]) {
+    let ready = answers_200(&r.url("/ready"), Duration::from_secs(60));
+    let lost = read_back(r, ids);
+    let acc = r.figures.orders_lost.unwrap_or(0);
+    r.figures.orders_lost = Some(acc + lost.len() as u64);
+    r.check(
+        &format!("orders intact after {when}"),
+        ready.is_some() && lost.is_empty(),
+        format!("/ready 200 and all {} orders readable", ids.len()),
+        if ready.is_none() {
+            "/ready not 200 within 60 s".into()
+        } else if lost.is_empty() {
+            "all readable".into()
+        } else {
+            format!("not readable: {}", lost.join(", "))
+        },
+    );
+}
+
+/// Polls `url` until it answers 200 or `limit` passed.
+pub(crate) fn answers_200(url: &str, limit: Duration) -> Option<()> {
+    poll(limit, || {
+        http::get(url, PROBE)
+            .answer()
+            .filter(|(c, _)| *c == 200)
+            .map(|_| ())
+    })
+}

@@ -1,0 +1,367 @@
+//! The sequence every drill shares, written once: steady state (verify must pass, else
+//! the drill is refused) → the drill's experiment (inject, observe, check, restore) →
+//! recovery, always (the drill's own undo, then the normal stack, then a waiting verify)
+//! → verdict and journal. A drill only supplies its [`Drill`] parts.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use stackpilot_core::time::{millis, now_rfc3339};
+use verify::report::Report;
+
+use crate::journal::{self, Assertion, Event, Figures, Journal, Recovery, SteadyState};
+use crate::lab::{Golden, LabError, LabOps};
+use crate::samples::{self, Sample};
+
+/// One drill as data: its name, what it proves, its experiment and the undo of its fault.
+#[derive(Clone, Copy)]
+pub struct Drill {
+    /// The name on the command line (`make drill NAME=…`).
+    pub(crate) name: &'static str,
+    /// One line: the fault and the expected outcome (`drills list`).
+    pub(crate) describe: &'static str,
+    /// Inject the fault, observe, check, and restore (skipped by `--keep-fault`), recording
+    /// into the [`Run`]. An error is a step that could not run; the recovery still runs.
+    pub(crate) experiment: fn(&mut Run) -> Result<(), LabError>,
+    /// The idempotent undo of this drill's fault, run first in every recovery, before the
+    /// normal stack is brought up: the action's name and result, or `None` when nothing is
+    /// left to undo.
+    pub(crate) undo: fn(&dyn LabOps) -> Undone,
+}
+
+/// What an undo did: the action's name and its result, or `None` when nothing was left.
+pub(crate) type Undone = Option<(String, Result<String, LabError>)>;
+
+/// For drills whose fault the normal stack (`lifecycle up`) undoes by itself.
+pub(crate) fn nothing_to_undo(_: &dyn LabOps) -> Undone {
+    None
+}
+
+impl Drill {
+    /// The drill's name on the command line.
+    pub fn name(self) -> &'static str {
+        self.name
+    }
+
+    /// One line: the fault and the expected outcome.
+    pub fn describe(self) -> &'static str {
+        self.describe
+    }
+
+    /// The drill named `name`.
+    pub fn by_name(name: &str) -> Option<Drill> {
+        crate::drills::ALL.iter().copied().find(|d| d.name == name)
+    }
+}
+
+// By name: two drills are the same drill when they answer to the same name.
+impl PartialEq for Drill {
+    fn eq(&self, other: &Drill) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for Drill {}
+
+impl fmt::Debug for Drill {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Drill({})", self.name)
+    }
+}
+
+/// Choices for one run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// How long the final verify may wait for the stack to pass again.
+    pub recovery_wait: Duration,
+    /// Leave the fault in place for investigation: no restoring step and no recovery run.
+    /// The drill then fails as not recovered, and the node needs `make demo-reviewer`.
+    pub keep_fault: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            recovery_wait: Duration::from_secs(90),
+            keep_fault: false,
+        }
+    }
+}
+
+/// The recorder a drill writes into: timestamps relative to the drill's start.
+pub(crate) struct Run<'a> {
+    pub(crate) lab: &'a dyn LabOps,
+    pub(crate) start: Instant,
+    pub(crate) injection: Vec<Event>,
+    pub(crate) observations: Vec<Event>,
+    pub(crate) assertions: Vec<Assertion>,
+    pub(crate) figures: Figures,
+    pub(crate) keep_fault: bool,
+}
+
+impl Run<'_> {
+    pub(crate) fn now_ms(&self) -> u64 {
+        millis(self.start.elapsed())
+    }
+
+    pub(crate) fn event(&self, what: &str, detail: impl Into<String>) -> Event {
+        Event {
+            t_ms: self.now_ms(),
+            what: what.into(),
+            detail: detail.into(),
+        }
+    }
+
+    pub(crate) fn observe(&mut self, what: &str, detail: impl Into<String>) {
+        let e = self.event(what, detail);
+        eprintln!("drills: [{:>6} ms] {}: {}", e.t_ms, e.what, e.detail);
+        self.observations.push(e);
+    }
+
+    /// Runs an injection (or restoring) step, recording it; returns when it ended (ms).
+    pub(crate) fn inject(
+        &mut self,
+        what: &str,
+        f: impl FnOnce() -> Result<String, LabError>,
+    ) -> Result<u64, LabError> {
+        let t0 = self.now_ms();
+        let r = f();
+        let mut e = self.event(what, "");
+        e.t_ms = t0;
+        e.detail = match &r {
+            Ok(out) => format!("ok in {} ms: {}", self.now_ms() - t0, out.trim()),
+            Err(err) => format!("FAILED after {} ms: {err}", self.now_ms() - t0),
+        };
+        eprintln!("drills: [{:>6} ms] inject {}: {}", e.t_ms, e.what, e.detail);
+        self.injection.push(e);
+        r.map(|_| self.now_ms())
+    }
+
+    /// A restoring step that is part of the experiment; skipped with `keep_fault`. Returns
+    /// when the step *began*: recovery times count from there (the conservative end; the
+    /// step itself, e.g. starting a container through the transport, is part of recovering).
+    pub(crate) fn restore(
+        &mut self,
+        what: &str,
+        f: impl FnOnce() -> Result<String, LabError>,
+    ) -> Result<Option<u64>, LabError> {
+        if self.keep_fault {
+            self.observe(what, "skipped: --keep-fault leaves the fault in place");
+            return Ok(None);
+        }
+        let began = self.now_ms();
+        self.inject(what, f).map(|_| Some(began))
+    }
+
+    pub(crate) fn check(
+        &mut self,
+        name: &str,
+        passed: bool,
+        expected: impl Into<String>,
+        found: impl Into<String>,
+    ) {
+        let a = Assertion {
+            name: name.into(),
+            passed,
+            expected: expected.into(),
+            found: found.into(),
+        };
+        eprintln!(
+            "drills: [{:>6} ms] {} {}: found {}",
+            self.now_ms(),
+            if passed { "ok  " } else { "FAIL" },
+            a.name,
+            a.found
+        );
+        self.assertions.push(a);
+    }
+
+    /// Records a probe's timeline (every change of outcome) as observations.
+    pub(crate) fn timeline(&mut self, probe: &str, samples: &[Sample]) {
+        for s in samples::transitions(samples) {
+            let body: String = s.detail.chars().take(120).collect();
+            self.observations.push(Event {
+                t_ms: s.t_ms,
+                what: probe.to_string(),
+                detail: match s.status {
+                    Some(code) => format!("{code} in {} ms {body}", s.elapsed_ms),
+                    None => format!("{} after {} ms", s.detail, s.elapsed_ms),
+                },
+            });
+        }
+    }
+
+    pub(crate) fn api_restarts(&self) -> Result<(String, i64), LabError> {
+        let st = self.lab.status()?;
+        let api = st
+            .service("api")
+            .ok_or_else(|| LabError::new("lifecycle status", "no api container"))?;
+        Ok((api.id.clone(), api.restarts))
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.lab.base_url())
+    }
+
+    /// Runs golden step `step` as an injection.
+    pub(crate) fn golden(&mut self, step: Golden) -> Result<u64, LabError> {
+        let lab = self.lab;
+        self.inject(step.command(), || lab.golden(step).map(|()| String::new()))
+    }
+
+    /// Records the change of the api container's restart count since `before` as a figure
+    /// and checks that it is the same container, not restarted.
+    pub(crate) fn check_api_not_restarted(
+        &mut self,
+        name: &str,
+        before: (&str, i64),
+    ) -> Result<(), LabError> {
+        let (api_id, restarts_before) = before;
+        let (api_after, restarts_after) = self.api_restarts()?;
+        self.figures.api_restarts_during_fault = Some(restarts_after - restarts_before);
+        self.check(
+            name,
+            api_after == api_id && restarts_after == restarts_before,
+            format!("container {api_id} with {restarts_before} restarts"),
+            format!("container {api_after} with {restarts_after} restarts"),
+        );
+        Ok(())
+    }
+}
+
+impl<'a> Run<'a> {
+    fn new(lab: &'a dyn LabOps, keep_fault: bool) -> Run<'a> {
+        Run {
+            lab,
+            start: Instant::now(),
+            injection: vec![],
+            observations: vec![],
+            assertions: vec![],
+            figures: Figures::default(),
+            keep_fault,
+        }
+    }
+}
+
+pub(crate) fn first_failure(r: &Report) -> String {
+    match r.first_failure() {
+        Some(c) => format!("{}: {}", c.id, c.reason),
+        None if r.passed => "every check passed".into(),
+        None => "checks not run".into(),
+    }
+}
+
+/// Runs one drill: steady state, the drill, recovery (always), verdict. Never panics on lab
+/// failures: they end up in the journal.
+pub fn run(drill: Drill, lab: &dyn LabOps, opts: &Options) -> Journal {
+    let started_at = now_rfc3339();
+    let mut r = Run::new(lab, opts.keep_fault);
+    eprintln!(
+        "\n=== drill {} on {} ({})",
+        drill.name(),
+        lab.node(),
+        lab.env()
+    );
+    let steady = match lab.verify(None) {
+        Ok(rep) => SteadyState {
+            passed: rep.passed,
+            reason: first_failure(&rep),
+        },
+        Err(e) => SteadyState {
+            passed: false,
+            reason: e.to_string(),
+        },
+    };
+    r.observe("steady state", steady.reason.clone());
+    let (mut step_error, recovery) = if steady.passed {
+        let outcome = (drill.experiment)(&mut r);
+        let recovery = recover(drill, &mut r, opts);
+        (outcome.err().map(|e| e.to_string()), Some(recovery))
+    } else {
+        (None, None)
+    };
+    if step_error.is_none() && steady.passed && r.assertions.is_empty() {
+        step_error = Some("the drill made no observation".into());
+    }
+    r.observations.sort_by_key(|e| e.t_ms);
+    let (verdict, reason) = journal::decide(
+        &steady,
+        &r.assertions,
+        step_error.as_deref(),
+        recovery.as_ref(),
+    );
+    eprintln!("=== drill {}: {}: {reason}", drill.name(), verdict.as_str());
+    Journal {
+        drill: drill.name().into(),
+        node: lab.node().into(),
+        env: lab.env().into(),
+        started_at,
+        duration_ms: r.now_ms(),
+        steady_state: steady,
+        injection: r.injection,
+        observations: r.observations,
+        assertions: r.assertions,
+        recovery,
+        figures: r.figures,
+        verdict,
+        reason,
+    }
+}
+
+/// Only the recovery of `drill` (idempotent): for a node a drill left broken, e.g. after
+/// `--keep-fault` or an interrupted run. Nothing is injected.
+pub fn recover_only(drill: Drill, lab: &dyn LabOps, opts: &Options) -> Recovery {
+    let mut r = Run::new(lab, false);
+    let opts = Options {
+        keep_fault: false,
+        ..opts.clone()
+    };
+    recover(drill, &mut r, &opts)
+}
+
+/// The recovery that always runs: undo the drill's fault idempotently, the normal stack
+/// through the golden path, then verify (waiting) must pass.
+fn recover(drill: Drill, r: &mut Run, opts: &Options) -> Recovery {
+    let lab = r.lab;
+    let mut actions = Vec::new();
+    let mut act = |r: &Run, what: &str, res: Result<String, LabError>| {
+        let e = r.event(
+            what,
+            match res {
+                Ok(out) => format!("ok: {}", out.trim()),
+                Err(e) => format!("FAILED: {e}"),
+            },
+        );
+        eprintln!(
+            "drills: [{:>6} ms] recover {}: {}",
+            e.t_ms, e.what, e.detail
+        );
+        actions.push(e);
+    };
+    if opts.keep_fault {
+        act(r, "recovery", Ok("skipped: --keep-fault".into()));
+    } else {
+        if let Some((what, res)) = (drill.undo)(lab) {
+            act(r, &what, res);
+        }
+        act(r, "lifecycle up", lab.start(&[]).map(|()| String::new()));
+    }
+    let wait = if opts.keep_fault {
+        None
+    } else {
+        Some(opts.recovery_wait)
+    };
+    let (verified, reason) = match lab.verify(wait) {
+        Ok(rep) => (rep.passed, first_failure(&rep)),
+        Err(e) => (false, e.to_string()),
+    };
+    act(r, "verify", Ok(reason.clone()));
+    Recovery {
+        actions,
+        verified,
+        reason,
+    }
+}
+
+#[cfg(test)]
+mod tests;
