@@ -30,6 +30,9 @@ pub enum LabCmd {
     Status {
         /// Nodes to show (default: every node).
         nodes: Vec<String>,
+        /// Print the status as one JSON document (only JSON on stdout).
+        #[arg(long)]
+        json: bool,
     },
     /// Stop nodes, keeping them and their engine volumes.
     Halt {
@@ -72,7 +75,7 @@ pub fn run(cmd: LabCmd) -> Result<(), Error> {
     match cmd {
         LabCmd::Up { nodes } => lab.up(&nodes)?,
         LabCmd::Provision { nodes } => lab.provision(&nodes)?,
-        LabCmd::Status { nodes } => lab.status(&nodes)?,
+        LabCmd::Status { nodes, json } => lab.status(&nodes, json)?,
         LabCmd::Halt { nodes } => lab.halt(&nodes)?,
         LabCmd::Destroy { nodes } => lab.destroy(&nodes)?,
         LabCmd::Verify { nodes, json } => verify(&lab, &nodes, json)?,

@@ -553,3 +553,39 @@ fn e2e_two_labs_share_a_host_and_destroy_only_their_own() {
         "a verify (after)",
     );
 }
+
+#[test]
+fn lab_status_json_is_one_document_naming_every_node() {
+    if !capability::require(&[Capability::Vagrant]) {
+        return;
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["lab", "status", "--json"])
+        .current_dir(repo())
+        .env_remove("STACKPILOT_PROVIDER")
+        .output()
+        .expect("xtask runs");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON document ({e}):\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    let nodes: Vec<&str> = doc["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .map(|n| {
+            assert!(n["state"].is_string(), "{n}");
+            n["node"].as_str().expect("node name")
+        })
+        .collect();
+    assert_eq!(nodes, ["control", "worker1", "worker2"]);
+    assert!(doc["this_lab"].is_string(), "{doc}");
+}

@@ -16,7 +16,7 @@ use stackpilot_core::time;
 use stackpilot_core::transport::{self, Transport, VAGRANT_DIR};
 use stackpilot_core::{Config, Provider};
 
-use crate::error::Error;
+use crate::error::{Error, failed};
 use crate::images as build;
 use crate::inventory::{INVENTORY_FILE, inventory_text};
 use crate::named;
@@ -715,24 +715,35 @@ impl Lab {
     }
 
     /// Prints the labs on this host and their checkouts, then each node's provider, state,
-    /// address, engine health and loaded images.
-    pub fn status(&self, names: &[String]) -> Result<(), Error> {
-        stackpilot_core::out!("{}", self.status_table(names)?);
+    /// address, engine health and loaded images; with `json`, the same as one JSON document
+    /// (and nothing else) on stdout.
+    pub fn status(&self, names: &[String], json: bool) -> Result<(), Error> {
+        let status = self.lab_status(names)?;
+        if json {
+            let doc = serde_json::to_string_pretty(&status)
+                .map_err(|e| failed("lab status", "render JSON", &e.to_string()))?;
+            stackpilot_core::outln!("{doc}");
+        } else {
+            stackpilot_core::out!("{}", status.render(Path::new(&self.checkout())));
+        }
         Ok(())
     }
 
     /// Each node's provider, state, address, engine health and loaded images, as a table.
     pub fn status_table(&self, names: &[String]) -> Result<String, Error> {
+        Ok(self.lab_status(names)?.render(Path::new(&self.checkout())))
+    }
+
+    /// The labs on this host, this checkout's lab and its nodes.
+    pub fn lab_status(&self, names: &[String]) -> Result<LabStatus, Error> {
         require_vagrant()?;
         let nodes = self.nodes(names)?;
-        let mut text = String::new();
-        if host_has_docker() || host_state_dir().join("labs").exists() {
-            let labs = named::host_labs()?;
-            text.push_str("labs on this host (* = this checkout's):\n");
-            text.push_str(&named::render(&labs, Path::new(&self.checkout())));
-            text.push('\n');
-        }
-        text.push_str(&format!("this checkout's lab: {}\n", self.current_name()?));
+        let labs = if host_has_docker() || host_state_dir().join("labs").exists() {
+            Some(named::host_labs()?)
+        } else {
+            None
+        };
+        let this_lab = self.current_name()?;
         let out = self
             .vagrant(self.provider()?, &["status", "--machine-readable"], &nodes)
             .output()
@@ -744,7 +755,7 @@ impl Lab {
         let states = parse_machine_states(&String::from_utf8_lossy(&out.stdout));
         let lock = self.lock().ok();
         let vagrant_dir = self.vagrant_dir();
-        let mut table = Table::new(&["node", "provider", "state", "address", "engine", "images"]);
+        let mut rows = Vec::new();
         for node in &nodes {
             let provider = transport::created_provider(&vagrant_dir, node);
             let state = states
@@ -755,7 +766,7 @@ impl Lab {
                 (Some(p), Ok(n)) => n.address(p).to_string(),
                 _ => "-".into(),
             };
-            let (engine, mut loaded) = match Transport::for_node(&vagrant_dir, node) {
+            let (engine, mut images) = match Transport::for_node(&vagrant_dir, node) {
                 Ok(t) if state == "running" => (
                     engine_health(&t),
                     lock.as_ref()
@@ -766,19 +777,76 @@ impl Lab {
             if let Some(l) = lock.as_ref()
                 && self.outdated_node_image(node, l).is_some()
             {
-                loaded.push_str("; node image outdated");
+                images.push_str("; node image outdated");
             }
-            table.row([
-                node.clone(),
-                provider.map_or("-".into(), |p| p.to_string()),
+            rows.push(NodeStatus {
+                node: node.clone(),
+                provider: provider.map_or("-".into(), |p| p.to_string()),
                 state,
                 address,
                 engine,
-                loaded,
+                images,
+            });
+        }
+        Ok(LabStatus {
+            labs,
+            this_lab: this_lab.to_string(),
+            nodes: rows,
+        })
+    }
+}
+
+/// What `lab status` reports.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LabStatus {
+    /// The labs on this host (`None` when neither an engine nor lab records exist here).
+    pub labs: Option<Vec<named::HostLab>>,
+    /// This checkout's lab.
+    pub this_lab: String,
+    /// This checkout's nodes.
+    pub nodes: Vec<NodeStatus>,
+}
+
+/// One node's line of `lab status`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NodeStatus {
+    /// The node.
+    pub node: String,
+    /// The provider it was created with, `-` when not created.
+    pub provider: String,
+    /// Vagrant's state (`running`, `not_created`, …).
+    pub state: String,
+    /// Its address, `-` when not created.
+    pub address: String,
+    /// Its engine's health, `-` when not running.
+    pub engine: String,
+    /// The lab images loaded on it, `-` when not running.
+    pub images: String,
+}
+
+impl LabStatus {
+    /// The human form: the host's labs (this checkout's marked), then the node table.
+    pub fn render(&self, this_checkout: &Path) -> String {
+        let mut text = String::new();
+        if let Some(labs) = &self.labs {
+            text.push_str("labs on this host (* = this checkout's):\n");
+            text.push_str(&named::render(labs, this_checkout));
+            text.push('\n');
+        }
+        text.push_str(&format!("this checkout's lab: {}\n", self.this_lab));
+        let mut table = Table::new(&["node", "provider", "state", "address", "engine", "images"]);
+        for n in &self.nodes {
+            table.row([
+                n.node.clone(),
+                n.provider.clone(),
+                n.state.clone(),
+                n.address.clone(),
+                n.engine.clone(),
+                n.images.clone(),
             ]);
         }
         text.push_str(&table.render());
-        Ok(text)
+        text
     }
 }
 
