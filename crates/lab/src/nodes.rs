@@ -567,20 +567,44 @@ impl Lab {
         }
         self.remove_network_if_unused(&name)?;
         // Vagrant leaves named volumes; the inventory says engine volumes do not persist.
+        // Only this checkout's: a volume of the same name made by another checkout (a lab
+        // from before named labs, say) is its owner's to remove.
         for node in &nodes {
             let volume = name.engine_volume(node);
-            let exists = Command::new("docker")
-                .args(["volume", "inspect", &volume])
-                .output()
-                .is_ok_and(|o| o.status.success());
-            if exists {
-                step(
+            match self.owner("volume", &volume) {
+                Owner::Absent => {}
+                Owner::Here => step(
                     "remove engine volume",
                     Command::new("docker").args(["volume", "rm", &volume]),
-                )?;
+                )?,
+                Owner::Other(owner) => eprintln!(
+                    "==> lab: engine volume {volume} belongs to {owner}, not this checkout: left alone"
+                ),
             }
         }
         Ok(())
+    }
+
+    /// Who owns a docker volume or network of this name, by its checkout label.
+    fn owner(&self, kind: &str, name: &str) -> Owner {
+        let out = Command::new("docker")
+            .args([kind, "inspect", "--format"])
+            .arg(format!("{{{{index .Labels \"{CHECKOUT_LABEL}\"}}}}"))
+            .arg(name)
+            .output();
+        match out {
+            Ok(o) if o.status.success() => {
+                let label = String::from_utf8_lossy(&o.stdout).trim().to_string();
+                if label == self.checkout() {
+                    Owner::Here
+                } else if label.is_empty() || label == "<no value>" {
+                    Owner::Other("a checkout that did not label it".into())
+                } else {
+                    Owner::Other(label)
+                }
+            }
+            _ => Owner::Absent,
+        }
     }
 
     /// A note when a docker node's container runs another image than the lock's node
@@ -705,7 +729,7 @@ impl Lab {
             .args(["network", "inspect", &name])
             .output()
             .is_ok_and(|o| o.status.success());
-        if exists && left.is_empty() {
+        if exists && left.is_empty() && matches!(self.owner("network", &name), Owner::Here) {
             step(
                 "remove lab network",
                 Command::new("docker").args(["network", "rm", &name]),
@@ -794,6 +818,16 @@ impl Lab {
             nodes: rows,
         })
     }
+}
+
+/// Who a docker volume or network belongs to.
+enum Owner {
+    /// It does not exist.
+    Absent,
+    /// This checkout made it.
+    Here,
+    /// Another checkout (named), or nobody said.
+    Other(String),
 }
 
 /// What `lab status` reports.
