@@ -176,19 +176,19 @@ fn seed_dependencies(from: &Path, to: &Path) {
 #[test]
 fn workspace_outputs_are_told_from_registry_ones() {
     for ours in [
-        "libstackpilot_core-0123456789abcdef.rlib",
-        "stackpilot-core-0123456789abcdef",
-        "xtask-0123456789abcdef",
-        "lab-0123456789abcdef.d",
-        "ctx_guard-0123456789abcdef",
+        "libstackpilot_core-00000000deadbeef.rlib",
+        "stackpilot-core-00000000deadbeef",
+        "xtask-00000000deadbeef",
+        "lab-00000000deadbeef.d",
+        "ctx_guard-00000000deadbeef",
     ] {
         assert!(is_workspace_output(ours), "{ours}");
     }
     for theirs in [
-        "liblabels-0123456789abcdef.rlib",
-        "libclap-0123456789abcdef.rlib",
-        "ci_info-0123456789abcdef",
-        "serde-0123456789abcdef",
+        "liblabels-00000000deadbeef.rlib",
+        "libclap-00000000deadbeef.rlib",
+        "ci_info-00000000deadbeef",
+        "serde-00000000deadbeef",
     ] {
         assert!(!is_workspace_output(theirs), "{theirs}");
     }
