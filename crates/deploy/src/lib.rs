@@ -14,9 +14,6 @@ pub mod node;
 pub mod plan;
 pub mod systemd;
 
-/// Lifecycle, as deploy drives it (re-exported for the host-side composition).
-pub use lifecycle;
-
 use std::path::PathBuf;
 
 use stackpilot_core::Exit;
