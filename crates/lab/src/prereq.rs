@@ -390,7 +390,7 @@ mod tests {
         assert_eq!(
             cmds,
             [
-                "sudo apt-get install -y --no-install-recommends mmdebstrap",
+                "sudo apt-get install -y --no-install-recommends mmdebstrap docker.io",
                 "sudo apt-get install -y vagrant"
             ]
         );
