@@ -102,12 +102,19 @@ fn first_failure(report: &serde_json::Value) -> serde_json::Value {
         .unwrap_or_else(|| panic!("no failed check in {report}"))
 }
 
+/// The node's service URL, at the address its lab was given: named labs choose a free
+/// subnet, so it is asked of the lab (`lab status --json`), never assumed.
 fn base_url(node: &str) -> String {
-    let addr = match node {
-        "control" => "172.30.56.10",
-        "worker1" => "172.30.56.11",
-        _ => "172.30.56.12",
-    };
+    let out = xtask(node, &["lab", "status", "--json", node]);
+    let doc: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("lab status --json is one JSON document");
+    let addr = doc["nodes"]
+        .as_array()
+        .and_then(|ns| ns.iter().find(|n| n["node"] == node))
+        .and_then(|n| n["address"].as_str())
+        .filter(|a| *a != "-")
+        .unwrap_or_else(|| panic!("{node} has no address in {doc}"))
+        .to_string();
     format!("http://{addr}:8000")
 }
 
