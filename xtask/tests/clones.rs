@@ -42,27 +42,7 @@ impl Clone {
 
     /// `make TARGET` in the clone, with the clone's own toolchain state; output echoed.
     fn make(&self, args: &[&str]) -> Output {
-        let started = Instant::now();
-        let out = Command::new("make")
-            .args(args)
-            .current_dir(&self.dir)
-            .env_remove("LAB")
-            .env_remove("CARGO_TARGET_DIR")
-            .env_remove("STACKPILOT_PROVIDER")
-            .env("NODE", "control")
-            .env("ENV", "dev")
-            .output()
-            .expect("make runs");
-        eprintln!(
-            "--- make {} (in {}) exit {:?} after {:.1}s\n{}{}",
-            args.join(" "),
-            self.dir.display(),
-            out.status.code(),
-            started.elapsed().as_secs_f64(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
+        make_in(&self.dir, args)
     }
 
     fn git_status(&self) -> String {
@@ -194,6 +174,31 @@ fn workspace_outputs_are_told_from_registry_ones() {
     }
 }
 
+/// `make ARGS` in a clone, with the clone's own toolchain state; output echoed.
+fn make_in(dir: &Path, args: &[&str]) -> Output {
+    let started = Instant::now();
+    let out = Command::new("make")
+        .args(args)
+        .current_dir(dir)
+        .env_remove("LAB")
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("STACKPILOT_PROVIDER")
+        .env("NODE", "control")
+        .env("ENV", "dev")
+        .output()
+        .expect("make runs");
+    eprintln!(
+        "--- make {} (in {}) exit {:?} after {:.1}s\n{}{}",
+        args.join(" "),
+        dir.display(),
+        out.status.code(),
+        started.elapsed().as_secs_f64(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 fn passed(out: &Output, what: &str, dir: &Path) {
     assert!(
         out.status.success(),
@@ -234,25 +239,7 @@ fn e2e_two_fresh_clones_share_a_host_and_stay_clean() {
     // The second clone's whole golden path runs while the first's lab keeps serving.
     let second = Clone::new("b");
     let second_dir = second.dir.clone();
-    let run = std::thread::spawn(move || {
-        let out = Command::new("make")
-            .arg("demo-reviewer")
-            .current_dir(&second_dir)
-            .env_remove("LAB")
-            .env_remove("CARGO_TARGET_DIR")
-            .env_remove("STACKPILOT_PROVIDER")
-            .env("NODE", "control")
-            .env("ENV", "dev")
-            .output()
-            .expect("make runs");
-        eprintln!(
-            "--- second clone: make demo-reviewer exit {:?}\n{}{}",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
-    });
+    let run = std::thread::spawn(move || make_in(&second_dir, &["demo-reviewer"]));
     let mut during = 0;
     while !run.is_finished() {
         passed(
