@@ -7,8 +7,9 @@ use std::time::Instant;
 use ::bench::golden::{Figures, VERIFY_RUNS};
 use stackpilot_core::time;
 
-use crate::golden::{self, Target};
+use crate::golden;
 use crate::run::{Error, repo_root};
+use crate::target::Target;
 
 /// What to benchmark.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -82,11 +83,11 @@ fn golden_figures() -> Result<String, Error> {
             .map_err(|e| Error::Usage(e.to_string()))?;
         let took = start.elapsed();
         if !report.passed {
-            return Err(Error::StepFailed {
+            return Err(Error::from(stackpilot_core::step::StepError {
                 step: "bench golden".into(),
                 cmd: format!("verify run {}", i + 1),
                 status: "verification failed on a node that had just passed".into(),
-            });
+            }));
         }
         verifies.push(took);
     }

@@ -51,10 +51,10 @@ pub fn contracts() -> Result<(), Error> {
     stackpilot_core::out!("{}", checked.table());
     match checked.failed() {
         0 => Ok(()),
-        failed => Err(Error::StepFailed {
+        failed => Err(Error::from(stackpilot_core::step::StepError {
             step: "repo contracts".into(),
             cmd: "cargo xtask check".into(),
             status: format!("{failed} contract(s) violated (listed above)"),
-        }),
+        })),
     }
 }

@@ -7,12 +7,15 @@ use deploy::host::flow::{LabImage, ReleaseBuild};
 use deploy::host::{self, BuildOps, Capture, DeployRequest, HostError, NodeOps, Records, Verified};
 use deploy::local::{self, LocalReport, LocalSpec};
 use deploy::plan::ObservePolicy;
+use stackpilot_core::argv::{ToArgv, ToolCall};
 use stackpilot_core::http::{self, Timeouts};
 use stackpilot_core::images;
 use stackpilot_core::output::{Format, print};
 
-use crate::golden::{self, Phases, Target};
+use crate::golden;
 use crate::run::Error;
+use crate::run::Phases;
+use crate::target::Target;
 use ::lab::build::{self, BuildInfo};
 
 /// Choices of one deploy: compose overrides (tests, drills), the health gate (seconds),
@@ -33,11 +36,9 @@ impl NodeOps for Node<'_> {
         &self.0.node
     }
 
-    fn run_tool(&self, tool: &str, args: &[&str]) -> Result<Capture, HostError> {
-        let bin = build::node_binary(tool);
-        let argv: Vec<&str> = std::iter::once(bin.as_str())
-            .chain(args.iter().copied())
-            .collect();
+    fn run_tool(&self, call: &ToolCall) -> Result<Capture, HostError> {
+        let (tool, bin) = (call.tool, build::node_binary(call.tool));
+        let argv = call.argv(&bin);
         let line = format!("[{}] {}", self.0.node, argv.join(" "));
         eprintln!("==> {line}");
         let tr = self.0.transport().map_err(|e| host_err(tool, e))?;
@@ -66,10 +67,17 @@ impl NodeOps for Node<'_> {
 
     fn load_image(&self, tag: &str, id: &str) -> Result<String, HostError> {
         let tr = self.0.transport().map_err(|e| host_err("deploy", e))?;
-        let bin = build::node_binary("lifecycle");
         let mut save = std::process::Command::new("docker");
         save.args(["save", tag]);
-        let argv = [bin.as_str(), "load-image", "--tag", tag, "--expect-id", id];
+        let call = lifecycle::cli::Cmd::LoadImage {
+            tag: tag.into(),
+            file: None,
+            expect_id: Some(id.into()),
+            json: false,
+        }
+        .call();
+        let bin = build::node_binary(call.tool);
+        let argv = call.argv(&bin);
         let line = format!("docker save {tag} | [{}] {}", self.0.node, argv.join(" "));
         eprintln!("==> {line}");
         let out = tr
@@ -146,14 +154,8 @@ impl BuildOps for Workshop<'_> {
         }
     }
 
-    fn compose_config(
-        &self,
-        env: &str,
-        app: &str,
-        db: &str,
-        overrides: &[(String, String)],
-    ) -> Result<(String, String), String> {
-        local::compose_config(&self.t.cfg, &self.t.root, env, app, db, overrides)
+    fn compose_config(&self, vars: &local::ComposeVars<'_>) -> Result<(String, String), String> {
+        local::compose_config(&self.t.cfg, &self.t.root, vars)
     }
 }
 
@@ -170,21 +172,25 @@ fn to_error(e: HostError) -> Error {
     use stackpilot_core::exit::ExitStatus;
     match (e.exit(), e) {
         (_, HostError::Usage(m)) => Error::Usage(m),
-        (_, HostError::Failed { action, reason }) => Error::StepFailed {
-            cmd: format!("cargo xtask {action}"),
-            step: action,
-            status: reason,
-        },
+        (_, HostError::Failed { action, reason }) => {
+            Error::from(stackpilot_core::step::StepError {
+                cmd: format!("cargo xtask {action}"),
+                step: action,
+                status: reason,
+            })
+        }
         (stackpilot_core::Exit::Usage, e) => Error::Usage(e.to_string()),
-        (stackpilot_core::Exit::PrereqMissing, e) => Error::Prereq {
-            what: e.to_string(),
-            install: "see docs/DEPLOYMENT.md, prerequisites".into(),
-        },
-        (_, e) => Error::StepFailed {
+        (stackpilot_core::Exit::PrereqMissing, e) => {
+            Error::from(stackpilot_core::step::HostError::Prereq {
+                what: e.to_string(),
+                install: "see docs/DEPLOYMENT.md, prerequisites".into(),
+            })
+        }
+        (_, e) => Error::from(stackpilot_core::step::StepError {
             step: "deploy".into(),
             cmd: "cargo xtask deploy".into(),
             status: e.to_string(),
-        },
+        }),
     }
 }
 
@@ -206,14 +212,14 @@ pub fn deploy(t: &Target, opts: &DeployOpts) -> Result<(), Error> {
     let (lock, lock_path) = t.lock()?;
     let locked = |name: &str| -> Result<LabImage, Error> {
         let Some(entry) = lock.derived(name) else {
-            return Err(Error::StepFailed {
+            return Err(Error::from(stackpilot_core::step::StepError {
                 step: "deploy".into(),
                 cmd: "cargo xtask deploy".into(),
                 status: format!(
                     "{} lacks the {name} entry: run `cargo xtask images`",
                     lock_path.display()
                 ),
-            });
+            }));
         };
         // The lock pins recipes and tags; the ids are what this host built for them.
         Ok(LabImage {
@@ -260,7 +266,7 @@ pub fn deploy(t: &Target, opts: &DeployOpts) -> Result<(), Error> {
 }
 
 /// `make rollback|restart|stop ENV=…`: one of the guarded node actions.
-pub fn act(t: &Target, action: &str) -> Result<(), Error> {
+pub fn act(t: &Target, action: host::Action) -> Result<(), Error> {
     let mut phases = Phases::default();
     golden::tools(&mut phases)?;
     let (node, recs, by) = (
@@ -269,11 +275,7 @@ pub fn act(t: &Target, action: &str) -> Result<(), Error> {
         deploy::evidence::who(),
     );
     let mut report = String::new();
-    let r = match action {
-        "rollback" => host::rollback(&node, &recs, &by, &mut report),
-        "restart" => host::restart(&node, &recs, &by, &mut report),
-        _ => host::stop(&node, &recs, &by, &mut report),
-    };
+    let r = host::act(&node, &recs, &by, action, &mut report);
     done(&report, &phases, r)
 }
 
@@ -285,10 +287,10 @@ pub fn status(t: &Target, json: bool) -> Result<(), Error> {
     print(&report, Format::from_json_flag(json));
     match report.down_reason() {
         None => Ok(()),
-        Some(why) => Err(Error::StepFailed {
+        Some(why) => Err(Error::from(stackpilot_core::step::StepError {
             step: "status".into(),
             cmd: "cargo xtask status".into(),
             status: format!("{} on {} is down: {why}", t.env, t.node),
-        }),
+        })),
     }
 }

@@ -7,13 +7,18 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use drills::cli::NodeCmd;
 use drills::{Drill, Golden, LabError, LabOps};
+use lifecycle::cli::Cmd as LifecycleCmd;
+use stackpilot_core::argv::{ToArgv, ToolCall};
 use stackpilot_core::images;
 use stackpilot_core::output::{Format, print};
 
-use crate::golden::{self, Phases, Target};
+use crate::golden;
 use crate::lab::{self, LabCmd};
 use crate::run::Error;
+use crate::run::Phases;
+use crate::target::Target;
 use ::lab::build;
 
 /// `cargo xtask drills …`.
@@ -88,14 +93,14 @@ pub fn run(cmd: DrillsCmd) -> Result<(), Error> {
                 stackpilot_core::outln!("recovered: {}", rec.reason);
                 Ok(())
             } else {
-                Err(Error::StepFailed {
+                Err(Error::from(stackpilot_core::step::StepError {
                     step: "drills recover".into(),
                     cmd: format!("drills recover {name} --node {node}"),
                     status: format!(
                         "not recovered: {}; repair the node with make demo-reviewer",
                         rec.reason
                     ),
-                })
+                }))
             }
         }
         DrillsCmd::List => {
@@ -121,7 +126,12 @@ pub fn run(cmd: DrillsCmd) -> Result<(), Error> {
                 ))
             })?;
             let selected: Vec<Drill> = if name == "all" {
-                drills::ALL.to_vec()
+                // A compose stack cannot run the swarm drills: `all` is the compose ones.
+                drills::ALL
+                    .iter()
+                    .copied()
+                    .filter(|d| !d.swarm_only())
+                    .collect()
             } else {
                 vec![by_name(&name)?]
             };
@@ -159,20 +169,22 @@ pub fn run(cmd: DrillsCmd) -> Result<(), Error> {
                 print(&summary, Format::Human);
             }
             if let Some(path) = junit {
-                std::fs::write(&path, summary.junit()).map_err(|e| Error::StepFailed {
-                    step: "drills".into(),
-                    cmd: format!("write {}", path.display()),
-                    status: e.to_string(),
+                std::fs::write(&path, summary.junit()).map_err(|e| {
+                    Error::from(stackpilot_core::step::StepError {
+                        step: "drills".into(),
+                        cmd: format!("write {}", path.display()),
+                        status: e.to_string(),
+                    })
                 })?;
             }
             if summary.passed() {
                 Ok(())
             } else {
-                Err(Error::StepFailed {
+                Err(Error::from(stackpilot_core::step::StepError {
                     step: "drills".into(),
                     cmd: format!("drills run {name} --node {}", lab.t.node),
                     status: "a drill did not pass (see the table and journals above)".into(),
-                })
+                }))
             }
         }
     }
@@ -191,12 +203,14 @@ impl HostLab {
         Ok(HostLab { t, addr })
     }
 
-    fn output(&self, step: &str, argv: &[&str], timeout: Duration) -> Result<String, LabError> {
+    fn output(&self, step: &str, call: &ToolCall, timeout: Duration) -> Result<String, LabError> {
+        let bin = build::node_binary(call.tool);
+        let argv = call.argv(&bin);
         eprintln!("==> [{}] {}", self.t.node, argv.join(" "));
         self.t
             .transport()
             .map_err(|e| LabError::new(step, e))?
-            .output(argv, timeout)
+            .output(&argv, timeout)
             .map_err(|e| LabError::new(step, e))
     }
 }
@@ -226,22 +240,17 @@ impl LabOps for HostLab {
     }
 
     fn status(&self) -> Result<drills::lab::Status, LabError> {
-        let bin = build::node_binary("lifecycle");
-        let out = self.output(
-            "lifecycle status",
-            &[&bin, "status", "--env", &self.t.env, "--json"],
-            Duration::from_secs(30),
-        )?;
+        let status = LifecycleCmd::Status {
+            env: self.t.env.clone(),
+            json: true,
+        };
+        let out = self.output("lifecycle status", &status.call(), Duration::from_secs(30))?;
         serde_json::from_str(&out)
             .map_err(|e| LabError::new("lifecycle status", format!("{e}: {out}")))
     }
 
-    fn node_step(&self, args: &[&str]) -> Result<String, LabError> {
-        let bin = build::node_binary("drills");
-        let mut argv = vec![bin.as_str(), "node"];
-        argv.extend_from_slice(args);
-        let step = format!("drills node {}", args.first().copied().unwrap_or_default());
-        self.output(&step, &argv, Duration::from_secs(60))
+    fn node_step(&self, step: &NodeCmd) -> Result<String, LabError> {
+        self.output(&step.step(), &step.call(), Duration::from_secs(60))
     }
 
     fn start(&self, overrides: &[(&str, &str)]) -> Result<(), LabError> {
@@ -251,21 +260,12 @@ impl LabOps for HostLab {
             .tag(images::POSTGRES, &path)
             .map_err(|e| LabError::new(step, e))?
             .to_string();
-        let sets: Vec<String> = overrides.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let mut args = vec![
-            "up",
-            "--env",
-            &self.t.env,
-            "--db-image",
-            &db,
-            "--timeout",
-            "120",
-        ];
-        for s in &sets {
-            args.extend(["--set", s.as_str()]);
-        }
+        let sets = overrides
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         self.t
-            .node_step("lifecycle", &args)
+            .node_step(&golden::lifecycle_up(&self.t.env, false, db, sets, 120).call())
             .map_err(|e| LabError::new(step, e))
     }
 
@@ -276,8 +276,8 @@ impl LabOps for HostLab {
         let t = &self.t;
         let r = match step {
             Golden::Up => golden::start(t, false),
-            Golden::Down => t.node_step("lifecycle", &["down", "--env", &t.env]),
-            Golden::Clean => t.node_step("clean-room", &["--env", &t.env]),
+            Golden::Down => t.node_step(&LifecycleCmd::down(&t.env).call()),
+            Golden::Clean => t.node_step(&clean_room::cli::Cli::env(&t.env).call()),
             Golden::Demo => {
                 let mut phases = Phases::default();
                 golden::build_image(t, &mut phases)

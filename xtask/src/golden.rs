@@ -2,137 +2,18 @@
 //! service, from the host. Node-side steps run the statically built tools inside the node
 //! from /vagrant through the node's transport; every one of them calls ctx-guard first.
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
-use stackpilot_core::Config;
-use stackpilot_core::http::{self, Timeouts};
-use stackpilot_core::images::{self, ImageLock};
-use stackpilot_core::node::NodeHandle;
-use stackpilot_core::time;
-use stackpilot_core::transport::Transport;
+use lifecycle::cli::{Cmd as LifecycleCmd, UP_TIMEOUT_SECS};
+use stackpilot_core::argv::ToArgv;
+use stackpilot_core::images;
 
 use crate::lab::{self, LabCmd};
+use crate::run::Phases;
 use crate::run::{Error, repo_root};
+use crate::target::Target;
 use ::lab::build::{self, BuildInfo};
-
-/// What a golden command operates on: one node, one environment.
-#[derive(Debug, Clone)]
-pub struct Target {
-    /// The repo root on the host.
-    pub root: PathBuf,
-    /// The lab configuration.
-    pub cfg: Config,
-    /// The node (`NODE=`).
-    pub node: String,
-    /// The environment (`ENV=`).
-    pub env: String,
-    /// The node, resolved once Vagrant has created it (see [`Target::handle`]).
-    handle: std::sync::OnceLock<NodeHandle>,
-}
-
-impl Target {
-    /// Reads stackpilot.toml and checks that NODE and ENV are known.
-    pub fn new(node: &str, env: &str) -> Result<Target, Error> {
-        let root = repo_root();
-        let cfg = Config::load(&root.join(stackpilot_core::config::CONFIG_FILE))?;
-        cfg.node(node)?;
-        cfg.environment(env)?;
-        Ok(Target {
-            root,
-            cfg,
-            node: node.to_string(),
-            env: env.to_string(),
-            handle: std::sync::OnceLock::new(),
-        })
-    }
-
-    /// The same checkout and environment on another node (resolved afresh).
-    pub fn on(&self, node: String) -> Target {
-        Target {
-            node,
-            handle: std::sync::OnceLock::new(),
-            ..self.clone()
-        }
-    }
-
-    /// The node, resolved by `lab::resolve`. Once the node is created the handle is kept:
-    /// golden commands bring their node up first, so an earlier resolution would lack it.
-    pub fn handle(&self) -> Result<NodeHandle, Error> {
-        if let Some(h) = self.handle.get() {
-            return Ok(h.clone());
-        }
-        // The configuration as it is now: `lab up` records the lab's subnet.
-        let h = ::lab::resolve(&self.root, &self.lab_cfg()?, &self.node)?;
-        if h.transport.is_some() {
-            let _ = self.handle.set(h.clone());
-        }
-        Ok(h)
-    }
-
-    /// The configuration as it is now: `lab up` may have chosen the lab's subnet after this
-    /// target was made, and node addresses come from it.
-    pub fn lab_cfg(&self) -> Result<Config, Error> {
-        Ok(Config::load(
-            &self.root.join(stackpilot_core::config::CONFIG_FILE),
-        )?)
-    }
-
-    /// How the host runs a command in the node.
-    pub fn transport(&self) -> Result<Transport, Error> {
-        Ok(self.handle()?.transport()?.clone())
-    }
-
-    /// `http://<node address>:<env port>`.
-    pub fn base_url(&self) -> Result<String, Error> {
-        let env = self.cfg.environment(&self.env)?;
-        Ok(format!("http://{}:{}", self.handle()?.address, env.port()))
-    }
-
-    pub fn lock(&self) -> Result<(ImageLock, PathBuf), Error> {
-        let path = ImageLock::path(&self.root);
-        match ImageLock::read(&path)? {
-            Some(lock) => Ok((lock, path)),
-            None => Err(Error::StepFailed {
-                step: "images".into(),
-                cmd: format!("read {}", path.display()),
-                status: "no image lock: run `cargo xtask images` (make up does it)".into(),
-            }),
-        }
-    }
-
-    /// Runs a node-side tool inside the node from /vagrant, its output streamed to stderr
-    /// as progress (stdout stays for the command's own result).
-    pub fn node_step(&self, tool: &str, args: &[&str]) -> Result<(), Error> {
-        let bin = build::node_binary(tool);
-        let mut argv = vec![bin.as_str()];
-        argv.extend_from_slice(args);
-        eprintln!("==> [{}] {}", self.node, argv.join(" "));
-        self.transport()?
-            .stream_progress(&argv)
-            .map_err(Error::from)
-    }
-
-    /// Runs a node-side tool whose output is the command's result (logs), on stdout.
-    pub fn node_output(&self, tool: &str, args: &[&str]) -> Result<(), Error> {
-        let bin = build::node_binary(tool);
-        let mut argv = vec![bin.as_str()];
-        argv.extend_from_slice(args);
-        eprintln!("==> [{}] {}", self.node, argv.join(" "));
-        self.transport()?.stream(&argv).map_err(Error::from)
-    }
-
-    /// Whether the env has a build receipt on the node (an app image was built there).
-    pub fn has_build_receipt(&self) -> Result<bool, Error> {
-        let path = stackpilot_core::receipts::env_dir(&self.cfg.state.node_dir, &self.env)
-            .join(stackpilot_core::receipts::BUILD_RECEIPT);
-        let path = path.display().to_string();
-        Ok(self
-            .transport()?
-            .output(&["test", "-f", &path], Duration::from_secs(30))
-            .is_ok())
-    }
-}
 
 /// Brings NODE up (created, provisioned, images loaded); a no-op when it already is.
 fn lab_up(t: &Target) -> Result<(), Error> {
@@ -156,24 +37,16 @@ pub fn verify(t: &Target, json: bool, junit: Option<&Path>) -> Result<(), Error>
         &report,
         stackpilot_core::output::Format::from_json_flag(json),
     );
-    let written = junit.map(|j| j.write(&report)).transpose();
-    if report.passed {
-        written.map_err(|e| Error::StepFailed {
+    verify::report::conclude(&report, junit).map_err(|e| {
+        Error::from(stackpilot_core::step::StepError {
             step: "verify".into(),
-            cmd: "write the JUnit report".into(),
-            status: e,
-        })?;
-        Ok(())
-    } else {
-        Err(Error::StepFailed {
-            step: "verify".into(),
-            cmd: format!("verify --node {} --env {}", t.node, t.env),
-            status: match written {
-                Err(e) => format!("verification failed (see the report above); also {e}"),
-                Ok(_) => "verification failed (see the report above)".into(),
+            cmd: match e {
+                verify::report::Unverified::NotWritten(_) => "write the JUnit report".into(),
+                _ => format!("verify --node {} --env {}", t.node, t.env),
             },
+            status: e.to_string(),
         })
-    }
+    })
 }
 
 /// `make halt`: stop the stack on every running node, then halt the nodes.
@@ -183,7 +56,7 @@ pub fn halt(t: &Target) -> Result<(), Error> {
     for node in running_nodes(t) {
         let on = t.on(node);
         phases.run(&format!("down on {}", on.node), || {
-            on.node_step("lifecycle", &["down", "--env", &on.env])
+            on.node_step(&LifecycleCmd::down(&on.env).call())
         })?;
     }
     phases.run("halt nodes", || lab::run(LabCmd::Halt { nodes: vec![] }))?;
@@ -201,7 +74,7 @@ pub fn destroy(t: &Target) -> Result<(), Error> {
         let on = t.on(node);
         for env in &envs {
             phases.run(&format!("clean room {env} on {}", on.node), || {
-                on.node_step("clean-room", &["--env", env])
+                on.node_step(&clean_room::cli::Cli::env(env).call())
             })?;
         }
     }
@@ -246,46 +119,6 @@ pub fn shell(t: &Target) -> Result<(), Error> {
     )?)
 }
 
-/// Phase timings, printed as a summary at the end of a golden command.
-#[derive(Debug, Default)]
-pub struct Phases {
-    done: Vec<(String, Duration)>,
-}
-
-impl Phases {
-    /// Runs one phase, timing it.
-    pub fn run<T>(&mut self, name: &str, f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
-        eprintln!("\n=== phase: {name}");
-        let start = Instant::now();
-        let r = f();
-        let took = start.elapsed();
-        self.done.push((name.to_string(), took));
-        eprintln!(
-            "=== phase: {name} {} in {}s",
-            if r.is_ok() { "done" } else { "FAILED" },
-            time::secs(took)
-        );
-        r
-    }
-
-    /// Each phase's name and duration, in order.
-    pub fn rows(&self) -> &[(String, Duration)] {
-        &self.done
-    }
-
-    /// The per-phase timing table.
-    pub fn summary(&self) -> String {
-        let mut t = stackpilot_core::output::Table::new(&["phase", "seconds"]);
-        let mut total = Duration::ZERO;
-        for (name, d) in &self.done {
-            t.row([name.clone(), time::secs(*d)]);
-            total += *d;
-        }
-        t.row(["total".to_string(), time::secs(total)]);
-        t.render()
-    }
-}
-
 /// Compiles the node-side tools (not the app) so node steps can run.
 pub fn tools(phases: &mut Phases) -> Result<(), Error> {
     phases.run("compile tools", || Ok(build::compile_tools(&repo_root())?))
@@ -317,24 +150,16 @@ pub fn build_image(t: &Target, phases: &mut Phases) -> Result<BuildInfo, Error> 
     let (lock, path) = t.lock()?;
     let runtime = lock.tag(images::RUNTIME, &path)?.to_string();
     phases.run("image build", || {
-        let binary = format!("target/{}/release/mock-exchange", build::TARGET);
-        let mut args = vec![
-            "build",
-            "--env",
-            &t.env,
-            "--binary",
-            &binary,
-            "--build-id",
-            &info.build_id,
-            "--git-sha",
-            &info.git_sha,
-            "--runtime-image",
-            &runtime,
-        ];
-        if info.dirty {
-            args.push("--dirty");
-        }
-        t.node_step("lifecycle", &args)
+        let build = LifecycleCmd::Build {
+            env: t.env.clone(),
+            binary: format!("target/{}/release/mock-exchange", build::TARGET).into(),
+            build_id: info.build_id.clone(),
+            git_sha: info.git_sha.clone(),
+            dirty: info.dirty,
+            runtime_image: Some(runtime.clone()),
+            json: false,
+        };
+        t.node_step(&build.call())
     })?;
     Ok(info)
 }
@@ -343,11 +168,26 @@ pub fn build_image(t: &Target, phases: &mut Phases) -> Result<BuildInfo, Error> 
 pub fn start(t: &Target, recreate: bool) -> Result<(), Error> {
     let (lock, path) = t.lock()?;
     let db = lock.tag(images::POSTGRES, &path)?.to_string();
-    let mut args = vec!["up", "--env", &t.env, "--db-image", &db];
-    if recreate {
-        args.push("--recreate");
+    t.node_step(&lifecycle_up(&t.env, recreate, db, vec![], UP_TIMEOUT_SECS).call())
+}
+
+/// `lifecycle up` of `env` with the pinned `db` image, compose `overrides` and a health
+/// `timeout` in seconds; `recreate`: new containers.
+pub fn lifecycle_up(
+    env: &str,
+    recreate: bool,
+    db: String,
+    overrides: Vec<(String, String)>,
+    timeout: u64,
+) -> LifecycleCmd {
+    LifecycleCmd::Up {
+        env: env.to_string(),
+        recreate,
+        db_image: Some(db),
+        overrides,
+        timeout,
+        json: false,
     }
-    t.node_step("lifecycle", &args)
 }
 
 /// `make demo`: forced rebuild from source, recreate, wait healthy, demo order.
@@ -374,38 +214,16 @@ fn demo_phases(t: &Target, phases: &mut Phases) -> Result<(), Error> {
 /// Creates an order and reads it back from the host, as the runbook does with curl.
 pub fn demo_order(t: &Target) -> Result<(), Error> {
     let base = t.base_url()?;
-    let timeouts = Timeouts {
-        connect: Duration::from_secs(2),
-        total: Duration::from_secs(5),
-    };
-    let url = format!("{base}/order?symbol=BTC&side=buy&qty=1");
-    let created = http::post_json(&url, "", timeouts);
-    let fail = |status: String| Error::StepFailed {
-        step: "demo order".into(),
-        cmd: format!("POST {url}"),
-        status,
-    };
-    let (status, body) = created
-        .answer()
-        .ok_or_else(|| fail(format!("{:?}", created.outcome)))?;
-    if status != 201 {
-        return Err(fail(format!("HTTP {status}: {body}")));
-    }
-    let order: serde_json::Value =
-        serde_json::from_str(body).map_err(|e| fail(format!("not JSON ({e}): {body}")))?;
-    let id = order["order_id"]
-        .as_str()
-        .map(str::to_string)
-        .unwrap_or_else(|| order["order_id"].to_string());
-    eprintln!("demo order created: {body}");
-    let read = http::get(&format!("{base}/orders/{id}"), timeouts);
-    match read.answer() {
-        Some((200, body)) => {
-            eprintln!("demo order read back: {body}");
-            Ok(())
-        }
-        other => Err(fail(format!("reading order {id} back: {other:?}"))),
-    }
+    let order = drills::samples::demo_order(&base).map_err(|status| {
+        Error::from(stackpilot_core::step::StepError {
+            step: "demo order".into(),
+            cmd: format!("POST {base}{}", drills::samples::DEMO_ORDER),
+            status,
+        })
+    })?;
+    eprintln!("demo order created: {}", order.created);
+    eprintln!("demo order read back: {}", order.read_back);
+    Ok(())
 }
 
 /// `make clean`: clean room on NODE (containers, app images, build cache; volumes kept).
@@ -419,7 +237,7 @@ pub fn clean(t: &Target) -> Result<(), Error> {
 
 fn clean_phases(t: &Target, phases: &mut Phases) -> Result<(), Error> {
     phases.run("clean room", || {
-        t.node_step("clean-room", &["--env", &t.env])
+        t.node_step(&clean_room::cli::Cli::env(&t.env).call())
     })
 }
 
@@ -427,9 +245,7 @@ fn clean_phases(t: &Target, phases: &mut Phases) -> Result<(), Error> {
 pub fn down(t: &Target) -> Result<(), Error> {
     let mut phases = Phases::default();
     tools(&mut phases)?;
-    phases.run("down", || {
-        t.node_step("lifecycle", &["down", "--env", &t.env])
-    })
+    phases.run("down", || t.node_step(&LifecycleCmd::down(&t.env).call()))
 }
 
 /// `make demo-reviewer`: always clean room, then forced rebuild, then full verification.
@@ -453,9 +269,12 @@ pub fn demo_reviewer_timed(t: &Target) -> (Phases, Result<(), Error>) {
 pub fn logs(t: &Target, lines: &str, follow: bool) -> Result<(), Error> {
     let mut phases = Phases::default();
     tools(&mut phases)?;
-    let mut args = vec!["logs", "--env", &t.env, "--lines", lines];
-    if follow {
-        args.push("--follow");
-    }
-    t.node_output("deploy", &args)
+    let logs = ::deploy::cli::Cmd::Logs {
+        env: t.env.clone(),
+        service: "api".into(),
+        lines: lines.to_string(),
+        since: None,
+        follow,
+    };
+    t.node_output(&logs.call())
 }

@@ -101,10 +101,10 @@ fn verify(lab: &Lab, names: &[String], json: bool) -> Result<(), Error> {
     if report.passed() {
         Ok(())
     } else {
-        Err(Error::StepFailed {
+        Err(Error::from(stackpilot_core::step::StepError {
             step: "lab verify".into(),
             cmd: format!("cargo xtask lab verify {}", nodes.join(" ")),
             status: format!("{} check(s) failed", report.failures()),
-        })
+        }))
     }
 }

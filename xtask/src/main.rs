@@ -10,6 +10,8 @@ mod drills;
 mod golden;
 mod lab;
 mod run;
+mod swarm;
+mod target;
 mod test;
 
 use std::process::ExitCode;
@@ -104,10 +106,10 @@ enum Cmd {
         at: Where,
         /// Lines from the end: a positive number or `all` (not `LINES`: the shell sets that
         /// to the terminal's height).
-        #[arg(long, env = "TAIL", default_value = "100", value_parser = tail_lines)]
+        #[arg(long, env = "TAIL", default_value = "100", value_parser = ::deploy::cli::tail_lines)]
         lines: String,
         /// Keep following (`yes` or `no`; `no` prints and exits).
-        #[arg(long, env = "FOLLOW", default_value = "yes", value_parser = yes_no, action = clap::ArgAction::Set)]
+        #[arg(long, env = "FOLLOW", default_value = "yes", value_parser = ::deploy::cli::yes_no, action = clap::ArgAction::Set)]
         follow: bool,
     },
     /// Stop ENV's stack on NODE; images, volumes and the deploy record stay (`make stop`).
@@ -132,6 +134,9 @@ struct Where {
     /// The environment of stackpilot.toml.
     #[arg(long, env = "ENV", default_value = "dev")]
     env: String,
+    /// `compose` or `swarm`; default: the environment's `mode` in stackpilot.toml.
+    #[arg(long, env = "MODE")]
+    mode: Option<stackpilot_core::config::Mode>,
 }
 
 /// Arguments of `cargo xtask deploy`.
@@ -166,28 +171,9 @@ struct DeployArgs {
     confirm_live: Option<String>,
 }
 
-/// `--lines`/`TAIL=`: checked before anything is compiled or run.
-fn tail_lines(s: &str) -> Result<String, String> {
-    match s.parse::<u64>() {
-        Ok(n) if n > 0 => Ok(s.to_string()),
-        _ if s == "all" => Ok(s.to_string()),
-        _ => Err(format!(
-            "expected a positive number of lines or `all`, found '{s}' (make logs TAIL=20)"
-        )),
-    }
-}
-
-fn yes_no(s: &str) -> Result<bool, String> {
-    match s {
-        "yes" | "1" | "true" => Ok(true),
-        "no" | "0" | "false" => Ok(false),
-        _ => Err(format!("expected yes or no, found '{s}'")),
-    }
-}
-
 impl Where {
-    fn target(&self) -> Result<golden::Target, run::Error> {
-        golden::Target::new(&self.node, &self.env)
+    fn target(&self) -> Result<target::Target, run::Error> {
+        target::Target::new(&self.node, &self.env)
     }
 }
 
@@ -219,20 +205,26 @@ fn main() -> ExitCode {
             )
         }),
         Cmd::Status { at, json } => at.target().and_then(|t| deploy::status(&t, json)),
-        Cmd::Restart(w) => w.target().and_then(|t| deploy::act(&t, "restart")),
+        Cmd::Restart(w) => w
+            .target()
+            .and_then(|t| deploy::act(&t, ::deploy::host::Action::Restart)),
         Cmd::Logs { at, lines, follow } => {
             at.target().and_then(|t| golden::logs(&t, &lines, follow))
         }
-        Cmd::Stop(w) => w.target().and_then(|t| deploy::act(&t, "stop")),
-        Cmd::Rollback(w) => w.target().and_then(|t| deploy::act(&t, "rollback")),
-        Cmd::Up(w) => w.target().and_then(|t| golden::up(&t)),
+        Cmd::Stop(w) => w
+            .target()
+            .and_then(|t| deploy::act(&t, ::deploy::host::Action::Stop)),
+        Cmd::Rollback(w) => w
+            .target()
+            .and_then(|t| deploy::act(&t, ::deploy::host::Action::Rollback)),
+        Cmd::Up(w) => w.run(golden::up, swarm::up),
         Cmd::Demo(w) => w.target().and_then(|t| golden::demo(&t)),
         Cmd::Verify { at, json, junit } => at
             .target()
             .and_then(|t| golden::verify(&t, json, junit.as_deref())),
-        Cmd::Down(w) => w.target().and_then(|t| golden::down(&t)),
-        Cmd::Clean(w) => w.target().and_then(|t| golden::clean(&t)),
-        Cmd::DemoReviewer(w) => w.target().and_then(|t| golden::demo_reviewer(&t)),
+        Cmd::Down(w) => w.run(golden::down, swarm::down),
+        Cmd::Clean(w) => w.run(golden::clean, swarm::clean),
+        Cmd::DemoReviewer(w) => w.run(golden::demo_reviewer, swarm::demo_reviewer),
         Cmd::Halt(w) => w.target().and_then(|t| golden::halt(&t)),
         Cmd::Destroy(w) => w.target().and_then(|t| golden::destroy(&t)),
         Cmd::Shell(w) => w.target().and_then(|t| golden::shell(&t)),
@@ -249,54 +241,15 @@ fn main() -> ExitCode {
 /// Prints the `## ` descriptions of the Makefile's targets.
 fn help_targets() -> Result<(), run::Error> {
     let path = run::repo_root().join("Makefile");
-    let text = std::fs::read_to_string(&path).map_err(|e| run::Error::StepFailed {
-        step: "help".into(),
-        cmd: format!("read {}", path.display()),
-        status: e.to_string(),
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        run::Error::from(stackpilot_core::step::StepError {
+            step: "help".into(),
+            cmd: format!("read {}", path.display()),
+            status: e.to_string(),
+        })
     })?;
-    for line in text.lines() {
-        if let Some((target, rest)) = line.split_once(':')
-            && let Some((_, doc)) = rest.split_once("## ")
-            && !target.starts_with('.')
-        {
-            stackpilot_core::outln!("  make {target:<16} {doc}");
-        }
+    for (target, doc) in contracts::target_docs(&text) {
+        stackpilot_core::outln!("  make {target:<16} {doc}");
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn logs(args: &[&str]) -> Result<(String, bool), String> {
-        let argv = ["cargo xtask", "logs"].iter().chain(args).copied();
-        match Cli::try_parse_from(argv).map_err(|e| e.to_string())?.cmd {
-            Cmd::Logs { lines, follow, .. } => Ok((lines, follow)),
-            _ => Err("not logs".into()),
-        }
-    }
-
-    #[test]
-    fn logs_follow_accepts_no_as_its_help_says() {
-        assert_eq!(
-            logs(&["--lines", "5", "--follow", "no"]),
-            Ok(("5".into(), false))
-        );
-        assert_eq!(
-            logs(&["--lines", "all", "--follow", "yes"]),
-            Ok(("all".into(), true))
-        );
-    }
-
-    #[test]
-    fn logs_refuses_a_bad_line_count_while_parsing() {
-        let e = logs(&["--lines", "abc", "--follow", "no"]).err();
-        assert!(
-            e.as_deref()
-                .is_some_and(|e| e.contains("positive number of lines")),
-            "{e:?}"
-        );
-        assert!(logs(&["--lines", "0", "--follow", "no"]).is_err());
-    }
 }

@@ -1,33 +1,18 @@
-//! Running host commands with visible output and clear errors.
+//! Running host commands with visible output and clear errors, and timing a golden
+//! command's phases.
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use stackpilot_core::Exit;
 use stackpilot_core::exit::ExitStatus;
-use stackpilot_core::step::StepError;
+use stackpilot_core::step::{HostError, StepError};
+use stackpilot_core::time;
 
 /// Errors of xtask flows.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A step's command failed.
-    #[error("step '{step}' failed: `{cmd}` {status}")]
-    StepFailed {
-        /// The step's name.
-        step: String,
-        /// The command line.
-        cmd: String,
-        /// How it ended.
-        status: String,
-    },
-    /// A required program is missing and could not be installed.
-    #[error("prerequisite missing: {what}\n  install it with: {install}")]
-    Prereq {
-        /// What is missing.
-        what: String,
-        /// How to install it.
-        install: String,
-    },
     /// Bad usage or configuration, with the message to show.
     #[error("{0}")]
     Usage(String),
@@ -40,9 +25,9 @@ pub enum Error {
     /// The image lock is missing an entry or unreadable.
     #[error(transparent)]
     Images(#[from] stackpilot_core::images::LockError),
-    /// A host tool (benchmark, repo contracts) could not run a step.
+    /// A host step failed, or a program it needs is missing and could not be installed.
     #[error(transparent)]
-    Host(#[from] stackpilot_core::step::HostError),
+    Host(#[from] HostError),
     /// A lab operation failed.
     #[error(transparent)]
     Lab(#[from] ::lab::Error),
@@ -53,11 +38,7 @@ pub enum Error {
 
 impl From<StepError> for Error {
     fn from(e: StepError) -> Self {
-        Error::StepFailed {
-            step: e.step,
-            cmd: e.cmd,
-            status: e.status,
-        }
+        Error::Host(HostError::Step(e))
     }
 }
 
@@ -65,8 +46,6 @@ impl Error {
     /// The exit status for this error (ARCHITECTURE.md).
     pub fn exit(&self) -> Exit {
         match self {
-            Error::StepFailed { .. } => Exit::Failed,
-            Error::Prereq { .. } => Exit::PrereqMissing,
             Error::Core(_) | Error::Usage(_) => Exit::Usage,
             Error::Transport(e) => e.exit(),
             Error::Images(e) => e.exit(),
@@ -77,13 +56,60 @@ impl Error {
     }
 }
 
-/// The workspace root (xtask lives one level below it).
+/// The checkout xtask acts on: the one the working directory is in (found by its
+/// stackpilot.toml), else the one xtask was built from. `cargo xtask` runs from inside the
+/// checkout it built, so both agree there; a test drives its own copy of the checkout (its
+/// own lab, marker and target/) by running this binary with the copy as working directory.
 pub fn repo_root() -> PathBuf {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().map(PathBuf::from).unwrap_or(manifest)
+    let built = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let built = built.parent().map(PathBuf::from).unwrap_or(built);
+    std::env::current_dir()
+        .ok()
+        .and_then(|d| stackpilot_core::config::find_repo_root(&d).ok())
+        .unwrap_or(built)
 }
 
 /// Runs a command from the repo root with inherited output; a non-zero exit is an error.
 pub fn step(name: &str, cmd: &mut Command) -> Result<(), Error> {
     Ok(stackpilot_core::step::run(name, &repo_root(), cmd)?)
+}
+
+/// Phase timings, printed as a summary at the end of a golden command.
+#[derive(Debug, Default)]
+pub struct Phases {
+    done: Vec<(String, Duration)>,
+}
+
+impl Phases {
+    /// Runs one phase, timing it.
+    pub fn run<T>(&mut self, name: &str, f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
+        eprintln!("\n=== phase: {name}");
+        let start = Instant::now();
+        let r = f();
+        let took = start.elapsed();
+        self.done.push((name.to_string(), took));
+        eprintln!(
+            "=== phase: {name} {} in {}s",
+            if r.is_ok() { "done" } else { "FAILED" },
+            time::secs(took)
+        );
+        r
+    }
+
+    /// Each phase's name and duration, in order.
+    pub fn rows(&self) -> &[(String, Duration)] {
+        &self.done
+    }
+
+    /// The per-phase timing table.
+    pub fn summary(&self) -> String {
+        let mut t = stackpilot_core::output::Table::new(&["phase", "seconds"]);
+        let mut total = Duration::ZERO;
+        for (name, d) in &self.done {
+            t.row([name.clone(), time::secs(*d)]);
+            total += *d;
+        }
+        t.row(["total".to_string(), time::secs(total)]);
+        t.render()
+    }
 }

@@ -116,7 +116,7 @@ fn check_no_leftovers(before: &[String], after: &[String]) -> Result<(), Error> 
         eprintln!("==> tests: no lab container, network or volume of this checkout left");
         return Ok(());
     }
-    Err(Error::StepFailed {
+    Err(Error::from(stackpilot_core::step::StepError {
         step: "tests: leftover check".into(),
         cmd: "docker ps/network ls/volume ls --filter label=io.stackpilot.checkout=<this checkout>"
             .into(),
@@ -124,7 +124,7 @@ fn check_no_leftovers(before: &[String], after: &[String]) -> Result<(), Error> 
             "the suite left lab resources of this checkout behind:\n    {}\n  a test did not clean up; remove them with: cargo xtask destroy",
             left.join("\n    ")
         ),
-    })
+    }))
 }
 
 /// Where nextest writes the JUnit report of [`PROFILE`].
@@ -147,10 +147,12 @@ fn libtest_run() -> (Result<(), Error>, Option<Vec<Skipped>>) {
     ];
     let line = format!("cargo {}", args.join(" "));
     eprintln!("==> tests: {line}");
-    let failed = |status: String| Error::StepFailed {
-        step: "tests".into(),
-        cmd: line.clone(),
-        status,
+    let failed = |status: String| {
+        Error::from(stackpilot_core::step::StepError {
+            step: "tests".into(),
+            cmd: line.clone(),
+            status,
+        })
     };
     let mut child = match Command::new("cargo")
         .args(args)

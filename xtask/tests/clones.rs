@@ -7,7 +7,9 @@
 //! with copies of this checkout's compiled registry dependencies, so a clone compiles only
 //! the workspace's own crates: the point here is the clean tree and the separate labs, not
 //! a cold dependency build (about 5 GB and several minutes per clone otherwise).
-//! The test name starts with `e2e_`: nextest runs it alone with the other lab tests.
+//! The clones' labs are their own, so nextest runs this test in its own group, beside the
+//! lab e2e tests of this checkout (.config/nextest.toml); its builds and make runs go at a
+//! lower CPU priority (`nice`) so the timed tests running beside it keep their figures.
 
 mod support;
 
@@ -36,7 +38,11 @@ impl Clone {
             "git clone: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        seed_dependencies(&support::root().join("target"), &dir.join("target"));
+        support::seed_dependencies(
+            &support::root().join("target"),
+            &dir.join("target"),
+            support::PROFILES,
+        );
         Clone { dir }
     }
 
@@ -93,66 +99,6 @@ impl Drop for Clone {
     }
 }
 
-/// The workspace's own packages: their build outputs are not copied into a clone.
-const WORKSPACE: &[&str] = &[
-    "bench",
-    "ci",
-    "clean-room",
-    "contracts",
-    "ctx-guard",
-    "deploy",
-    "drills",
-    "lab",
-    "lifecycle",
-    "stackpilot-core",
-    "verify",
-    "mock-exchange",
-    "pg-harness",
-    "xtask",
-];
-
-/// Whether a build-output entry (`<crate>-<16 hex>` plus an optional extension, also with
-/// the `lib` prefix) belongs to a workspace package.
-fn is_workspace_output(name: &str) -> bool {
-    let name = name.strip_prefix("lib").unwrap_or(name).replace('-', "_");
-    WORKSPACE.iter().any(|p| {
-        name.strip_prefix(&format!("{}_", p.replace('-', "_")))
-            .is_some_and(|rest| {
-                rest.len() >= 16 && rest[..16].bytes().all(|b| b.is_ascii_hexdigit())
-            })
-    })
-}
-
-/// Copies the compiled registry dependencies (debug for xtask, the static release build for
-/// the node tools) from `from` into `to`. Copies, never hard links: cargo must not share a
-/// file between two target directories.
-fn seed_dependencies(from: &Path, to: &Path) {
-    for profile in ["debug", "x86_64-unknown-linux-gnu/release"] {
-        for dir in ["deps", "build", ".fingerprint"] {
-            let src = from.join(profile).join(dir);
-            let Ok(entries) = std::fs::read_dir(&src) else {
-                continue;
-            };
-            let dst = to.join(profile).join(dir);
-            std::fs::create_dir_all(&dst).expect("create the clone's target dir");
-            let picked: Vec<PathBuf> = entries
-                .filter_map(Result::ok)
-                .filter(|e| !is_workspace_output(&e.file_name().to_string_lossy()))
-                .map(|e| e.path())
-                .collect();
-            for chunk in picked.chunks(500) {
-                let ok = Command::new("cp")
-                    .arg("-a")
-                    .args(chunk)
-                    .arg(&dst)
-                    .status()
-                    .is_ok_and(|s| s.success());
-                assert!(ok, "seeding {} from {}", dst.display(), src.display());
-            }
-        }
-    }
-}
-
 #[test]
 fn workspace_outputs_are_told_from_registry_ones() {
     for ours in [
@@ -162,7 +108,7 @@ fn workspace_outputs_are_told_from_registry_ones() {
         "lab-00000000deadbeef.d",
         "ctx_guard-00000000deadbeef",
     ] {
-        assert!(is_workspace_output(ours), "{ours}");
+        assert!(support::is_workspace_output(ours), "{ours}");
     }
     for theirs in [
         "liblabels-00000000deadbeef.rlib",
@@ -170,33 +116,25 @@ fn workspace_outputs_are_told_from_registry_ones() {
         "ci_info-00000000deadbeef",
         "serde-00000000deadbeef",
     ] {
-        assert!(!is_workspace_output(theirs), "{theirs}");
+        assert!(!support::is_workspace_output(theirs), "{theirs}");
     }
 }
 
-/// `make ARGS` in a clone, with the clone's own toolchain state; output echoed.
+/// `make ARGS` in a clone, with the clone's own toolchain state, at a lower CPU priority
+/// than the tests beside it; output echoed.
 fn make_in(dir: &Path, args: &[&str]) -> Output {
-    let started = Instant::now();
-    let out = Command::new("make")
-        .args(args)
-        .current_dir(dir)
-        .env_remove("LAB")
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("STACKPILOT_PROVIDER")
-        .env("NODE", "control")
-        .env("ENV", "dev")
-        .output()
-        .expect("make runs");
-    eprintln!(
-        "--- make {} (in {}) exit {:?} after {:.1}s\n{}{}",
-        args.join(" "),
-        dir.display(),
-        out.status.code(),
-        started.elapsed().as_secs_f64(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    support::echoed(
+        &format!("make {} (in {})", args.join(" "), dir.display()),
+        Command::new("nice")
+            .args(["-n", "10", "make"])
+            .args(args)
+            .current_dir(dir)
+            .env_remove("LAB")
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("STACKPILOT_PROVIDER")
+            .env("NODE", "control")
+            .env("ENV", "dev"),
+    )
 }
 
 fn passed(out: &Output, what: &str, dir: &Path) {

@@ -10,64 +10,21 @@ mod support;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-use support::{capable, root};
+use support::{capable, echoed, ok, root, stdout, text};
 
 use stackpilot_core::http::{self, Timeouts};
 use stackpilot_core::{Config, Provider};
 
 const NODE: &str = "worker1";
 
-fn show(what: &str, out: &Output, started: Instant) {
-    eprintln!(
-        "--- {what} (NODE={NODE}) exit {:?} after {:.1}s\n{}{}",
-        out.status.code(),
-        started.elapsed().as_secs_f64(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// Runs `make <args>` from the repo root with NODE=worker1 and extra variables.
 fn make(args: &[&str], vars: &[(&str, &str)]) -> Output {
-    let started = Instant::now();
-    let out = Command::new("make")
-        .args(args)
-        .env("NODE", NODE)
-        .envs(vars.iter().copied())
-        .current_dir(root())
-        .output()
-        .expect("make runs");
-    show(&format!("make {}", args.join(" ")), &out, started);
-    out
+    support::make(NODE, args, vars)
 }
 
 /// Runs the real `cargo xtask` binary for worker1.
 fn xtask(args: &[&str]) -> Output {
-    let started = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(args)
-        .env("NODE", NODE)
-        .current_dir(root())
-        .output()
-        .expect("xtask runs");
-    show(&format!("xtask {}", args.join(" ")), &out, started);
-    out
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn ok(o: &Output, what: &str) {
-    assert!(
-        o.status.success(),
-        "{what} failed: exit {:?}",
-        o.status.code()
-    );
+    support::xtask(NODE, args, &[])
 }
 
 fn base_url(env: &str) -> String {
@@ -106,18 +63,14 @@ fn get(env: &str, path: &str) -> Option<u16> {
         .map(|(s, _)| s)
 }
 
-/// Runs `argv` inside worker1's node container.
+/// Runs `argv` inside worker1's node container; its stdout.
 fn in_node(argv: &[&str]) -> String {
-    let vagrant = root().join("vagrant");
-    let id = stackpilot_core::transport::docker_container_id(&vagrant, NODE)
-        .expect("worker1 is created");
-    let out = Command::new("docker")
-        .arg("exec")
-        .arg(&id)
-        .args(argv)
-        .output()
-        .expect("docker exec runs");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    stdout(
+        &support::in_node(NODE)
+            .args(argv)
+            .output()
+            .expect("docker exec runs"),
+    )
 }
 
 /// `<container id> <started at>` of env's api container.
@@ -361,15 +314,14 @@ fn e2e_deploy_refuses_bad_input_before_touching_anything() {
     let unknown = xtask(&["deploy", "--env", "nope"]);
     assert_eq!(unknown.status.code(), Some(2), "{}", text(&unknown));
     assert!(text(&unknown).contains("nope"), "{}", text(&unknown));
-    let started = Instant::now();
-    let live = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(["deploy", "--env", "live"])
-        .env("NODE", NODE)
-        .env_remove("CONFIRM_LIVE")
-        .current_dir(root())
-        .output()
-        .expect("xtask runs");
-    show("xtask deploy --env live (unconfirmed)", &live, started);
+    let live = echoed(
+        "xtask deploy --env live (unconfirmed)",
+        Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(["deploy", "--env", "live"])
+            .env("NODE", NODE)
+            .env_remove("CONFIRM_LIVE")
+            .current_dir(root()),
+    );
     assert_eq!(live.status.code(), Some(2), "{}", text(&live));
     assert!(text(&live).contains("CONFIRM_LIVE=yes"), "{}", text(&live));
     assert!(!text(&live).contains("phase: lab up"), "{}", text(&live));
@@ -466,14 +418,13 @@ fn e2e_deployment_doc_commands_run_as_written_on_worker1() {
         "setup: a previous release",
     );
     for cmd in cmds {
-        let started = Instant::now();
-        let out = Command::new("sh")
-            .args(["-c", &cmd])
-            .env("NODE", NODE)
-            .current_dir(root())
-            .output()
-            .expect("sh runs");
-        show(&cmd, &out, started);
+        let out = echoed(
+            &cmd,
+            Command::new("sh")
+                .args(["-c", &cmd])
+                .env("NODE", NODE)
+                .current_dir(root()),
+        );
         ok(&out, &cmd);
     }
     // The documented live deploy serves on its own port, next to the stopped dev.

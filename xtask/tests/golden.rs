@@ -9,62 +9,21 @@ mod support;
 
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-use support::{Undo, capable, root, succeeded};
+use support::{Undo, capable, ok, succeeded, text};
 
 use stackpilot_core::http::{self, Timeouts};
 
 const TARGET: &str = "x86_64-unknown-linux-gnu";
 
-/// Runs `cargo xtask <args>` (the real binary) for NODE; output is kept and echoed.
+/// Runs `cargo xtask <args>` (the real binary) for NODE in ENV=dev; output echoed.
 fn xtask(node: &str, args: &[&str]) -> Output {
-    let started = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(args)
-        .env("NODE", node)
-        .env("ENV", "dev")
-        .current_dir(root())
-        .output()
-        .expect("xtask runs");
-    eprintln!(
-        "--- xtask {} (NODE={node}) exit {:?} after {:.1}s\n{}{}",
-        args.join(" "),
-        out.status.code(),
-        started.elapsed().as_secs_f64(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn ok(o: &Output, what: &str) {
-    assert!(
-        o.status.success(),
-        "{what} failed: exit {:?}",
-        o.status.code()
-    );
-}
-
-/// The node container's id, from Vagrant's machine directory.
-fn node_id(node: &str) -> String {
-    let p = root().join(format!("vagrant/.vagrant/machines/{node}/docker/id"));
-    std::fs::read_to_string(&p)
-        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-        .trim()
-        .to_string()
+    support::xtask(node, args, &[("ENV", "dev")])
 }
 
 /// Runs a shell snippet inside the node (test-side fault injection and inspection).
 fn on_node(node: &str, script: &str) -> Output {
-    Command::new("docker")
-        .args(["exec", "-w", "/vagrant", &node_id(node), "sh", "-c", script])
+    support::in_node(node)
+        .args(["sh", "-c", script])
         .output()
         .expect("docker exec runs")
 }

@@ -6,29 +6,25 @@
 //! Names start with `e2e_` so nextest runs them one at a time with the lab tests: every one
 //! may build the images first (never writing the tracked lock).
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use stackpilot_core::capability::{self, Capability};
 use stackpilot_core::images::{self, ImageLock};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("repo root")
-        .to_path_buf()
-}
+use support::{docker, root, stdout};
 
 /// Builds (or checks) every image with the real xtask, then returns the lock.
 fn lock() -> ImageLock {
     // `cargo test` runs these tests in parallel; builds of the same tags must not race.
     static IMAGES: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one_at_a_time = IMAGES.lock().unwrap_or_else(|e| e.into_inner());
-    let before = std::fs::read(ImageLock::path(&repo())).expect("the lock is tracked");
+    let before = std::fs::read(ImageLock::path(&root())).expect("the lock is tracked");
     let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .arg("images")
-        .current_dir(repo())
+        .current_dir(root())
         .output()
         .expect("xtask runs");
     assert!(
@@ -38,11 +34,11 @@ fn lock() -> ImageLock {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(
-        std::fs::read(ImageLock::path(&repo())).expect("lock readable"),
+        std::fs::read(ImageLock::path(&root())).expect("lock readable"),
         before,
         "`cargo xtask images` must never write the tracked lock"
     );
-    ImageLock::read(&ImageLock::path(&repo()))
+    ImageLock::read(&ImageLock::path(&root()))
         .expect("lock readable")
         .expect("lock tracked")
 }
@@ -53,15 +49,34 @@ fn tag(lock: &ImageLock, name: &str) -> String {
         .to_string()
 }
 
-fn docker(args: &[&str]) -> Output {
-    Command::new("docker")
-        .args(args)
-        .output()
-        .expect("docker runs")
+/// `docker inspect --format TEMPLATE OBJECT` (a container or an image), trimmed.
+fn inspect(object: &str, template: &str) -> String {
+    stdout(&docker(&["inspect", "--format", template, object]))
 }
 
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
+/// Runs `psql ARGS` against the `db` alias on `net` from a throwaway container of `image`,
+/// with `password`.
+fn psql(net: &str, image: &str, password: &str, args: &[&str]) -> Output {
+    let password = format!("PGPASSWORD={password}");
+    let mut argv = vec![
+        "run",
+        "--rm",
+        "--network",
+        net,
+        "-e",
+        &password,
+        "--entrypoint",
+        "psql",
+        image,
+        "-h",
+        "db",
+        "-U",
+        "exchange",
+        "-d",
+        "orders",
+    ];
+    argv.extend(args);
+    docker(&argv)
 }
 
 /// Containers, a network and volumes a test created; removed on drop, also on failure.
@@ -127,12 +142,7 @@ fn e2e_postgres_image_keeps_the_official_env_contract() {
 
     let deadline = Instant::now() + Duration::from_secs(60);
     let health = loop {
-        let h = stdout(&docker(&[
-            "inspect",
-            "--format",
-            "{{.State.Health.Status}}",
-            &db,
-        ]));
+        let h = inspect(&db, "{{.State.Health.Status}}");
         if h == "healthy" || Instant::now() > deadline {
             break h;
         }
@@ -142,62 +152,26 @@ fn e2e_postgres_image_keeps_the_official_env_contract() {
 
     let user = stdout(&docker(&["exec", &db, "id", "-un"]));
     assert_eq!(user, "postgres", "the server runs as postgres");
-    let volumes = stdout(&docker(&[
-        "inspect",
-        "--format",
-        "{{json .Config.Volumes}}",
-        &db,
-    ]));
+    let volumes = inspect(&db, "{{json .Config.Volumes}}");
     assert!(
         volumes.contains("/var/lib/postgresql/data"),
         "data on a volume: {volumes}"
     );
 
     // Another container on the network reaches it by name, with the password, over TCP.
-    let query = docker(&[
-        "run",
-        "--rm",
-        "--network",
+    let query = psql(
         &net,
-        "-e",
-        "PGPASSWORD=s3cret",
-        "--entrypoint",
-        "psql",
         &image,
-        "-h",
-        "db",
-        "-U",
-        "exchange",
-        "-d",
-        "orders",
-        "-tAc",
-        "select current_user || '@' || current_database()",
-    ]);
+        "s3cret",
+        &["-tAc", "select current_user || '@' || current_database()"],
+    );
     assert_eq!(
         stdout(&query),
         "exchange@orders",
         "{}",
         String::from_utf8_lossy(&query.stderr)
     );
-    let wrong = docker(&[
-        "run",
-        "--rm",
-        "--network",
-        &net,
-        "-e",
-        "PGPASSWORD=wrong",
-        "--entrypoint",
-        "psql",
-        &image,
-        "-h",
-        "db",
-        "-U",
-        "exchange",
-        "-d",
-        "orders",
-        "-c",
-        "select 1",
-    ]);
+    let wrong = psql(&net, &image, "wrong", &["-c", "select 1"]);
     assert!(
         !wrong.status.success(),
         "a wrong password is refused over TCP"
@@ -211,14 +185,8 @@ fn e2e_runtime_image_is_scratch_with_user_10001_certificates_and_tmp() {
     }
     let lock = lock();
     let image = tag(&lock, images::RUNTIME);
-    let inspect = stdout(&docker(&[
-        "image",
-        "inspect",
-        "--format",
-        "{{.Config.User}}|{{.Size}}|{{len .RootFS.Layers}}",
-        &image,
-    ]));
-    let parts: Vec<&str> = inspect.split('|').collect();
+    let facts = inspect(&image, "{{.Config.User}}|{{.Size}}|{{len .RootFS.Layers}}");
+    let parts: Vec<&str> = facts.split('|').collect();
     assert_eq!(parts[0], "10001:10001", "runs as app");
     let size: u64 = parts[1].parse().expect("size");
     assert!(size < 5_000_000, "a few MB at most, found {size} bytes");
@@ -292,13 +260,7 @@ fn e2e_node_image_has_engine_compose_and_network_tools() {
         text.contains("0.0.0.0:9323"),
         "metrics endpoint for lab verification: {text}"
     );
-    let cmd = stdout(&docker(&[
-        "image",
-        "inspect",
-        "--format",
-        "{{json .Config.Entrypoint}} {{json .Config.Cmd}}",
-        &image,
-    ]));
+    let cmd = inspect(&image, "{{json .Config.Entrypoint}} {{json .Config.Cmd}}");
     assert_eq!(cmd, r#"["/usr/bin/tini","--"] ["/usr/sbin/dockerd"]"#);
     // What this host built is recorded on this host, not in the tracked lock. A host whose
     // images were built before host records existed has none: then the label is the record.
@@ -309,13 +271,10 @@ fn e2e_node_image_has_engine_compose_and_network_tools() {
             "the host record names the engine's package version: {built:?}"
         );
     }
-    let recipe = stdout(&docker(&[
-        "image",
-        "inspect",
-        "--format",
-        &format!("{{{{index .Config.Labels \"{}\"}}}}", images::RECIPE_LABEL),
+    let recipe = inspect(
         &image,
-    ]));
+        &format!("{{{{index .Config.Labels \"{}\"}}}}", images::RECIPE_LABEL),
+    );
     assert_eq!(
         recipe,
         lock.derived(images::NODE).expect("node pinned").recipe,

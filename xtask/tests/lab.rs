@@ -5,51 +5,32 @@
 //! subnet of their own, so they never touch the developer's lab (its nodes, network,
 //! volumes or marker). Test names start with `e2e_`: nextest runs them one at a time.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Instant;
 
 use stackpilot_core::capability::{self, Capability};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("repo root")
-        .to_path_buf()
-}
-
-/// Fails with what to install when the lab cannot run here (the lab is not optional).
-/// Whether the lab can run here (Docker engine and Vagrant); otherwise prints
-/// `SKIP(<capability>): <why>`, and fails under `CI=true`.
-fn lab_tools() -> bool {
-    capability::require(&[Capability::Docker, Capability::Vagrant])
-}
+use support::{capable, echoed, ok, root, stdout};
 
 /// Runs the real xtask binary in `dir`; output is kept and echoed. A temporary lab's copy
 /// is named after its directory (`LAB=`), the real checkout by its own marker.
 fn xtask(dir: &Path, args: &[&str]) -> Output {
-    let started = Instant::now();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
     cmd.args(args)
         .current_dir(dir)
         .env_remove("STACKPILOT_PROVIDER")
         .env_remove("LAB");
-    if dir != repo()
+    if dir != root()
         && let Some(name) = dir.file_name()
     {
         cmd.env("LAB", name);
     }
-    let out = cmd.output().expect("xtask runs");
-    eprintln!(
-        "--- xtask {} (in {}) exit {:?} after {:.1}s\n{}{}",
-        args.join(" "),
-        dir.display(),
-        out.status.code(),
-        started.elapsed().as_secs_f64(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    echoed(
+        &format!("xtask {} (in {})", args.join(" "), dir.display()),
+        &mut cmd,
+    )
 }
 
 /// `cargo test` runs this file's tests in parallel; image builds of the same tags must not
@@ -62,28 +43,11 @@ fn images_guard() -> std::sync::MutexGuard<'static, ()> {
 /// Builds or checks the images in the real checkout, so its lock records them.
 fn images_in_checkout() {
     let _one_at_a_time = images_guard();
-    ok(&xtask(&repo(), &["images"]), "xtask images");
-}
-
-fn ok(out: &Output, what: &str) -> String {
-    assert!(
-        out.status.success(),
-        "{what} failed with {:?} (output above)",
-        out.status.code()
-    );
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    ok(&xtask(&root(), &["images"]), "xtask images");
 }
 
 fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker")
-        .args(args)
-        .output()
-        .expect("docker runs");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    stdout(&support::docker(args))
 }
 
 /// A copy of the checkout with its own lab name and docker subnet; destroys its lab and
@@ -100,7 +64,7 @@ impl TempLab {
         let lab = format!("sp-{tag}-{pid}");
         let dir = std::env::temp_dir().join(&lab);
         let _ = std::fs::remove_dir_all(&dir);
-        copy_checkout(&repo(), &dir);
+        copy_checkout(&root(), &dir);
         let used = docker(&[
             "network",
             "inspect",
@@ -237,7 +201,7 @@ fn copy_checkout(from: &Path, to: &Path) {
 
 #[test]
 fn e2e_lab_up_verify_halt_up_destroy_leaves_nothing() {
-    if !lab_tools() {
+    if !capable() {
         return;
     }
     // Images are built (or checked) in the real checkout first, so its lock records them;
@@ -324,13 +288,13 @@ fn e2e_lab_up_verify_halt_up_destroy_leaves_nothing() {
 
 #[test]
 fn e2e_images_are_reused_only_when_they_match_the_lock() {
-    if !lab_tools() {
+    if !capable() {
         return;
     }
     let second = {
         let _one_at_a_time = images_guard();
-        ok(&xtask(&repo(), &["images"]), "xtask images");
-        ok(&xtask(&repo(), &["images"]), "xtask images again")
+        ok(&xtask(&root(), &["images"]), "xtask images");
+        ok(&xtask(&root(), &["images"]), "xtask images again")
     };
     assert!(second.contains("images: nothing to do"), "idempotent");
     assert!(!second.contains("latest"), "no floating tags");
@@ -359,7 +323,7 @@ fn e2e_images_are_reused_only_when_they_match_the_lock() {
 
 #[test]
 fn lab_up_refuses_an_unknown_node_with_exit_2() {
-    let out = xtask(&repo(), &["lab", "up", "nosuch"]);
+    let out = xtask(&root(), &["lab", "up", "nosuch"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unknown node 'nosuch'"), "{err}");
@@ -369,7 +333,7 @@ fn lab_up_refuses_an_unknown_node_with_exit_2() {
 fn lab_up_refuses_an_unknown_provider_with_exit_2() {
     let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args(["lab", "up", "control"])
-        .current_dir(repo())
+        .current_dir(root())
         .env("STACKPILOT_PROVIDER", "hyperv")
         .output()
         .expect("xtask runs");
@@ -411,7 +375,7 @@ fn lab_inventory_check_fails_when_stackpilot_toml_changed() {
 fn images_without_docker_exit_4_naming_the_package() {
     let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .arg("images")
-        .current_dir(repo())
+        .current_dir(root())
         .env("PATH", "/nonexistent")
         .output()
         .expect("xtask runs");
@@ -431,7 +395,7 @@ fn images_without_docker_exit_4_naming_the_package() {
 fn lab_up_without_vagrant_exits_4_naming_the_package() {
     let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args(["lab", "up", "control"])
-        .current_dir(repo())
+        .current_dir(root())
         .env("PATH", "/nonexistent")
         .env_remove("STACKPILOT_PROVIDER")
         .output()
@@ -443,19 +407,19 @@ fn lab_up_without_vagrant_exits_4_naming_the_package() {
 
 #[test]
 fn e2e_vm_node_provisioning_is_idempotent() {
-    if !lab_tools() {
+    if !capable() {
         return;
     }
     // The VMs' node provisioning (identity file, peer hostnames) run twice in a container
     // of the root image, the way Vagrant's shell provisioner runs it as root in a VM.
     images_in_checkout();
-    let lock = std::fs::read_to_string(repo().join("infra/images/images.lock")).expect("lock");
-    let root = lock
+    let lock = std::fs::read_to_string(root().join("infra/images/images.lock")).expect("lock");
+    let root_image = lock
         .lines()
         .find_map(|l| l.strip_prefix("tag = \"stackpilot/root:"))
         .map(|t| format!("stackpilot/root:{}", t.trim_end_matches('"')))
         .expect("root tag in the lock");
-    let provision = repo().join("vagrant/provision");
+    let provision = root().join("vagrant/provision");
     let identity = "node = \"worker1\"\nlab = \"stackpilot\"\nlab_id = \"0123abcd\"\nprovider = \"virtualbox\"\n";
     let hosts = "192.168.56.10 control\n192.168.56.11 worker1\n192.168.56.12 worker2";
     let run = |script: &str, identity: &str| {
@@ -468,7 +432,7 @@ fn e2e_vm_node_provisioning_is_idempotent() {
                 "-e",
                 &format!("HOSTS={hosts}"),
             ])
-            .args([root.as_str(), "bash", "-c", script])
+            .args([root_image.as_str(), "bash", "-c", script])
             .output()
             .expect("docker runs")
     };
@@ -509,7 +473,7 @@ fn e2e_vm_node_provisioning_is_idempotent() {
 
 #[test]
 fn e2e_two_labs_share_a_host_and_destroy_only_their_own() {
-    if !lab_tools() {
+    if !capable() {
         return;
     }
     images_in_checkout();
@@ -561,7 +525,7 @@ fn lab_status_json_is_one_document_naming_every_node() {
     }
     let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args(["lab", "status", "--json"])
-        .current_dir(repo())
+        .current_dir(root())
         .env_remove("STACKPILOT_PROVIDER")
         .output()
         .expect("xtask runs");

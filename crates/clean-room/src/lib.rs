@@ -6,6 +6,7 @@
 //! It keeps volumes (no data loss) and never starts anything: it only gets list, inspect
 //! and remove calls ([`DockerAdmin`]). Every run needs the [`ctx_guard::Allowed`] token.
 
+pub mod cli;
 pub mod firewall;
 
 use std::collections::BTreeSet;

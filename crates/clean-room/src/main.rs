@@ -5,28 +5,11 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
+use clean_room::cli::Cli;
 use clean_room::{CleanError, CleanScope};
 use stackpilot_core::Config;
 use stackpilot_core::admin::DockerAdmin;
 use stackpilot_core::output::{Format, print};
-
-/// Remove the stack's containers (running, stopped, orphans), every locally built app
-/// image and the build cache on a lab node; volumes are kept. Writes a clean receipt.
-///
-/// Node side only: runs inside a lab node from /vagrant (ctx-guard decides first; exit 3
-/// when refused). On the host, use `make clean`. Never starts anything.
-/// Exit codes: 0 ok, 1 step failed, 2 usage/configuration, 3 context refused,
-/// 4 prerequisite missing.
-#[derive(Parser)]
-#[command(name = "clean-room", version)]
-struct Cli {
-    /// Environment (a table of `[environments]` in stackpilot.toml).
-    #[arg(long, default_value = "dev")]
-    env: String,
-    /// Print the summary as JSON.
-    #[arg(long)]
-    json: bool,
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

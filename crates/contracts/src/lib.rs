@@ -22,7 +22,7 @@ use stackpilot_core::output::Table;
 pub use guarantees::{GUARANTEES_MAP, guarantees};
 pub use guard::{guard_and_readonly, node_main_first};
 pub use images::floating_images;
-pub use make::{makefile_targets, workflow_calls_make_only};
+pub use make::{makefile_targets, target_docs, workflow_calls_make_only};
 pub use output::prints_survive_closed_stdout;
 pub use secrets::LAB_ONLY;
 

@@ -47,6 +47,19 @@ pub fn makefile_targets(makefile: &str) -> Vec<Violation> {
     out
 }
 
+/// The Makefile's documented targets: `(target, description)` for every rule whose line
+/// carries a `## description` (what `make help` lists).
+pub fn target_docs(makefile: &str) -> Vec<(&str, &str)> {
+    makefile
+        .lines()
+        .filter_map(|line| {
+            let (target, rest) = line.split_once(':')?;
+            let (_, doc) = rest.split_once("## ")?;
+            (!target.starts_with('.')).then_some((target, doc))
+        })
+        .collect()
+}
+
 /// Contract: the workflow's `run:` steps call Makefile targets only.
 pub fn workflow_calls_make_only(file: &str, text: &str) -> Vec<Violation> {
     let mut out = Vec::new();
@@ -83,6 +96,12 @@ pub fn workflow_calls_make_only(file: &str, text: &str) -> Vec<Violation> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn documented_targets_are_listed_with_their_description() {
+        let mk = ".PHONY: a b\na: ## start it\n\tcargo xtask a\nb:\n\tcargo xtask b\n";
+        assert_eq!(target_docs(mk), vec![("a", "start it")]);
+    }
     use crate::repo_root;
 
     #[test]

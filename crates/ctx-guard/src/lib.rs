@@ -7,6 +7,9 @@
 //! [`Allowed`] token that every node-side library step requires: no other code can make one.
 //! It never changes anything.
 
+pub mod cli;
+pub mod standin;
+
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;

@@ -4,29 +4,10 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use ctx_guard::cli::Cli;
 use stackpilot_core::Exit;
 use stackpilot_core::exit::ExitStatus;
 use stackpilot_core::output::Table;
-
-/// Decide whether node-side StackPilot steps may run here.
-///
-/// A node-side step runs only inside a lab node, with /vagrant as the working directory,
-/// where /vagrant is a real mount of the whole repo checkout the lab was created from.
-/// Exit 0: allowed. Exit 3: refused, with what was expected, what was found, and the
-/// make target to run on the host instead.
-#[derive(Parser)]
-#[command(name = "ctx-guard", version)]
-struct Cli {
-    /// Print every fact looked at and each rule's verdict.
-    #[arg(long)]
-    explain: bool,
-    /// Print the decision as JSON.
-    #[arg(long)]
-    json: bool,
-    /// The host command that runs the step right, named in the refusal.
-    #[arg(long, value_name = "CMD", default_value = "make up")]
-    instead: String,
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

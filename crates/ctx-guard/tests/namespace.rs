@@ -8,10 +8,10 @@
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
+use ctx_guard::standin::StandIn;
 use stackpilot_core::capability::{self, Capability};
-use stackpilot_core::mountinfo;
 use stackpilot_core::node::{Identity, LAB_MARKER, LabMarker};
 
 const REPO_ENTRIES: &[&str] = &[
@@ -25,8 +25,7 @@ const REPO_ENTRIES: &[&str] = &[
 
 struct Lab {
     tmp: tempfile::TempDir,
-    /// Setup commands run inside the namespace before chroot, with $R the new root.
-    mounts: Vec<String>,
+    node: StandIn,
 }
 
 /// Returns None (after saying why) when the test cannot run here.
@@ -35,40 +34,15 @@ fn lab() -> Option<Lab> {
         return None;
     }
     let tmp = tempfile::tempdir().expect("temp dir");
-    let lab = Lab {
-        tmp,
-        mounts: Vec::new(),
-    };
-    let root = lab.root();
-    for d in [
-        "usr",
-        "proc",
-        "etc/stackpilot",
-        "home/vagrant",
-        "tmp",
-        "opt",
-        "srv",
-    ] {
-        fs::create_dir_all(root.join(d)).expect("mkdir");
-    }
-    // Mirror the host's top-level layout (merged /usr: /bin -> usr/bin) or bind real dirs.
-    let mut lab = lab;
-    for d in ["bin", "sbin", "lib", "lib64"] {
-        let host = Path::new("/").join(d);
-        match fs::read_link(&host) {
-            Ok(target) => symlink(target, root.join(d)).expect("symlink"),
-            Err(_) if host.is_dir() => {
-                fs::create_dir_all(root.join(d)).expect("mkdir");
-                lab.mounts.push(format!("mount --bind /{d} \"$R/{d}\""));
-            }
-            Err(_) => {}
-        }
-    }
-    lab.mounts.insert(0, "mount --bind /usr \"$R/usr\"".into());
-    lab.mounts.push("mount -t proc proc \"$R/proc\"".into());
-    fs::copy(env!("CARGO_BIN_EXE_ctx-guard"), root.join("opt/ctx-guard")).expect("copy binary");
-    let repo = lab.repo();
-    make_repo_copy(&repo, "lab-1");
+    let dirs = ["etc/stackpilot", "home/vagrant", "tmp", "opt", "srv"];
+    let node = StandIn::new(tmp.path().join("root"), &dirs).expect("stand-in root");
+    fs::copy(
+        env!("CARGO_BIN_EXE_ctx-guard"),
+        node.root.join("opt/ctx-guard"),
+    )
+    .expect("copy binary");
+    let lab = Lab { tmp, node };
+    make_repo_copy(&lab.repo(), "lab-1");
     lab.write_identity("stackpilot", "lab-1");
     Some(lab)
 }
@@ -94,7 +68,7 @@ fn make_repo_copy(dest: &Path, lab_id: &str) {
 
 impl Lab {
     fn root(&self) -> PathBuf {
-        self.tmp.path().join("root")
+        self.node.root.clone()
     }
 
     /// The "host checkout" the lab was created from, outside the new root.
@@ -103,21 +77,9 @@ impl Lab {
     }
 
     fn write_identity(&self, lab: &str, lab_id: &str) {
-        let mounts =
-            mountinfo::parse(&fs::read_to_string("/proc/self/mountinfo").expect("mountinfo"));
-        let source = mountinfo::filesystem_path(&mounts, &self.repo()).expect("repo is on a mount");
-        let id = Identity {
-            node: "control".into(),
-            lab: lab.into(),
-            lab_id: lab_id.into(),
-            provider: "docker".into(),
-            repo_source: Some(source.display().to_string()),
-        };
-        fs::write(
-            self.root().join("etc/stackpilot/node-identity.toml"),
-            id.to_toml(),
-        )
-        .expect("identity");
+        self.node
+            .write_docker_identity("control", (lab, lab_id), &self.repo())
+            .expect("identity");
     }
 
     /// The identity a VM node of `provider` gets from provisioning (no repo source).
@@ -129,36 +91,20 @@ impl Lab {
             provider: provider.into(),
             repo_source: None,
         };
-        fs::write(
-            self.root().join("etc/stackpilot/node-identity.toml"),
-            id.to_toml(),
-        )
-        .expect("identity");
+        self.node.write_identity(&id).expect("identity");
     }
 
     fn bind_at_vagrant(&mut self, src: &Path) {
-        fs::create_dir_all(self.root().join("vagrant")).expect("mkdir");
-        self.mounts
-            .push(format!("mount --bind \"{}\" \"$R/vagrant\"", src.display()));
+        self.node.bind_at_vagrant(src).expect("mkdir");
     }
 
     /// Runs `ctx-guard --explain` chrooted, from `cwd` (inside the new root).
     fn run(&self, cwd: &str) -> Output {
-        let script = format!(
-            "set -e\nR=\"{}\"\n{}\nexec chroot \"$R\" /bin/sh -c 'cd {cwd} && exec /opt/ctx-guard --explain --instead \"make demo\"'",
-            self.root().display(),
-            self.mounts.join("\n"),
-        );
-        let out = Command::new("unshare")
-            .args([
-                "--mount",
-                "--propagation",
-                "private",
-                "--",
-                "sh",
-                "-c",
-                &script,
-            ])
+        let out = self
+            .node
+            .command(&format!(
+                "cd {cwd} && exec /opt/ctx-guard --explain --instead \"make demo\""
+            ))
             .output()
             .expect("unshare runs");
         // Shown by the test runner when a test fails, and with --nocapture.
@@ -299,7 +245,7 @@ fn symlinked_vagrant_is_refused() {
     let Some(mut lab) = lab() else { return };
     fs::create_dir_all(lab.root().join("srv/repo")).expect("mkdir");
     let repo = lab.repo();
-    lab.mounts.push(format!(
+    lab.node.mounts.push(format!(
         "mount --bind \"{}\" \"$R/srv/repo\"",
         repo.display()
     ));

@@ -17,9 +17,12 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 
-pub use flow::{DeployRequest, deploy, preflight, restart, rollback, status, stop};
+pub use flow::{Action, DeployRequest, act, deploy, preflight, status};
 pub use ops::{BuildOps, Capture, HostError, NodeOps, Verified};
 
+use stackpilot_core::argv::ToArgv;
+
+use crate::cli::Cmd as DeployCmd;
 use crate::evidence::{self, Bundle};
 use crate::plan::{AuditEntry, Deployed, EnvState, LockInfo, Release, Running};
 use status::StackContainer;
@@ -71,7 +74,7 @@ pub struct NodeState {
 
 /// Reads `deploy state --env ENV` on the node.
 pub fn node_state<N: NodeOps + ?Sized>(node: &N, env: &str) -> Result<NodeState, HostError> {
-    let c = node.run_tool("deploy", &["state", "--env", env])?;
+    let c = node.run_tool(&DeployCmd::State { env: env.into() }.call())?;
     let bad = |why: String| HostError::failed("deploy state", format!("{why}: {}", c.out));
     if !c.ok {
         return Err(bad("failed".into()));
@@ -105,18 +108,13 @@ pub fn switch<N: NodeOps + ?Sized>(
 ) -> Result<Capture, HostError> {
     let json =
         serde_json::to_string(release).map_err(|e| HostError::failed("deploy", e.to_string()))?;
-    let timeout = timeout.to_string();
     node.run_tool(
-        "deploy",
-        &[
-            "switch",
-            "--env",
-            env,
-            "--release",
-            &json,
-            "--timeout",
-            &timeout,
-        ],
+        &DeployCmd::Switch {
+            env: env.into(),
+            release: json,
+            timeout,
+        }
+        .call(),
     )
 }
 
@@ -128,7 +126,14 @@ pub fn record<N: NodeOps + ?Sized>(
 ) -> Result<String, HostError> {
     let json =
         serde_json::to_string(deployed).map_err(|e| HostError::failed("deploy", e.to_string()))?;
-    let c = node.run_tool("deploy", &["record", "--env", env, "--deployed", &json])?;
+    let c = node.run_tool(
+        &DeployCmd::Record {
+            env: env.into(),
+            deployed: json,
+            keep: crate::plan::KEEP_RELEASES,
+        }
+        .call(),
+    )?;
     if c.ok {
         Ok(c.transcript())
     } else {
@@ -147,8 +152,11 @@ pub struct NodeLock<'a, N: NodeOps + ?Sized> {
 impl<N: NodeOps + ?Sized> Drop for NodeLock<'_, N> {
     fn drop(&mut self) {
         let released = self.node.run_tool(
-            "deploy",
-            &["unlock", "--env", &self.env, "--lock", &self.info],
+            &DeployCmd::Unlock {
+                env: self.env.clone(),
+                lock: self.info.clone(),
+            }
+            .call(),
         );
         if !released.as_ref().is_ok_and(|c| c.ok) {
             eprintln!(
@@ -175,20 +183,14 @@ pub fn lock<'a, N: NodeOps + ?Sized>(
     action: &str,
 ) -> Result<NodeLock<'a, N>, HostError> {
     let purpose = format!("{action} {env} on {}", node.node());
-    let pid = std::process::id().to_string();
     let c = node.run_tool(
-        "deploy",
-        &[
-            "lock",
-            "--env",
-            env,
-            "--owner",
-            owner,
-            "--purpose",
-            &purpose,
-            "--pid",
-            &pid,
-        ],
+        &DeployCmd::Lock {
+            env: env.into(),
+            owner: owner.into(),
+            purpose,
+            pid: std::process::id(),
+        }
+        .call(),
     )?;
     let info = c
         .out

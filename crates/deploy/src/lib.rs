@@ -4,9 +4,12 @@
 //! deploy and one audit line per action, never rewriting either.
 //!
 //! It owns the deploy's decisions ([`plan`], pure), the host-side proof ([`local`],
-//! [`evidence`]) and the node-side switch ([`node`], behind ctx-guard). It never touches
-//! an environment's database volume and never deploys what it has not run.
+//! [`evidence`]), the host-side actions ([`host`]: deploy, rollback, restart, stop, status,
+//! the lock wrapper, written against the `NodeOps`/`BuildOps` traits) and the node-side
+//! switch ([`node`], [`systemd`], behind ctx-guard). It never touches an environment's
+//! database volume and never deploys what it has not run.
 
+pub mod cli;
 pub mod evidence;
 pub mod host;
 pub mod local;

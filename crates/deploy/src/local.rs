@@ -380,21 +380,31 @@ fn probes(t: &mut Transcript, base: &str, timeout: Duration) -> Result<(), Deplo
     }
 }
 
-/// `compose config` of `env` on this machine with the variables lifecycle sets (`app`
-/// and `db` images, `overrides`): the command line and its output, or why it failed.
+/// The compose variables of one environment's stack as lifecycle sets them.
+#[derive(Debug, Clone, Copy)]
+pub struct ComposeVars<'a> {
+    /// The environment.
+    pub env: &'a str,
+    /// The app image.
+    pub app: &'a str,
+    /// The database image.
+    pub db: &'a str,
+    /// Variable overrides of the release.
+    pub overrides: &'a [(String, String)],
+}
+
+/// `compose config` on this machine with `vars`: the command line and its output, or why
+/// it failed.
 pub fn compose_config(
     cfg: &stackpilot_core::Config,
     root: &Path,
-    env: &str,
-    app: &str,
-    db: &str,
-    overrides: &[(String, String)],
+    vars: &ComposeVars<'_>,
 ) -> Result<(String, String), String> {
     use stackpilot_core::compose;
-    let project = compose::Project::for_env(cfg, root, env).map_err(|e| e.to_string())?;
+    let project = compose::Project::for_env(cfg, root, vars.env).map_err(|e| e.to_string())?;
     let engine = compose::detect().map_err(|e| e.to_string())?;
-    let vars = lifecycle::compose_vars(app, db, project.port);
-    let env = compose::process_env(std::env::vars_os(), &vars, overrides);
+    let set = lifecycle::compose_vars(vars.app, vars.db, project.port);
+    let env = compose::process_env(std::env::vars_os(), &set, vars.overrides);
     let sub = vec![OsString::from("config")];
     let mut cmd = compose::command(&engine, &project, &sub, &env);
     let line = render(&cmd);

@@ -4,121 +4,12 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use deploy::DeployError;
+use deploy::cli::{Cli, Cmd};
 use deploy::plan::{Deployed, Release};
 use stackpilot_core::Config;
 use stackpilot_core::output::{Format, print};
-
-/// Node-side steps of StackPilot's staged deploys: switch an environment to a release,
-/// record it, run its self-check, show its state and logs.
-///
-/// Runs inside a lab node from /vagrant (ctx-guard decides first; exit 3 when refused).
-/// On the host use `make deploy|status|restart|logs|stop|rollback ENV=…`.
-/// Exit codes: 0 ok, 1 step failed, 2 usage/configuration, 3 context refused,
-/// 4 prerequisite missing.
-#[derive(Parser)]
-#[command(name = "deploy", version, arg_required_else_help = true)]
-struct Cli {
-    #[command(subcommand)]
-    command: Cmd,
-}
-
-#[derive(Subcommand)]
-enum Cmd {
-    /// Point ENV's build receipt at a loaded release image and start it through lifecycle.
-    Switch {
-        /// Environment.
-        #[arg(long)]
-        env: String,
-        /// The release, as JSON (what the host's deploy built and loaded).
-        #[arg(long, value_name = "JSON")]
-        release: String,
-        /// Health gate: seconds to wait until every container is healthy.
-        #[arg(long, value_name = "SECS", default_value_t = 120)]
-        timeout: u64,
-    },
-    /// Record a release as ENV's deployed one; prune this env's releases beyond --keep.
-    Record {
-        /// Environment.
-        #[arg(long)]
-        env: String,
-        /// The deployed record, as JSON.
-        #[arg(long, value_name = "JSON")]
-        deployed: String,
-        /// Releases kept for this environment.
-        #[arg(long, default_value_t = deploy::plan::KEEP_RELEASES)]
-        keep: usize,
-    },
-    /// Run `/app/mock-exchange self-check` inside ENV's running api container.
-    SelfCheck {
-        /// Environment.
-        #[arg(long)]
-        env: String,
-    },
-    /// Remove a release image that failed its deploy, unless an environment keeps it.
-    Discard {
-        /// The release image tag.
-        #[arg(long)]
-        tag: String,
-    },
-    /// Take ENV's deploy lock on this node for a host-side action (kept until `unlock`);
-    /// refused while someone else holds it, naming the owner and expiry. Prints the lock.
-    Lock {
-        /// Environment.
-        #[arg(long)]
-        env: String,
-        /// Who acts: `user@host (checkout)`.
-        #[arg(long)]
-        owner: String,
-        /// What they do (`deploy dev on worker1`).
-        #[arg(long)]
-        purpose: String,
-        /// The host-side process.
-        #[arg(long)]
-        pid: u32,
-    },
-    /// Release ENV's deploy lock if it is still the one `lock` printed.
-    Unlock {
-        /// Environment.
-        #[arg(long)]
-        env: String,
-        /// The lock, as JSON.
-        #[arg(long, value_name = "JSON")]
-        lock: String,
-    },
-    /// Make ENV start on boot and stop with the node: the systemd unit installed and
-    /// enabled, or, without systemd, the containers' restart policy checked.
-    InstallService {
-        /// Environment.
-        #[arg(long)]
-        env: String,
-    },
-    /// ENV's deploy state and what runs now, as JSON.
-    State {
-        /// Environment.
-        #[arg(long)]
-        env: String,
-    },
-    /// ENV's service logs (api by default) from the engine's log store.
-    Logs {
-        /// Environment.
-        #[arg(long)]
-        env: String,
-        /// Service (`api`, `db`).
-        #[arg(long, default_value = "api")]
-        service: String,
-        /// Lines from the end (`all` for every line).
-        #[arg(long, default_value = "100")]
-        lines: String,
-        /// Only lines since this time (RFC 3339).
-        #[arg(long)]
-        since: Option<String>,
-        /// Keep following.
-        #[arg(long)]
-        follow: bool,
-    },
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

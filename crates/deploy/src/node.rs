@@ -44,17 +44,12 @@ pub fn read_state(site: &Site, env: &str) -> Result<EnvState, DeployError> {
 
 fn write_state(site: &Site, env: &str, state: &EnvState) -> Result<(), DeployError> {
     let path = state_path(site, env);
-    let dir = site.env_dir(env);
     let err = |e: String| DeployError::State {
         path: path.clone(),
         reason: e,
     };
-    std::fs::create_dir_all(&dir).map_err(|e| err(e.to_string()))?;
     let text = serde_json::to_string_pretty(state).map_err(|e| err(e.to_string()))?;
-    // Write then rename: a crash never leaves a half-written state file.
-    let tmp = dir.join(format!("{STATE_FILE}.tmp"));
-    std::fs::write(&tmp, text).map_err(|e| err(e.to_string()))?;
-    std::fs::rename(&tmp, &path).map_err(|e| err(e.to_string()))
+    stackpilot_core::files::write_atomically(&path, &text).map_err(|e| err(e.to_string()))
 }
 
 /// The build receipt lifecycle starts from, for a release loaded (not built) here.

@@ -71,6 +71,18 @@ pub struct Figures {
     pub orders_acknowledged: Option<u64>,
     /// Acknowledged orders that could not be read back afterwards.
     pub orders_lost: Option<u64>,
+    /// Requests the drill's load sent (swarm drills).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_sent: Option<u64>,
+    /// Of those, answered with a status outside 2xx.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_non_2xx: Option<u64>,
+    /// Of those, without any HTTP answer (refused, reset, timed out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_unanswered: Option<u64>,
+    /// The load's request rate, per second (rounded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_rate_per_s: Option<u64>,
 }
 
 /// The steady-state check before anything is injected.

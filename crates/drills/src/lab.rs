@@ -8,6 +8,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use verify::report::Report;
 
+use crate::cli::NodeCmd;
+
 /// A golden-path step, as the operator would type it with `make`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Golden {
@@ -100,12 +102,17 @@ pub trait LabOps {
     fn verify(&self, wait: Option<Duration>) -> Result<Report, LabError>;
     /// The stack's containers (`lifecycle status --json`, read-only).
     fn status(&self) -> Result<Status, LabError>;
-    /// Runs `drills node <args>` inside the node (ctx-guard first); returns what it printed.
-    fn node_step(&self, args: &[&str]) -> Result<String, LabError>;
+    /// Runs `drills node …` inside the node (ctx-guard first); returns what it printed.
+    fn node_step(&self, step: &NodeCmd) -> Result<String, LabError>;
     /// `lifecycle up` with compose variable overrides for this run (none: the normal stack).
     fn start(&self, overrides: &[(&str, &str)]) -> Result<(), LabError>;
     /// A golden-path step.
     fn golden(&self, step: Golden) -> Result<(), LabError>;
+    /// The lab's swarm, when the environment runs in swarm mode (the swarm drills need it;
+    /// `service_addr` is then the first api node's).
+    fn swarm(&self) -> Option<&dyn crate::swarm::SwarmOps> {
+        None
+    }
     /// `http://<address>:<port>`.
     fn base_url(&self) -> String {
         format!("http://{}", self.service_addr())

@@ -11,6 +11,7 @@
 //! listed once in its registry; [`samples`] and [`journal`] hold the pure judgements and
 //! the journal; [`node`] is the node-side injection behind `drills node …` (ctx-guard first).
 
+pub mod cli;
 mod drills;
 pub mod journal;
 pub mod lab;
@@ -18,8 +19,10 @@ pub mod node;
 mod probe;
 pub mod samples;
 pub mod sequence;
+pub mod swarm;
 
-pub use drills::ALL;
+pub use drills::{ALL, SWARM};
 pub use journal::{DrillResults, Journal, Verdict};
 pub use lab::{Golden, LabError, LabOps};
 pub use sequence::{Drill, Options, recover_only, run};
+pub use swarm::SwarmOps;

@@ -116,41 +116,44 @@ pub fn container_id(cfg: &Config, env: &str, service: &str) -> Result<String, No
         })
 }
 
-/// Stops `service`'s container (its stop signal and grace period apply). A stopped
-/// container stays stopped: the restart policy does not undo an operator's stop.
-pub fn stop(
+/// What a drill does to one service's container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerFault {
+    /// Stop it (its stop signal and grace period apply). A stopped container stays
+    /// stopped: the restart policy does not undo an operator's stop.
+    Stop,
+    /// Start the existing container again.
+    Start,
+    /// SIGKILL its main process, as a crash or the OOM killer would.
+    Kill,
+}
+
+/// Applies `fault` to `service`'s container in `env`'s compose project.
+pub fn container(
     _allowed: &ctx_guard::Allowed,
     cfg: &Config,
     env: &str,
     service: &str,
+    fault: ContainerFault,
 ) -> Result<String, NodeError> {
     let id = container_id(cfg, env, service)?;
-    run("docker", &["stop", &id])?;
-    Ok(format!("stopped {service} container {}", short(&id)))
+    match fault {
+        ContainerFault::Stop => {
+            run("docker", &["stop", &id])?;
+            Ok(format!("stopped {service} container {}", short(&id)))
+        }
+        ContainerFault::Start => {
+            run("docker", &["start", &id])?;
+            Ok(format!("started {service} container {}", short(&id)))
+        }
+        ContainerFault::Kill => kill(&id, service),
+    }
 }
 
-/// Starts `service`'s existing container again.
-pub fn start(
-    _allowed: &ctx_guard::Allowed,
-    cfg: &Config,
-    env: &str,
-    service: &str,
-) -> Result<String, NodeError> {
-    let id = container_id(cfg, env, service)?;
-    run("docker", &["start", &id])?;
-    Ok(format!("started {service} container {}", short(&id)))
-}
-
-/// Sends SIGKILL to the main process of `service`'s container, as a crash or the OOM killer
+/// Sends SIGKILL to the main process of container `id`, as a crash or the OOM killer
 /// would: the engine sees an unexpected exit and applies the restart policy.
-pub fn kill(
-    _allowed: &ctx_guard::Allowed,
-    cfg: &Config,
-    env: &str,
-    service: &str,
-) -> Result<String, NodeError> {
-    let id = container_id(cfg, env, service)?;
-    let pid_text = run("docker", &["inspect", "--format", "{{.State.Pid}}", &id])?;
+fn kill(id: &str, service: &str) -> Result<String, NodeError> {
+    let pid_text = run("docker", &["inspect", "--format", "{{.State.Pid}}", id])?;
     let pid: i32 = match pid_text.trim().parse() {
         Ok(p) if p > 1 => p,
         _ => {
@@ -178,7 +181,7 @@ pub fn kill(
     }
     Ok(format!(
         "sent SIGKILL to pid {pid}, main process of {service} container {}",
-        short(&id)
+        short(id)
     ))
 }
 

@@ -102,6 +102,44 @@ pub(crate) fn wait_sample(
     })
 }
 
+/// What a drill watches through its fault: the api container's id and restart count before
+/// it, and the `/health` and `/ready` samplers, running in the background from now on.
+pub(crate) type Watch = ((String, i64), Sampler, Sampler);
+
+/// Starts watching the api: see [`Watch`].
+pub(crate) fn watch_api(r: &Run) -> Result<Watch, LabError> {
+    Ok((
+        r.api_restarts()?,
+        Sampler::start(r.url("/health"), r.start),
+        Sampler::start(r.url("/ready"), r.start),
+    ))
+}
+
+/// Waits up to `wait` after `from_ms` for `sampler` to answer `status`, and checks that it
+/// did within `limit`. Returns the delay (ms) when it answered at all.
+pub(crate) fn check_status_within(
+    r: &mut Run,
+    name: &str,
+    sampler: &Sampler,
+    from_ms: u64,
+    status: u16,
+    (limit, wait): (Duration, Duration),
+) -> Option<u64> {
+    let delay =
+        wait_sample(sampler, from_ms, wait, |s| s.is(status)).map(|t| t.saturating_sub(from_ms));
+    let limit_ms = millis(limit);
+    r.check(
+        name,
+        delay.is_some_and(|d| d <= limit_ms),
+        format!("{status} within {limit_ms} ms"),
+        delay.map_or_else(
+            || format!("no {status} within {} s", wait.as_secs()),
+            |d| format!("{status} after {d} ms"),
+        ),
+    );
+    delay
+}
+
 pub(crate) fn describe_samples(v: &[&Sample]) -> String {
     v.iter()
         .take(5)

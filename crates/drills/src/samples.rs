@@ -176,6 +176,48 @@ pub fn order_id(body: &str) -> Option<String> {
     }
 }
 
+/// The order `make demo` places, as a path and query of the service.
+pub const DEMO_ORDER: &str = "/order?symbol=BTC&side=buy&qty=1";
+
+/// The demo order of `make demo`, as the runbook does it with curl: what the service
+/// answered to the create and to the read-back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DemoOrder {
+    /// The 201 body of `POST /order`.
+    pub created: String,
+    /// The 200 body of `GET /orders/<id>`.
+    pub read_back: String,
+}
+
+/// Places [`DEMO_ORDER`] on the service at `base` and reads it back; why not, otherwise.
+pub fn demo_order(base: &str) -> Result<DemoOrder, String> {
+    let timeouts = stackpilot_core::http::Timeouts {
+        connect: std::time::Duration::from_secs(2),
+        total: std::time::Duration::from_secs(5),
+    };
+    let created = stackpilot_core::http::post_json(&format!("{base}{DEMO_ORDER}"), "", timeouts);
+    let answer = created
+        .answer()
+        .ok_or_else(|| format!("{:?}", created.outcome))?;
+    let id = created_id(answer)?;
+    let read = stackpilot_core::http::get(&format!("{base}/orders/{id}"), timeouts);
+    match read.answer() {
+        Some((200, body)) => Ok(DemoOrder {
+            created: answer.1.to_string(),
+            read_back: body.to_string(),
+        }),
+        other => Err(format!("reading order {id} back: {other:?}")),
+    }
+}
+
+/// The id of an order the service acknowledged: a 201 whose body names it.
+fn created_id((status, body): (u16, &str)) -> Result<String, String> {
+    match status {
+        201 => order_id(body).ok_or_else(|| format!("201 without an order_id: {body}")),
+        _ => Err(format!("HTTP {status}: {body}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,6 +307,16 @@ mod tests {
         assert_eq!(sum.hung, 1);
         assert_eq!(sum.slowest_failure_ms, 2000);
         assert_eq!(acknowledged_ids(&attempts), ["o1", "o2"]);
+    }
+
+    #[test]
+    fn a_demo_order_counts_only_when_acknowledged_with_an_id() {
+        assert_eq!(created_id((201, r#"{"order_id":"7"}"#)), Ok("7".into()));
+        assert_eq!(
+            created_id((503, "db down")),
+            Err("HTTP 503: db down".into())
+        );
+        assert!(created_id((201, "{}")).is_err());
     }
 
     #[test]

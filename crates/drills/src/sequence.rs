@@ -48,6 +48,11 @@ impl Drill {
         self.describe
     }
 
+    /// Whether only a stack in swarm mode can run it.
+    pub fn swarm_only(self) -> bool {
+        crate::drills::SWARM.contains(&self)
+    }
+
     /// The drill named `name`.
     pub fn by_name(name: &str) -> Option<Drill> {
         crate::drills::ALL.iter().copied().find(|d| d.name == name)

@@ -41,16 +41,18 @@ fn git(root: &Path, args: &[&str]) -> Result<String, Error> {
         .args(args)
         .current_dir(root)
         .output()
-        .map_err(|e| Error::Prereq {
-            what: format!("git ({e})"),
-            install: "apt-get install -y git".into(),
+        .map_err(|e| {
+            Error::from(stackpilot_core::step::HostError::Prereq {
+                what: format!("git ({e})"),
+                install: "apt-get install -y git".into(),
+            })
         })?;
     if !out.status.success() {
-        return Err(Error::StepFailed {
+        return Err(Error::from(stackpilot_core::step::StepError {
             step: "git".into(),
             cmd: format!("git {}", args.join(" ")),
             status: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        });
+        }));
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }

@@ -2,31 +2,14 @@
 
 use stackpilot_core::Exit;
 use stackpilot_core::exit::ExitStatus;
+use stackpilot_core::step::{HostError, StepError};
 
 /// Errors of lab operations.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A host command of a lab step failed.
-    #[error("step '{step}' failed: `{cmd}` {status}")]
-    StepFailed {
-        /// The step's name.
-        step: String,
-        /// The command line.
-        cmd: String,
-        /// How it ended.
-        status: String,
-    },
-    /// A host step could not start or exited non-zero.
+    /// A host step failed, or a program it needs is missing and could not be installed.
     #[error(transparent)]
-    Step(#[from] stackpilot_core::step::StepError),
-    /// A required program is missing and could not be installed.
-    #[error("prerequisite missing: {what}\n  install it with: {install}")]
-    Prereq {
-        /// What is missing.
-        what: String,
-        /// How to install it.
-        install: String,
-    },
+    Host(#[from] HostError),
     /// Configuration problem.
     #[error(transparent)]
     Core(#[from] stackpilot_core::Error),
@@ -36,26 +19,31 @@ pub enum Error {
     /// The image lock is missing an entry or unreadable.
     #[error(transparent)]
     Images(#[from] stackpilot_core::images::LockError),
+    /// The swarm stack file could not be rendered from the compose file and override.
+    #[error("swarm stack file: {0}")]
+    Render(#[from] crate::swarm::render::RenderError),
 }
 
 impl Error {
     /// The exit status for this error (ARCHITECTURE.md).
     pub fn exit(&self) -> Exit {
         match self {
-            Error::StepFailed { .. } | Error::Step(_) => Exit::Failed,
-            Error::Prereq { .. } => Exit::PrereqMissing,
+            Error::Host(e) => e.exit(),
             Error::Core(_) => Exit::Usage,
             Error::Transport(e) => e.exit(),
             Error::Images(e) => e.exit(),
+            Error::Render(_) => Exit::Usage,
         }
+    }
+}
+
+impl From<StepError> for Error {
+    fn from(e: StepError) -> Self {
+        Error::Host(HostError::Step(e))
     }
 }
 
 /// A failed step from its parts.
 pub(crate) fn failed(step: &str, cmd: &str, status: &str) -> Error {
-    Error::StepFailed {
-        step: step.into(),
-        cmd: cmd.into(),
-        status: status.into(),
-    }
+    StepError::new(step, cmd, status).into()
 }

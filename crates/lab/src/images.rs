@@ -39,6 +39,7 @@ fn recorded_packages(name: &str) -> &'static [&'static str] {
             "tini",
         ],
         lock::POSTGRES => &["postgresql", "postgresql-[0-9]*"],
+        lock::REGISTRY => &["docker-registry"],
         _ => &[],
     }
 }
@@ -745,20 +746,20 @@ fn host_codename() -> Option<String> {
 
 fn require_docker() -> Result<(), Error> {
     if which::which("docker").is_err() {
-        return Err(Error::Prereq {
+        return Err(Error::from(stackpilot_core::step::HostError::Prereq {
             what: "docker (the Docker engine and its CLI)".into(),
             install: "apt-get install -y docker.io".into(),
-        });
+        }));
     }
     let ok = Command::new("docker")
         .args(["version", "--format", "{{.Server.Version}}"])
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
-        return Err(Error::Prereq {
+        return Err(Error::from(stackpilot_core::step::HostError::Prereq {
             what: "a running Docker engine (`docker version` cannot reach the server)".into(),
             install: "apt-get install -y docker.io && systemctl start docker".into(),
-        });
+        }));
     }
     Ok(())
 }
@@ -768,10 +769,10 @@ pub(crate) fn require_mmdebstrap() -> Result<(), Error> {
     if which::which("mmdebstrap").is_ok() {
         return Ok(());
     }
-    Err(Error::Prereq {
+    Err(Error::from(stackpilot_core::step::HostError::Prereq {
         what: "mmdebstrap (builds the root image from Debian packages)".into(),
         install: "apt-get install -y --no-install-recommends mmdebstrap".into(),
-    })
+    }))
 }
 
 fn lock_error(e: stackpilot_core::images::LockError) -> Error {

@@ -97,7 +97,7 @@ mod tests {
     #[test]
     fn inventory_json_matches_stackpilot_toml() {
         let root = repo_root();
-        let cfg = Config::load(&root.join("stackpilot.toml")).expect("stackpilot.toml loads");
+        let cfg = Config::load_file(&root.join("stackpilot.toml")).expect("stackpilot.toml loads");
         let have = std::fs::read_to_string(root.join(INVENTORY_FILE)).unwrap_or_default();
         assert!(
             have == inventory_text(&cfg),
@@ -107,7 +107,7 @@ mod tests {
 
     #[test]
     fn inventory_names_every_node_with_its_addresses() {
-        let cfg = Config::load(&repo_root().join("stackpilot.toml")).expect("config");
+        let cfg = Config::load_file(&repo_root().join("stackpilot.toml")).expect("config");
         let inv: serde_json::Value =
             serde_json::from_str(&inventory_text(&cfg)).expect("inventory is JSON");
         assert_eq!(inv["lab"], "stackpilot");

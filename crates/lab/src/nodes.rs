@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use stackpilot_core::config::UBUNTU_BOX;
 use stackpilot_core::images::{self, ImageLock, NODE_LOADS};
-use stackpilot_core::node::{IDENTITY_FILE, Identity, LAB_MARKER, LabMarker};
+use stackpilot_core::node::{IDENTITY_FILE, Identity, LAB_MARKER, LabMarker, NODE_REPO};
 use stackpilot_core::output::Table;
 use stackpilot_core::time;
 use stackpilot_core::transport::{self, Transport, VAGRANT_DIR};
@@ -116,6 +116,7 @@ impl Lab {
             eprintln!("==> lab: no node is created: nothing to halt");
             return Ok(());
         }
+        crate::swarm::before_halt(&self.root, &self.cfg, &nodes);
         self.vagrant_step(provider, "halt", &["halt"], &nodes)
     }
 
@@ -155,18 +156,20 @@ impl Lab {
             return Ok(());
         }
         if check {
-            return Err(Error::StepFailed {
+            return Err(Error::from(stackpilot_core::step::StepError {
                 step: "lab inventory".into(),
                 cmd: format!("compare {INVENTORY_FILE} with stackpilot.toml"),
                 status: format!(
                     "{INVENTORY_FILE} has drifted from stackpilot.toml\n  regenerate it with: cargo xtask lab inventory"
                 ),
-            });
+            }));
         }
-        std::fs::write(&path, want).map_err(|e| Error::StepFailed {
-            step: "lab inventory".into(),
-            cmd: format!("write {}", path.display()),
-            status: e.to_string(),
+        std::fs::write(&path, want).map_err(|e| {
+            Error::from(stackpilot_core::step::StepError {
+                step: "lab inventory".into(),
+                cmd: format!("write {}", path.display()),
+                status: e.to_string(),
+            })
         })?;
         stackpilot_core::outln!("{INVENTORY_FILE}: written from stackpilot.toml");
         Ok(())
@@ -215,14 +218,14 @@ impl Lab {
         let created = self.any_created();
         match marker {
             Some(m) => match (&m.name, env) {
-                (Some(rec), Some(want)) if rec != want && created => Err(Error::StepFailed {
+                (Some(rec), Some(want)) if rec != want && created => Err(Error::from(stackpilot_core::step::StepError {
                     step: "lab name".into(),
                     cmd: format!("{LAB_ENV}={want}"),
                     status: format!(
                         "this checkout's lab is '{rec}' and has nodes; {LAB_ENV}={want} names another
   run without {LAB_ENV}, or destroy it first: cargo xtask lab destroy"
                     ),
-                }),
+                })),
                 (None, _) if created => named(LabName::parse(project, "stackpilot.toml [lab] name")),
                 (rec, env) => named(LabName::resolve(env, rec.as_deref(), project, &m.lab_id)),
             },
@@ -238,10 +241,12 @@ impl Lab {
 
     fn write_marker(&self, marker: &LabMarker) -> Result<(), Error> {
         let path = self.root.join(LAB_MARKER);
-        std::fs::write(&path, marker.to_toml()).map_err(|e| Error::StepFailed {
-            step: "lab marker".into(),
-            cmd: format!("write {}", path.display()),
-            status: e.to_string(),
+        std::fs::write(&path, marker.to_toml()).map_err(|e| {
+            Error::from(stackpilot_core::step::StepError {
+                step: "lab marker".into(),
+                cmd: format!("write {}", path.display()),
+                status: e.to_string(),
+            })
         })
     }
 
@@ -252,10 +257,12 @@ impl Lab {
         let name = self.lab_name(Some(&marker))?;
         let checkout = self.checkout();
         let state = host_state_dir();
-        let record_err = |e: labs::LabError| Error::StepFailed {
-            step: "lab record".into(),
-            cmd: format!("{}", state.join("labs").display()),
-            status: e.to_string(),
+        let record_err = |e: labs::LabError| {
+            Error::from(stackpilot_core::step::StepError {
+                step: "lab record".into(),
+                cmd: format!("{}", state.join("labs").display()),
+                status: e.to_string(),
+            })
         };
         let mut next = marker.clone();
         let renamed = marker.name.as_deref() != Some(name.as_str());
@@ -303,24 +310,26 @@ impl Lab {
         let path = self.root.join(LAB_MARKER);
         match LabMarker::read(&path) {
             Ok(m) if m.lab == self.cfg.lab.name => Ok(m),
-            Ok(m) => Err(Error::StepFailed {
+            Ok(m) => Err(Error::from(stackpilot_core::step::StepError {
                 step: "lab marker".into(),
                 cmd: format!("read {}", path.display()),
                 status: format!(
                     "the marker names lab '{}', stackpilot.toml names '{}'\n  destroy the old lab (`cargo xtask lab destroy`), remove {LAB_MARKER} and run `cargo xtask lab up`",
                     m.lab, self.cfg.lab.name
                 ),
-            }),
+            })),
             Err(stackpilot_core::node::FileError::Missing { .. }) => {
                 let marker = LabMarker {
                     lab: self.cfg.lab.name.clone(),
                     lab_id: random_id()?,
                     ..Default::default()
                 };
-                std::fs::write(&path, marker.to_toml()).map_err(|e| Error::StepFailed {
-                    step: "lab marker".into(),
-                    cmd: format!("write {}", path.display()),
-                    status: e.to_string(),
+                std::fs::write(&path, marker.to_toml()).map_err(|e| {
+                    Error::from(stackpilot_core::step::StepError {
+                        step: "lab marker".into(),
+                        cmd: format!("write {}", path.display()),
+                        status: e.to_string(),
+                    })
                 })?;
                 eprintln!(
                     "==> lab: created {LAB_MARKER} (lab id {}) for this checkout",
@@ -328,18 +337,17 @@ impl Lab {
                 );
                 Ok(marker)
             }
-            Err(e) => Err(Error::StepFailed {
+            Err(e) => Err(Error::from(stackpilot_core::step::StepError {
                 step: "lab marker".into(),
                 cmd: format!("read {}", path.display()),
                 status: e.to_string(),
-            }),
+            })),
         }
     }
 
     /// The identity a node of this checkout should carry.
     fn identity(&self, node: &str, provider: Provider, marker: &LabMarker) -> Identity {
-        let repo_source = (!crate::provider::get(provider).is_vm())
-            .then(|| crate::resolve::repo_source(&self.root));
+        let repo_source = (!provider.desc().is_vm).then(|| crate::resolve::repo_source(&self.root));
         Identity {
             node: node.to_string(),
             lab: self.cfg.lab.name.clone(),
@@ -365,10 +373,12 @@ impl Lab {
         if !docker && self.created(&nodes, provider)?.is_empty() {
             // Refuse a second VM lab before building anything.
             let records = LabRecord::list(&host_state_dir()).unwrap_or_default();
-            labs::check_vm_lab_free(&records, &self.checkout()).map_err(|e| Error::StepFailed {
-                step: "lab up".into(),
-                cmd: format!("vagrant up --provider={provider}"),
-                status: e.to_string(),
+            labs::check_vm_lab_free(&records, &self.checkout()).map_err(|e| {
+                Error::from(stackpilot_core::step::StepError {
+                    step: "lab up".into(),
+                    cmd: format!("vagrant up --provider={provider}"),
+                    status: e.to_string(),
+                })
             })?;
         }
         let lock = if docker || host_has_docker() {
@@ -395,7 +405,24 @@ impl Lab {
                 lock.tag(images::NODE, &ImageLock::path(&self.root))?,
             );
         }
-        step("vagrant up", &mut cmd)?;
+        // VM nodes load their images with the node-side lifecycle (see `load_images`):
+        // compiling it meanwhile takes its minutes off the boot's, which mostly waits on the
+        // emulated guest.
+        let compiling = (!docker && lock.is_some()).then(|| {
+            let root = self.root.clone();
+            std::thread::spawn(move || crate::build::compile_tools(&root))
+        });
+        let booted = step("vagrant up", &mut cmd);
+        if let Some(compiling) = compiling {
+            compiling.join().unwrap_or_else(|_| {
+                Err(failed(
+                    "lab up",
+                    "compile node-side tools",
+                    "the compile thread panicked",
+                ))
+            })?;
+        }
+        booted?;
         if let Some(lock) = lock.as_ref().filter(|_| docker) {
             for node in &nodes {
                 if let Some(note) = self.outdated_node_image(node, lock) {
@@ -496,6 +523,18 @@ impl Lab {
             }
         }
         let vagrant_dir = self.vagrant_dir();
+        let vm = nodes.iter().any(|n| {
+            transport::created_provider(&vagrant_dir, n).is_some_and(|p| p != Provider::Docker)
+        });
+        if vm && !wanted.is_empty() {
+            // VM nodes load images with the node-side `lifecycle load-image` from an archive
+            // on /vagrant (see `load_images`): it must be compiled for the node first.
+            crate::build::compile_tools(&self.root)?;
+            // Saved once here, not by each node's thread: nodes share the archives.
+            for (tag, id) in &wanted {
+                save_archive(&self.root.join(IMAGE_ARCHIVES), &archive_name(tag, id), tag)?;
+            }
+        }
         let mut jobs = Vec::new();
         for node in nodes {
             let provider = transport::created_provider(&vagrant_dir, node);
@@ -510,18 +549,19 @@ impl Lab {
                 .then(|| self.identity(node, provider, marker).to_toml());
             let wanted = wanted.clone();
             let state_dir = self.cfg.state.node_dir.display().to_string();
+            let root = self.root.clone();
             jobs.push(std::thread::spawn(move || {
-                provision_node(&t, identity.as_deref(), &wanted, &state_dir)
+                provision_node(&t, &root, identity.as_deref(), &wanted, &state_dir)
             }));
         }
         let mut first = None;
         for j in jobs {
             let r = j.join().unwrap_or_else(|_| {
-                Err(Error::StepFailed {
+                Err(Error::from(stackpilot_core::step::StepError {
                     step: "provision".into(),
                     cmd: "provision thread".into(),
                     status: "panicked".into(),
-                })
+                }))
             });
             if let Err(e) = r {
                 eprintln!("xtask: {e}");
@@ -546,15 +586,18 @@ impl Lab {
                 "==> lab: no node is created under {provider}: nothing for Vagrant to destroy"
             );
         } else {
+            crate::swarm::before_destroy(&self.root, &self.cfg, &created);
             self.vagrant_step(provider, "destroy", &["destroy", "-f"], &created)?;
         }
         let name = self.current_name()?;
         if !self.any_created() {
             // The whole lab is gone: the host forgets it and its subnet is free again.
-            LabRecord::remove(&host_state_dir(), name.as_str()).map_err(|e| Error::StepFailed {
-                step: "lab record".into(),
-                cmd: "remove".into(),
-                status: e.to_string(),
+            LabRecord::remove(&host_state_dir(), name.as_str()).map_err(|e| {
+                Error::from(stackpilot_core::step::StepError {
+                    step: "lab record".into(),
+                    cmd: "remove".into(),
+                    status: e.to_string(),
+                })
             })?;
             if let Ok(mut m) = LabMarker::read(&self.root.join(LAB_MARKER))
                 && m.docker_subnet.take().is_some()
@@ -632,10 +675,12 @@ impl Lab {
     /// recorded subnet, else a free /24 (the inventory's when free). Returns its subnet.
     fn ensure_network(&self, lab: &LabName, recorded: Option<Subnet>) -> Result<Subnet, Error> {
         let name = lab.network();
-        let bad = |status: String| Error::StepFailed {
-            step: "lab network".into(),
-            cmd: format!("docker network inspect {name}"),
-            status,
+        let bad = |status: String| {
+            Error::from(stackpilot_core::step::StepError {
+                step: "lab network".into(),
+                cmd: format!("docker network inspect {name}"),
+                status,
+            })
         };
         let out = Command::new("docker")
             .args([
@@ -686,11 +731,11 @@ impl Lab {
                 break;
             }
         }
-        Err(Error::StepFailed {
+        Err(Error::from(stackpilot_core::step::StepError {
             step: "lab network".into(),
             cmd: format!("docker network create {name}"),
             status: last,
-        })
+        }))
     }
 
     /// Creates the nodes' engine volumes with the lab's label (Vagrant would create them
@@ -771,10 +816,12 @@ impl Lab {
         let out = self
             .vagrant(self.provider()?, &["status", "--machine-readable"], &nodes)
             .output()
-            .map_err(|e| Error::StepFailed {
-                step: "lab status".into(),
-                cmd: "vagrant status --machine-readable".into(),
-                status: e.to_string(),
+            .map_err(|e| {
+                Error::from(stackpilot_core::step::StepError {
+                    step: "lab status".into(),
+                    cmd: "vagrant status --machine-readable".into(),
+                    status: e.to_string(),
+                })
             })?;
         let states = parse_machine_states(&String::from_utf8_lossy(&out.stdout));
         let lock = self.lock().ok();
@@ -884,9 +931,11 @@ impl LabStatus {
     }
 }
 
-/// Waits for the node's engine, writes its identity when given, loads the wanted images.
+/// Waits for the node's engine, writes its identity when given, loads the wanted images
+/// (VM nodes from archives under the checkout at `root`, their /vagrant).
 fn provision_node(
     t: &Transport,
+    root: &Path,
     identity: Option<&str>,
     wanted: &[(String, String)],
     state_dir: &str,
@@ -901,7 +950,7 @@ fn provision_node(
         }
     }
     if !wanted.is_empty() {
-        match load_images(t, wanted)? {
+        match load_images(t, root, wanted)? {
             Change::None => eprintln!(
                 "==> {node}: images: no change ({} already loaded)",
                 wanted.len()
@@ -964,14 +1013,14 @@ fn wait_for_engine(t: &Transport) -> Result<(), Error> {
                 return Ok(());
             }
             Err(e) if started.elapsed() > engine_wait => {
-                return Err(Error::StepFailed {
+                return Err(Error::from(stackpilot_core::step::StepError {
                     step: "wait for engine".into(),
                     cmd: format!("{} docker version", t.node()),
                     status: format!(
                         "the node's engine did not answer within {}s: {e}",
                         engine_wait.as_secs()
                     ),
-                });
+                }));
             }
             Err(_) => std::thread::sleep(Duration::from_millis(500)),
         }
@@ -998,8 +1047,35 @@ pub fn write_identity(t: &Transport, identity: &str) -> Result<Change, Error> {
     Ok(Change::Changed)
 }
 
-/// Loads each `(tag, id)` into the node's engine unless it already has that id.
-fn load_images(t: &Transport, wanted: &[(String, String)]) -> Result<Change, Error> {
+/// Where VM nodes' image archives are written, relative to the checkout (their /vagrant).
+pub const IMAGE_ARCHIVES: &str = "target/lab-images";
+
+/// The archive file of an image: its tag and id, so a stale archive is never reused.
+pub fn archive_name(tag: &str, id: &str) -> String {
+    let id = id.strip_prefix("sha256:").unwrap_or(id);
+    let short = id.get(..12).unwrap_or(id);
+    let tag: String = tag
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{tag}-{short}.tar")
+}
+
+/// Loads each `(tag, id)` into the node's engine unless it already has that id: docker
+/// nodes through `docker exec -i`; VM nodes from an archive on the 9p /vagrant share with
+/// the node-side `lifecycle load-image`, because `vagrant ssh` under TCG moves data at
+/// well under 1 MB/s (ssh crypto on an emulated CPU without AES-NI) and 9p at about 13.
+pub(crate) fn load_images(
+    t: &Transport,
+    root: &Path,
+    wanted: &[(String, String)],
+) -> Result<Change, Error> {
     let mut change = Change::None;
     for (tag, id) in wanted {
         let inside = t
@@ -1014,10 +1090,33 @@ fn load_images(t: &Transport, wanted: &[(String, String)]) -> Result<Change, Err
         }
         let started = Instant::now();
         eprintln!("==> {}: loading {tag}", t.node());
-        t.pipe_from(
-            Command::new("docker").args(["save", tag]),
-            &["docker", "load", "--quiet"],
-        )?;
+        match t {
+            Transport::DockerExec { .. } => {
+                t.pipe_from(
+                    Command::new("docker").args(["save", tag]),
+                    &["docker", "load", "--quiet"],
+                )?;
+            }
+            Transport::VagrantSsh { .. } => {
+                let name = archive_name(tag, id);
+                save_archive(&root.join(IMAGE_ARCHIVES), &name, tag)?;
+                let on_node = format!("{NODE_REPO}/{IMAGE_ARCHIVES}/{name}");
+                let lifecycle = crate::build::node_binary("lifecycle");
+                t.output(
+                    &[
+                        &lifecycle,
+                        "load-image",
+                        "--tag",
+                        tag,
+                        "--file",
+                        &on_node,
+                        "--expect-id",
+                        id,
+                    ],
+                    ARCHIVE_LOAD_WAIT,
+                )?;
+            }
+        }
         eprintln!(
             "<== {}: loaded {tag} in {}s",
             t.node(),
@@ -1026,6 +1125,67 @@ fn load_images(t: &Transport, wanted: &[(String, String)]) -> Result<Change, Err
         change = Change::Changed;
     }
     Ok(change)
+}
+
+/// How long loading one archive into a VM may take (587 MB at 13 MB/s is 45 s; a loaded
+/// host under TCG is several times slower).
+const ARCHIVE_LOAD_WAIT: Duration = Duration::from_secs(20 * 60);
+
+/// `docker save` of `tag` into `dir/name`, unless that archive (named by tag and id) is
+/// already there; written under a temporary name first so a cut save is never reused.
+fn save_archive(dir: &Path, name: &str, tag: &str) -> Result<(), Error> {
+    let path = dir.join(name);
+    if path.is_file() {
+        eprintln!("==> images: {} present", path.display());
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).map_err(|e| {
+        failed(
+            "images",
+            &format!("mkdir {}", dir.display()),
+            &e.to_string(),
+        )
+    })?;
+    // Archives of other ids are stale: each is hundreds of MB.
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        let prefix = name.rsplit_once('-').map_or(name, |(p, _)| p);
+        for e in entries.filter_map(Result::ok) {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n != name && n.starts_with(prefix) && !n.ends_with(".partial") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    // One partial file per thread: nodes provisioned in parallel may save the same image.
+    let partial = dir.join(format!(
+        "{name}.{}-{:?}.partial",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    step(
+        &format!("docker save {tag}"),
+        Command::new("docker")
+            .args(["save", "--output"])
+            .arg(&partial)
+            .arg(tag),
+    )?;
+    // `docker save --output` writes mode 0600; the VM reads the file through 9p as QEMU's
+    // user (libvirt-qemu), not as the host user that saved it.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o644)).map_err(|e| {
+        failed(
+            "images",
+            &format!("chmod 0644 {}", partial.display()),
+            &e.to_string(),
+        )
+    })?;
+    std::fs::rename(&partial, &path).map_err(|e| {
+        failed(
+            "images",
+            &format!("mv {} {}", partial.display(), path.display()),
+            &e.to_string(),
+        )
+    })
 }
 
 fn engine_health(t: &Transport) -> String {
@@ -1082,10 +1242,10 @@ pub fn parse_machine_states(text: &str) -> Vec<(String, String)> {
 
 fn require_vagrant() -> Result<(), Error> {
     if which::which("vagrant").is_err() {
-        return Err(Error::Prereq {
+        return Err(Error::from(stackpilot_core::step::HostError::Prereq {
             what: "vagrant (the lab engine for every provider)".into(),
             install: "apt-get install -y vagrant".into(),
-        });
+        }));
     }
     Ok(())
 }
@@ -1103,10 +1263,12 @@ fn random_id() -> Result<String, Error> {
     let mut buf = [0u8; 16];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut buf))
-        .map_err(|e| Error::StepFailed {
-            step: "lab marker".into(),
-            cmd: "read /dev/urandom".into(),
-            status: e.to_string(),
+        .map_err(|e| {
+            Error::from(stackpilot_core::step::StepError {
+                step: "lab marker".into(),
+                cmd: "read /dev/urandom".into(),
+                status: e.to_string(),
+            })
         })?;
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
@@ -1130,6 +1292,17 @@ mod tests {
                 ("control".to_string(), "running".to_string()),
                 ("worker1".to_string(), "not_created".to_string())
             ]
+        );
+    }
+
+    #[test]
+    fn an_image_archive_is_named_by_its_tag_and_id() {
+        assert_eq!(
+            archive_name(
+                "stackpilot/postgres:bookworm-11a1eb772ea7",
+                "sha256:702860deb8e4f00d"
+            ),
+            "stackpilot_postgres_bookworm-11a1eb772ea7-702860deb8e4.tar"
         );
     }
 

@@ -8,6 +8,8 @@
 
 use std::process::Command;
 
+use stackpilot_core::root::is_root;
+
 use crate::error::Error;
 use crate::process::step;
 
@@ -125,10 +127,10 @@ pub fn ensure(entry: EntryPoint) -> Result<(), Error> {
     if which::which("apt-get").is_err() || (sudo && !can_sudo()) {
         let mut cmds = vec![format!("{}apt-get update", if sudo { "sudo " } else { "" })];
         cmds.extend(install_commands(&missing, sudo));
-        return Err(Error::Prereq {
+        return Err(Error::from(stackpilot_core::step::HostError::Prereq {
             what: names.join(", "),
             install: cmds.join(" && "),
-        });
+        }));
     }
     eprintln!(
         "==> prerequisites: installing {} with apt-get{}",
@@ -170,19 +172,6 @@ pub fn ensure(entry: EntryPoint) -> Result<(), Error> {
 
 fn names(p: &[(&str, &str)]) -> String {
     p.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
-}
-
-/// Whether this process runs as root.
-pub fn is_root() -> bool {
-    // Reading our own uid from procfs avoids a dependency for one call.
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
 }
 
 /// What the libvirt provider needs on a Debian host, with the program that proves each.
@@ -267,10 +256,10 @@ pub fn qemu_suite(qemu_utils_version: &str, codename: &str) -> Option<String> {
 fn install_libvirt_packages(missing: &[&str]) -> Result<(), Error> {
     let install = format!("apt-get install -y {}", missing.join(" "));
     if !is_root() || which::which("apt-get").is_err() {
-        return Err(Error::Prereq {
+        return Err(Error::from(stackpilot_core::step::HostError::Prereq {
             what: format!("for the libvirt provider: {}", missing.join(", ")),
             install,
-        });
+        }));
     }
     let version = Command::new("dpkg-query")
         .args(["-W", "-f", "${Version}", "qemu-utils"])
@@ -352,10 +341,10 @@ fn add_backports_source(suite: &str) -> Result<(), Error> {
         &path,
         format!("Types: deb\nURIs: {uri}\nSuites: {suite}\nComponents: main\nSigned-By: {key}\n"),
     )
-    .map_err(|e| Error::Prereq {
+    .map_err(|e| Error::from(stackpilot_core::step::HostError::Prereq {
         what: format!("the {suite} apt source ({e})"),
         install: format!("add {suite} to /etc/apt/sources.list.d, then apt-get install -t {suite} qemu-system-x86"),
-    })
+    }))
 }
 
 #[cfg(test)]

@@ -41,7 +41,7 @@ pub fn resolve_with(
         role: n.role,
         address: n.address(kind),
         transport: Transport::for_node(&vagrant_dir, node).ok(),
-        repo_source: (!provider.is_vm()).then(|| repo_source(root)),
+        repo_source: (!kind.desc().is_vm).then(|| repo_source(root)),
         provider: provider.facts(),
         machine_dir: transport::machine_dir(&vagrant_dir, node),
     })

@@ -128,10 +128,10 @@ fn require(program: &str, package: &str, what: &str) -> Result<(), Error> {
     if which::which(program).is_ok() {
         return Ok(());
     }
-    Err(Error::Prereq {
+    Err(Error::from(stackpilot_core::step::HostError::Prereq {
         what: format!("{program} ({what})"),
         install: format!("apt-get install -y {package}"),
-    })
+    }))
 }
 
 /// Vagrant's insecure public key as Debian's vagrant package ships it.
@@ -142,9 +142,13 @@ fn vagrant_pubkey() -> Result<PathBuf, Error> {
             .map(|e| e.path().join("keys/vagrant.pub"))
             .find(|p| p.is_file())
     });
-    found.ok_or_else(|| Error::Prereq {
-        what: format!("Vagrant's insecure public key ({VAGRANT_GEMS}/vagrant-*/keys/vagrant.pub)"),
-        install: "apt-get install -y vagrant".into(),
+    found.ok_or_else(|| {
+        Error::from(stackpilot_core::step::HostError::Prereq {
+            what: format!(
+                "Vagrant's insecure public key ({VAGRANT_GEMS}/vagrant-*/keys/vagrant.pub)"
+            ),
+            install: "apt-get install -y vagrant".into(),
+        })
     })
 }
 

@@ -1,6 +1,7 @@
 //! `lifecycle`: mutates the service stack of one environment on a lab node — builds the
-//! application image (`docker build --no-cache`, build receipt), starts it with compose and
-//! waits until every container is healthy, stops it, reports it.
+//! application image (`docker build --no-cache`, build receipt), loads image archives
+//! into the node's engine, starts the stack with compose and waits until every container
+//! is healthy, stops it, reports it.
 //!
 //! It never asserts correctness (that is verify's job) and never runs outside a node:
 //! every mutating function takes the [`ctx_guard::Allowed`] token.
@@ -26,6 +27,7 @@ use stackpilot_core::receipts::{self, BUILD_RECEIPT, BuildReceipt, ReceiptError}
 use stackpilot_core::time::now_rfc3339;
 use stackpilot_core::{Config, Exit, exit::ExitStatus};
 
+pub mod cli;
 mod load;
 mod wait;
 pub use load::{Archive, LoadReport, check_loaded, load_args, load_image};

@@ -23,6 +23,12 @@ pub enum Capability {
     Vagrant,
     /// PostgreSQL server binaries (`initdb`, `pg_ctl`) under /usr/lib/postgresql.
     Postgres,
+    /// libvirt VMs: installed (`virsh`, `libvirtd`), or installable by the lab's own
+    /// prerequisite step (root and apt-get). QEMU's TCG emulation needs no KVM.
+    Libvirt,
+    /// The vagrant-libvirt plugin, which Debian's `vagrant` brings as a recommended package
+    /// (and with it libvirt as Vagrant's default provider).
+    VagrantLibvirt,
 }
 
 impl Capability {
@@ -34,6 +40,8 @@ impl Capability {
             Capability::Docker => "docker",
             Capability::Vagrant => "vagrant",
             Capability::Postgres => "postgres",
+            Capability::Libvirt => "libvirt",
+            Capability::VagrantLibvirt => "vagrant-libvirt",
         }
     }
 
@@ -84,6 +92,32 @@ impl Capability {
                 } else {
                     Err("no PostgreSQL server under /usr/lib/postgresql (apt-get install postgresql)".into())
                 }
+            }
+            Capability::VagrantLibvirt => {
+                let out = Command::new("vagrant")
+                    .args(["plugin", "list"])
+                    .env("VAGRANT_CHECKPOINT_DISABLE", "1")
+                    .output()
+                    .map_err(|e| format!("cannot run vagrant: {e} (apt-get install vagrant)"))?;
+                if String::from_utf8_lossy(&out.stdout).contains("vagrant-libvirt") {
+                    Ok(())
+                } else {
+                    Err("the vagrant-libvirt plugin is not installed (`apt-get install vagrant` installs it as a recommended package, as the lab's prerequisite step does)".into())
+                }
+            }
+            Capability::Libvirt => {
+                let installed = ["virsh", "libvirtd", "qemu-system-x86_64"]
+                    .iter()
+                    .all(|p| which::which(p).is_ok());
+                if installed {
+                    return Ok(());
+                }
+                which::which("apt-get").map_err(|_| {
+                    "libvirt is not installed and there is no apt-get to install it (install libvirt-daemon-system, libvirt-clients, qemu-system-x86)".to_string()
+                })?;
+                Capability::Root.probe().map_err(|why| {
+                    format!("libvirt is not installed and the lab installs it only as root: {why}")
+                })
             }
         }
     }

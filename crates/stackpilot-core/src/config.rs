@@ -87,7 +87,10 @@ pub struct Network {
     pub docker_subnet: String,
 }
 
-/// A Vagrant provider the lab can run on.
+/// A node provider the lab can run on. What each one is (its name, how the host reaches
+/// its nodes, what `/vagrant` is on them) is written once, in [`Provider::desc`]; code
+/// reads those facts and does not match on the provider. The lab's `NodeProvider` trait
+/// adds what only the lab needs (whether it can run here, its lifecycle's details).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
 pub enum Provider {
@@ -99,14 +102,69 @@ pub enum Provider {
     Docker,
 }
 
+/// How the host runs a command in a provider's nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// `docker exec` into the node container (its id in Vagrant's machine directory).
+    DockerExec,
+    /// `vagrant ssh NODE -c …`.
+    VagrantSsh,
+}
+
+/// What a provider is, for every crate: one entry per provider.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ProviderDesc {
+    /// Its name: `STACKPILOT_PROVIDER`'s value, the nodes' address key in
+    /// `stackpilot.toml`, the identity file's `provider`, Vagrant's provider name and the
+    /// directory of Vagrant's machine data.
+    pub name: &'static str,
+    /// How the host reaches its nodes.
+    pub reach: Reach,
+    /// Whether its nodes are virtual machines: `/vagrant` is a synced folder, not a bind
+    /// of the checkout.
+    pub is_vm: bool,
+    /// The filesystem types `/vagrant` may have on its nodes (empty: a bind of the
+    /// checkout); ctx-guard accepts nothing else.
+    pub shared_folder_types: &'static [&'static str],
+}
+
 impl Provider {
-    /// The provider's name as Vagrant spells it.
-    pub fn as_str(self) -> &'static str {
+    /// Every provider.
+    pub const ALL: [Provider; 3] = [Provider::Virtualbox, Provider::Libvirt, Provider::Docker];
+
+    /// The provider's description (the one place a provider's facts are written).
+    pub fn desc(self) -> &'static ProviderDesc {
         match self {
-            Provider::Virtualbox => "virtualbox",
-            Provider::Libvirt => "libvirt",
-            Provider::Docker => "docker",
+            Provider::Virtualbox => &ProviderDesc {
+                name: "virtualbox",
+                reach: Reach::VagrantSsh,
+                is_vm: true,
+                shared_folder_types: &["vboxsf"],
+            },
+            Provider::Libvirt => &ProviderDesc {
+                name: "libvirt",
+                reach: Reach::VagrantSsh,
+                is_vm: true,
+                // The Vagrantfile syncs /vagrant by 9p; virtiofs is libvirt's other real share.
+                shared_folder_types: &["9p", "virtiofs"],
+            },
+            Provider::Docker => &ProviderDesc {
+                name: "docker",
+                reach: Reach::DockerExec,
+                is_vm: false,
+                shared_folder_types: &[],
+            },
         }
+    }
+
+    /// The provider's name (see [`ProviderDesc::name`]).
+    pub fn as_str(self) -> &'static str {
+        self.desc().name
+    }
+
+    /// The provider named `name`.
+    pub fn by_name(name: &str) -> Option<Provider> {
+        Provider::ALL.into_iter().find(|p| p.as_str() == name)
     }
 }
 
@@ -186,6 +244,51 @@ pub struct Environment {
     pub port: Spanned<u16>,
     /// Env file, relative to the repo root.
     pub env_file: PathBuf,
+    /// How the stack runs: one copy per node (`compose`, the default) or one stack across
+    /// the lab's Docker Swarm (`swarm`); `MODE=` overrides it per command.
+    #[serde(default)]
+    pub mode: Mode,
+}
+
+/// How an environment's stack runs on the lab.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// `docker compose` on one node: every node runs its own copy of the stack.
+    #[default]
+    Compose,
+    /// `docker stack deploy` on the lab's swarm: db on control, one api per worker.
+    Swarm,
+}
+
+impl Mode {
+    /// The mode's name as `stackpilot.toml` and `MODE=` spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Compose => "compose",
+            Mode::Swarm => "swarm",
+        }
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Mode, String> {
+        match s.trim() {
+            "compose" => Ok(Mode::Compose),
+            "swarm" => Ok(Mode::Swarm),
+            other => Err(format!(
+                "expected `compose` or `swarm`, found '{other}' (e.g. make up MODE=swarm)"
+            )),
+        }
+    }
 }
 
 impl Environment {
@@ -299,7 +402,7 @@ impl Config {
                     .into(),
             );
         }
-        for p in [Provider::Virtualbox, Provider::Libvirt, Provider::Docker] {
+        for p in Provider::ALL {
             let mut seen = BTreeSet::new();
             for (i, n) in self.nodes.iter().enumerate() {
                 if n.address.get(p.as_str()).is_none() {

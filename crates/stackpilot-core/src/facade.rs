@@ -11,7 +11,8 @@ use std::collections::HashMap;
 use bollard::Docker;
 use bollard::query_parameters::{
     EventsOptionsBuilder, InspectContainerOptionsBuilder, ListContainersOptionsBuilder,
-    ListImagesOptionsBuilder,
+    ListImagesOptionsBuilder, ListNodesOptions, ListServicesOptionsBuilder,
+    ListTasksOptionsBuilder,
 };
 use futures_util::StreamExt;
 
@@ -61,11 +62,13 @@ impl ExitStatus for FacadeError {
     }
 }
 
-/// A read-only view of one Docker engine: list, inspect, version and events, nothing else.
+/// A read-only view of one Docker engine: list, inspect, version and events, nothing else
+/// (in swarm mode also the manager's service, task and node lists).
 ///
-/// No method of this type can create, start, stop, kill, remove, exec, tag, pull, build or
-/// prune: verify holds this type, so verify cannot mutate the engine. Do not add a method
-/// here that changes engine state, and do not expose the inner client.
+/// No method of this type can create, start, stop, kill, remove, exec, tag, pull, build,
+/// prune, update a service or drain a node: verify holds this type, so verify cannot mutate
+/// the engine. Do not add a method here that changes engine state, and do not expose the
+/// inner client.
 pub struct ReadOnlyDocker {
     runtime: tokio::runtime::Runtime,
     client: Docker,
@@ -215,6 +218,38 @@ impl ReadOnlyDocker {
             }
             Ok(events)
         })
+    }
+}
+
+impl ReadOnlyDocker {
+    /// The swarm's services carrying all of `labels` (e.g. a stack's
+    /// `com.docker.stack.namespace=NAME`). Only a manager answers.
+    pub fn list_services(&self, labels: &[&str]) -> Result<Vec<models::Service>, FacadeError> {
+        let options = ListServicesOptionsBuilder::new()
+            .filters(&label_filter(labels))
+            .build();
+        self.runtime
+            .block_on(self.client.list_services(Some(options)))
+            .map_err(|e| call_error("list services", e))
+    }
+
+    /// The swarm's tasks carrying all of `labels`, whatever their state (the engine keeps a
+    /// few finished tasks per slot as history). Only a manager answers.
+    pub fn list_tasks(&self, labels: &[&str]) -> Result<Vec<models::Task>, FacadeError> {
+        let options = ListTasksOptionsBuilder::new()
+            .filters(&label_filter(labels))
+            .build();
+        self.runtime
+            .block_on(self.client.list_tasks(Some(options)))
+            .map_err(|e| call_error("list tasks", e))
+    }
+
+    /// The swarm's nodes, with their state, availability, labels and manager status. Only a
+    /// manager answers.
+    pub fn list_nodes(&self) -> Result<Vec<models::Node>, FacadeError> {
+        self.runtime
+            .block_on(self.client.list_nodes(None::<ListNodesOptions>))
+            .map_err(|e| call_error("list nodes", e))
     }
 }
 

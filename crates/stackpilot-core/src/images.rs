@@ -29,8 +29,11 @@ pub const POSTGRES: &str = "postgres";
 /// The app runtime base (`FROM scratch`, user `app` 10001).
 pub const RUNTIME: &str = "runtime";
 
+/// The lab registry of swarm mode (Debian's `docker-registry`), run on the control node.
+pub const REGISTRY: &str = "registry";
+
 /// Images built FROM the root image, in build order.
-pub const DERIVED: &[&str] = &[RUNTIME, POSTGRES, NODE];
+pub const DERIVED: &[&str] = &[RUNTIME, POSTGRES, NODE, REGISTRY];
 
 /// Images every docker-provider node needs in its own engine (it has no registry).
 pub const NODE_LOADS: &[&str] = &[RUNTIME, POSTGRES];
@@ -126,18 +129,12 @@ impl BuiltImage {
     /// Writes the record (temporary file, then rename).
     pub fn write(&self, state_dir: &Path) -> Result<(), LockError> {
         let path = BuiltImage::path(state_dir, &self.tag);
-        let err = |source| LockError::Write {
-            path: path.clone(),
-            source,
-        };
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(err)?;
-        }
         // Strings, numbers and maps of strings always serialise.
         let text = toml::to_string(self).unwrap_or_default();
-        let tmp = path.with_extension("toml.tmp");
-        std::fs::write(&tmp, text).map_err(err)?;
-        std::fs::rename(&tmp, &path).map_err(err)
+        crate::files::write_atomically(&path, &text).map_err(|source| LockError::Write {
+            path: path.clone(),
+            source,
+        })
     }
 }
 
@@ -235,13 +232,10 @@ impl ImageLock {
 
     /// Writes the lock atomically (temporary file, then rename).
     pub fn write(&self, path: &Path) -> Result<(), LockError> {
-        let err = |source| LockError::Write {
+        crate::files::write_atomically(path, &self.to_text()).map_err(|source| LockError::Write {
             path: path.to_path_buf(),
             source,
-        };
-        let tmp = path.with_extension("lock.tmp");
-        std::fs::write(&tmp, self.to_text()).map_err(err)?;
-        std::fs::rename(&tmp, path).map_err(err)
+        })
     }
 
     /// A derived image's entry by name.

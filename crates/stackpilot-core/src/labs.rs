@@ -273,24 +273,18 @@ impl LabRecord {
 
     /// Whether the lab runs VMs (which share the host-only network 192.168.56.0/24).
     pub fn is_vm(&self) -> bool {
-        self.provider != "docker"
+        crate::config::Provider::by_name(&self.provider).is_none_or(|p| p.desc().is_vm)
     }
 
     /// Writes the record (temporary file, then rename).
     pub fn write(&self, state_dir: &Path) -> Result<(), LabError> {
         let path = LabRecord::path(state_dir, &self.name);
-        let err = |e: std::io::Error| LabError::Record {
-            path: path.clone(),
-            message: e.to_string(),
-        };
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(err)?;
-        }
         // A struct of strings always serialises.
         let text = toml::to_string(self).unwrap_or_default();
-        let tmp = path.with_extension("toml.tmp");
-        std::fs::write(&tmp, text).map_err(err)?;
-        std::fs::rename(&tmp, &path).map_err(err)
+        crate::files::write_atomically(&path, &text).map_err(|e| LabError::Record {
+            path: path.clone(),
+            message: e.to_string(),
+        })
     }
 
     /// Removes lab `name`'s record; an absent record is fine.

@@ -133,12 +133,10 @@ impl LabMarker {
 /// host's folder itself), or `None` for a provider whose nodes bind-mount the repo (docker)
 /// or that is unknown. ctx-guard accepts nothing else at `/vagrant` on such a node.
 pub fn vm_shared_folder_types(provider: &str) -> Option<&'static [&'static str]> {
-    match provider {
-        "virtualbox" => Some(&["vboxsf"]),
-        // The Vagrantfile syncs /vagrant by 9p; virtiofs is libvirt's other real share.
-        "libvirt" => Some(&["9p", "virtiofs"]),
-        _ => None,
-    }
+    crate::config::Provider::by_name(provider)
+        .map(|p| p.desc())
+        .filter(|d| d.is_vm)
+        .map(|d| d.shared_folder_types)
 }
 
 /// The port every lab node listens on for reachability checks (the node engine's metrics

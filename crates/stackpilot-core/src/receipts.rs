@@ -102,20 +102,14 @@ pub fn read<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ReceiptErr
 
 /// Writes a receipt atomically (temp file + rename), creating the directory.
 pub fn write<T: Serialize>(path: &Path, receipt: &T) -> Result<(), ReceiptError> {
-    let io = |source| ReceiptError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
-    }
     let text = serde_json::to_string_pretty(receipt).map_err(|source| ReceiptError::Malformed {
         path: path.to_path_buf(),
         source,
     })?;
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, text + "\n").map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    crate::files::write_atomically(path, &(text + "\n")).map_err(|source| ReceiptError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 #[cfg(test)]

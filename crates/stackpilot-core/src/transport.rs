@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::config::Provider;
+use crate::config::{Provider, Reach};
 use crate::exit::{Exit, ExitStatus};
 use crate::node::NODE_REPO;
 
@@ -36,6 +36,17 @@ pub enum Transport {
         /// The node container's id.
         container: String,
     },
+}
+
+/// How a node command's standard streams are connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Io {
+    /// Output captured, no input.
+    Piped,
+    /// Output captured, input connected.
+    Stdin,
+    /// A terminal for a person.
+    Terminal,
 }
 
 /// Why a command could not be run in a node, or failed there.
@@ -128,7 +139,7 @@ pub fn machine_dir(vagrant_dir: &Path, node: &str) -> PathBuf {
 /// `id` file under the provider's name); `None` when the node is not created.
 pub fn created_provider(vagrant_dir: &Path, node: &str) -> Option<Provider> {
     let dir = machine_dir(vagrant_dir, node);
-    [Provider::Docker, Provider::Virtualbox, Provider::Libvirt]
+    Provider::ALL
         .into_iter()
         .find(|p| machine_id(&dir.join(p.as_str())).is_some())
 }
@@ -161,23 +172,24 @@ pub fn shell_quote(arg: &str) -> String {
 impl Transport {
     /// The transport of a created node, chosen by the provider Vagrant created it with.
     pub fn for_node(vagrant_dir: &Path, node: &str) -> Result<Transport, TransportError> {
-        match created_provider(vagrant_dir, node) {
-            Some(Provider::Docker) => Ok(Transport::DockerExec {
-                node: node.to_string(),
-                container: docker_container_id(vagrant_dir, node).unwrap_or_default(),
-            }),
-            Some(provider @ (Provider::Virtualbox | Provider::Libvirt)) => {
-                Ok(Transport::VagrantSsh {
-                    vagrant_dir: vagrant_dir.to_path_buf(),
-                    node: node.to_string(),
-                    provider,
-                })
-            }
-            None => Err(TransportError::NotCreated {
+        let Some(provider) = created_provider(vagrant_dir, node) else {
+            return Err(TransportError::NotCreated {
                 node: node.to_string(),
                 dir: machine_dir(vagrant_dir, node),
-            }),
-        }
+            });
+        };
+        Ok(match provider.desc().reach {
+            Reach::DockerExec => Transport::DockerExec {
+                node: node.to_string(),
+                container: machine_id(&machine_dir(vagrant_dir, node).join(provider.as_str()))
+                    .unwrap_or_default(),
+            },
+            Reach::VagrantSsh => Transport::VagrantSsh {
+                vagrant_dir: vagrant_dir.to_path_buf(),
+                node: node.to_string(),
+                provider,
+            },
+        })
     }
 
     /// The node this transport reaches.
@@ -190,37 +202,27 @@ impl Transport {
     /// The host command that runs `argv` in the node from `/vagrant`; `stdin` keeps the
     /// node command's standard input connected.
     pub fn command(&self, argv: &[&str], stdin: bool) -> Command {
-        match self {
-            Transport::DockerExec { container, .. } => {
-                let mut c = Command::new("docker");
-                c.arg("exec");
-                if stdin {
-                    c.arg("-i");
-                }
-                c.args(["-w", NODE_REPO, container.as_str()]).args(argv);
-                c
-            }
-            Transport::VagrantSsh {
-                vagrant_dir,
-                node,
-                provider,
-            } => {
-                let quoted: Vec<String> = argv.iter().map(|a| shell_quote(a)).collect();
-                let script = format!("cd {NODE_REPO} && exec {}", quoted.join(" "));
-                let mut c = vagrant_command(vagrant_dir, *provider);
-                c.args(["ssh", node.as_str(), "--no-tty", "-c", &script]);
-                c
-            }
-        }
+        self.build(argv, if stdin { Io::Stdin } else { Io::Piped })
     }
 
     /// The host command that runs `argv` in the node from `/vagrant` on a terminal (for a
     /// person at it: `make shell`): `docker exec -it`, or `vagrant ssh` with a tty.
     pub fn interactive_command(&self, argv: &[&str]) -> Command {
+        self.build(argv, Io::Terminal)
+    }
+
+    fn build(&self, argv: &[&str], io: Io) -> Command {
         match self {
             Transport::DockerExec { container, .. } => {
+                let streams = match io {
+                    Io::Piped => None,
+                    Io::Stdin => Some("-i"),
+                    Io::Terminal => Some("-it"),
+                };
                 let mut c = Command::new("docker");
-                c.args(["exec", "-it", "-w", NODE_REPO, container.as_str()])
+                c.arg("exec")
+                    .args(streams)
+                    .args(["-w", NODE_REPO, container.as_str()])
                     .args(argv);
                 c
             }
@@ -232,8 +234,13 @@ impl Transport {
                 let quoted: Vec<String> = argv.iter().map(|a| shell_quote(a)).collect();
                 let script = format!("cd {NODE_REPO} && exec {}", quoted.join(" "));
                 let mut c = vagrant_command(vagrant_dir, *provider);
-                // `-- -t`: ssh allocates a terminal even though a command is given.
-                c.args(["ssh", node.as_str(), "-c", &script, "--", "-t"]);
+                c.args(["ssh", node.as_str()]);
+                if io == Io::Terminal {
+                    // `-- -t`: ssh allocates a terminal even though a command is given.
+                    c.args(["-c", &script, "--", "-t"]);
+                } else {
+                    c.args(["--no-tty", "-c", &script]);
+                }
                 c
             }
         }

@@ -6,10 +6,12 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use stackpilot_core::argv::ToArgv;
 use stackpilot_core::http::{self, Timeouts};
 use stackpilot_core::time::millis;
 use stackpilot_core::transport::{Transport, display};
 
+use crate::cli;
 use crate::inspection::Inspection;
 use crate::report::Report;
 use crate::verdict::{self, Expect, NodeObservation, NodeOutcome, Observations};
@@ -177,13 +179,8 @@ pub struct RunConfig {
 /// Observes the node layer by layer; a layer is observed only when the ones below passed.
 pub fn observe(target: &NodeUnderTest, node: &dyn NodeRunner, cfg: &RunConfig) -> Observations {
     let mut obs = Observations::default();
-    let argv = [
-        cfg.node_verify.as_str(),
-        "inspect",
-        "--env",
-        target.expect.env.as_str(),
-        "--json",
-    ];
+    let call = cli::Command::inspect(&target.expect.env).call();
+    let argv = call.argv(&cfg.node_verify);
     let start = Instant::now();
     let outcome = match node.run(&argv, cfg.node_timeout) {
         NodeRun::Unreachable(why) => NodeOutcome::Unreachable(why),

@@ -28,6 +28,17 @@ pub use stackpilot_core::node::PROBE_PORT;
 
 /// Limit of every command run in a node and of every connect.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// The same through `vagrant ssh` to a VM: Vagrant's own start plus an ssh handshake on a
+/// TCG-emulated guest took 15–30 s per command on a loaded 2-core host.
+const VM_CALL_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// How long one command in the node may take over this transport.
+fn call_timeout(t: &Transport) -> Duration {
+    match t {
+        Transport::DockerExec { .. } => CALL_TIMEOUT,
+        Transport::VagrantSsh { .. } => VM_CALL_TIMEOUT,
+    }
+}
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// What verification needs to know about the lab.
@@ -149,9 +160,7 @@ pub fn run(ctx: &LabContext<'_>) -> LabReport {
             lab: ctx.cfg.lab.name.clone(),
             lab_id: m.lab_id.clone(),
             provider: p.as_str().to_string(),
-            repo_source: (p == Provider::Docker)
-                .then(|| expected_source.clone())
-                .flatten(),
+            repo_source: (!p.desc().is_vm).then(|| expected_source.clone()).flatten(),
         });
         report.checks.extend(judge(&facts, expected.as_ref()));
     }
@@ -197,15 +206,16 @@ fn gather(ctx: &LabContext<'_>, node: &str) -> NodeFacts {
             return facts;
         }
     };
+    let limit = call_timeout(&t);
     let run = |argv: &[&str]| {
-        t.output(argv, CALL_TIMEOUT)
+        t.output(argv, limit)
             .map(|s| s.trim().to_string())
             .map_err(|e| e.to_string())
     };
     facts.hostname = run(&["hostname"]);
     facts.addresses = run(&["ip", "-4", "-o", "addr", "show"]);
     facts.identity = t
-        .output(&["cat", IDENTITY_FILE], CALL_TIMEOUT)
+        .output(&["cat", IDENTITY_FILE], limit)
         .map_err(|e| e.to_string());
     facts.engine = run(&["docker", "version", "--format", "{{.Server.Version}}"]);
     // Peers are the other nodes being verified: a node left down on purpose is no fault.

@@ -11,6 +11,7 @@
 //! [`verdict`] judges (pure); [`report`] renders; [`events`] is the yardstick of the
 //! no-mutation proof.
 
+pub mod cli;
 pub mod events;
 pub mod host;
 pub mod inspect;
@@ -18,6 +19,7 @@ pub mod inspection;
 pub mod lab;
 pub mod report;
 pub mod setup;
+pub mod swarm;
 pub mod verdict;
 
 pub use host::{NodeRun, NodeRunner, NodeUnderTest, RunConfig, run, run_waiting};

@@ -1,9 +1,9 @@
 //! The `verify` binary: parses arguments, calls the library, prints, maps to exit codes.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use stackpilot_core::compose::Project;
 use stackpilot_core::exit::{ExitStatus, Failure};
 use stackpilot_core::facade::ReadOnlyDocker;
@@ -11,63 +11,11 @@ use stackpilot_core::node::NODE_REPO;
 use stackpilot_core::output::{self, Format};
 use stackpilot_core::receipts::{self, BUILD_RECEIPT, BuildReceipt};
 use stackpilot_core::{Config, Exit};
+use verify::cli::{Cli, Command};
 use verify::inspect::{self, Scope};
-use verify::report::JunitFile;
+use verify::report::{JunitFile, Unverified};
 use verify::setup::{self, Options};
-
-/// Host-driven, read-only verification of one environment on a lab node: the definition
-/// of "working".
-///
-/// Layers, in order, each failure marking the layers above it "not run": 1 node reachable
-/// and itself; 2 TCP connect to the service port; 3 /health alive, /ready ready, /version
-/// equal to the build receipt; 4 node-side inspection (containers running and healthy,
-/// compose wiring, no hidden containers); 5 provenance (running image = receipt, created
-/// after the last clean room, build-id label). Exit 0 only when every check passed, 1 when
-/// one failed, 2 on usage or configuration errors, 3 when `inspect` runs outside a node's
-/// /vagrant, 4 when a prerequisite (Docker) is missing.
-#[derive(Parser)]
-#[command(name = "verify", version, args_conflicts_with_subcommands = true)]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
-    /// Node to verify (default: the control node).
-    #[arg(long, value_name = "NODE", env = "NODE")]
-    node: Option<String>,
-    /// Environment to verify.
-    #[arg(long, value_name = "ENV", default_value = "dev")]
-    env: String,
-    /// Print the report as JSON.
-    #[arg(long)]
-    json: bool,
-    /// Also write the report as JUnit XML to FILE.
-    #[arg(long, value_name = "FILE")]
-    junit: Option<PathBuf>,
-    /// Probe this address instead of the node's inventory address for the provider in use
-    /// (the provider comes from STACKPILOT_PROVIDER, else how the node was created).
-    #[arg(long, value_name = "IP")]
-    address: Option<std::net::IpAddr>,
-    /// Verify again until every check passes or SECS seconds have passed; prints only the
-    /// final report.
-    #[arg(long, value_name = "SECS")]
-    wait: Option<u64>,
-    /// Path of the verify binary inside the node.
-    #[arg(long, value_name = "PATH", env = "STACKPILOT_NODE_VERIFY")]
-    node_verify: Option<String>,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Node side: print the environment's facts from the node's engine, compose and
-    /// receipts as one JSON document (read-only; refused outside a node's /vagrant).
-    Inspect {
-        /// Environment to inspect.
-        #[arg(long, value_name = "ENV", default_value = "dev")]
-        env: String,
-        /// Print JSON (the only format; accepted for symmetry with the host side).
-        #[arg(long)]
-        json: bool,
-    },
-}
+use verify::swarm::{self, inspection::SwarmScope};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -75,6 +23,11 @@ fn main() -> ExitCode {
         Some(Command::Inspect { env, json: _ }) => {
             ctx_guard::node_main("verify", "make verify", |allowed| {
                 node_inspect(allowed, &env)
+            })
+        }
+        Some(Command::InspectSwarm { env, json: _ }) => {
+            ctx_guard::node_main("verify", "make verify MODE=swarm", |allowed| {
+                node_inspect_swarm(allowed, &env)
             })
         }
         None => host_verify(&cli).into(),
@@ -124,16 +77,12 @@ fn host_verify(cli: &Cli) -> Exit {
         Err(e) => return fail(&e, e.exit()),
     };
     output::print(&report, Format::from_json_flag(cli.json));
-    let verdict = if report.passed {
-        Exit::Ok
-    } else {
-        Exit::Failed
-    };
-    match junit.map(|j| j.write(&report)) {
-        // A report that could not be written is an error, but never hides a failed check.
-        Some(Err(e)) if verdict == Exit::Ok => fail(&e, Exit::Failed),
-        Some(Err(e)) => fail(&e, verdict),
-        _ => verdict,
+    match verify::report::conclude(&report, junit) {
+        Ok(()) => Exit::Ok,
+        Err(Unverified::Failed { junit: None }) => Exit::Failed,
+        Err(Unverified::Failed { junit: Some(e) } | Unverified::NotWritten(e)) => {
+            fail(&e, Exit::Failed)
+        }
     }
 }
 
@@ -166,5 +115,32 @@ fn node_inspect(allowed: &ctx_guard::Allowed, env: &str) -> Result<(), Failure> 
     })?;
     stackpilot_core::outln!("{text}");
     // The document is printed either way; the exit code still says Docker is missing.
+    docker.map(|_| ()).map_err(|e| Failure::of(&e))
+}
+
+/// Node side on the manager, after ctx-guard allowed it: the stack's services, tasks and
+/// nodes through the read-only facade.
+fn node_inspect_swarm(allowed: &ctx_guard::Allowed, env: &str) -> Result<(), Failure> {
+    let repo = Path::new(NODE_REPO);
+    let (_, cfg) = Config::discover(repo).map_err(|e| Failure::of(&e))?;
+    let project = Project::for_env(&cfg, repo, env).map_err(|e| Failure::of(&e))?;
+    let scope = SwarmScope {
+        node: allowed.identity().node.clone(),
+        lab: allowed.identity().lab.clone(),
+        env: env.to_string(),
+        stack: project.name.clone(),
+    };
+    // Compose only needs the variable set to list the services; the value is not used.
+    let declared = inspect::declared_services(&project, "verify-inspect/swarm");
+    let docker = ReadOnlyDocker::connect();
+    let doc =
+        swarm::inspection::gather(&scope, docker.as_ref().map_err(|e| e.to_string()), declared);
+    let text = serde_json::to_string_pretty(&doc).map_err(|e| {
+        Failure::new(
+            format!("cannot serialise the swarm inspection: {e}"),
+            Exit::Failed,
+        )
+    })?;
+    stackpilot_core::outln!("{text}");
     docker.map(|_| ()).map_err(|e| Failure::of(&e))
 }

@@ -195,6 +195,25 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_check_is_not_hidden_by_an_unwritable_junit_file() {
+        let failed = report(&[(Verdict::Fail, "no")]);
+        let full = || JunitFile::create(std::path::Path::new("/dev/full")).ok();
+        let e = conclude(&failed, full()).err();
+        assert!(
+            matches!(&e, Some(Unverified::Failed { junit: Some(_) })),
+            "{e:?}"
+        );
+        assert_eq!(
+            conclude(&failed, None),
+            Err(Unverified::Failed { junit: None })
+        );
+        let passed = report(&[(Verdict::Pass, "ok")]);
+        let e = conclude(&passed, full()).err();
+        assert!(matches!(e, Some(Unverified::NotWritten(_))), "{e:?}");
+        assert_eq!(conclude(&passed, None), Ok(()));
+    }
+
+    #[test]
     fn junit_counts_failures_and_skips_and_escapes_reasons() {
         let xml = report(&[
             (Verdict::Pass, "ok"),
@@ -258,5 +277,33 @@ impl JunitFile {
         self.file
             .write_all(report.junit().as_bytes())
             .map_err(|e| format!("cannot write JUnit report {}: {e}", self.path.display()))
+    }
+}
+
+/// Why a verification that printed its report does not count as passed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unverified {
+    /// A check failed; the JUnit file may also have failed to be written.
+    #[error("verification failed (see the report above){}", .junit.as_ref().map(|e| format!("; also {e}")).unwrap_or_default())]
+    Failed {
+        /// Why the JUnit file could not be written, if it could not.
+        junit: Option<String>,
+    },
+    /// Every check passed but the JUnit file asked for could not be written.
+    #[error("{0}")]
+    NotWritten(String),
+}
+
+/// Ends a verification whose report was printed: writes the JUnit file when one was asked
+/// for, and passes only when every check passed and the file was written. A failed check is
+/// never hidden behind a write error.
+pub fn conclude(report: &Report, junit: Option<JunitFile>) -> Result<(), Unverified> {
+    let written = junit.map(|j| j.write(report)).transpose();
+    match (report.passed, written) {
+        (true, Ok(_)) => Ok(()),
+        (true, Err(e)) => Err(Unverified::NotWritten(e)),
+        (false, written) => Err(Unverified::Failed {
+            junit: written.err(),
+        }),
     }
 }

@@ -346,7 +346,7 @@ fn tcp_layer(tcp: Option<&TcpProbe>, inspection: Option<&Inspection>) -> Eval {
 }
 
 /// Why an HTTP probe got no answer, in an operator's words; `None` when it answered.
-fn no_answer(probe: &HttpProbe) -> Option<String> {
+pub(crate) fn no_answer(probe: &HttpProbe) -> Option<String> {
     match &probe.outcome {
         HttpOutcome::Answered { .. } => None,
         HttpOutcome::Refused => Some(format!("{}: connection refused", probe.url)),
@@ -362,7 +362,7 @@ fn no_answer(probe: &HttpProbe) -> Option<String> {
     }
 }
 
-fn json_field(body: &str, field: &str) -> Option<String> {
+pub(crate) fn json_field(body: &str, field: &str) -> Option<String> {
     let v: serde_json::Value = serde_json::from_str(body).ok()?;
     match v.get(field)? {
         serde_json::Value::String(s) => Some(s.clone()),
@@ -370,7 +370,7 @@ fn json_field(body: &str, field: &str) -> Option<String> {
     }
 }
 
-fn short(body: &str) -> String {
+pub(crate) fn short(body: &str) -> String {
     let body = body.trim();
     if body.chars().count() > 120 {
         format!("{}…", body.chars().take(120).collect::<String>())
@@ -786,7 +786,7 @@ fn provenance_layer(inspection: Option<&Inspection>) -> Vec<Eval> {
 }
 
 /// Multi-line messages from other tools as one line, for table cells and summaries.
-fn one_line(text: &str) -> String {
+pub(crate) fn one_line(text: &str) -> String {
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
@@ -794,7 +794,7 @@ fn one_line(text: &str) -> String {
         .join("; ")
 }
 
-fn short_id(id: &str) -> String {
+pub(crate) fn short_id(id: &str) -> String {
     let hex = id.strip_prefix("sha256:").unwrap_or(id);
     hex.chars().take(12).collect()
 }

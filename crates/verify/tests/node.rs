@@ -12,16 +12,14 @@ mod support;
 
 use std::collections::HashSet;
 use std::fs;
-use std::os::unix::fs::symlink;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use ctx_guard::standin::StandIn;
 use stackpilot_core::capability::{self, Capability};
 use stackpilot_core::facade::models::EventMessage;
 use stackpilot_core::http::Timeouts;
-use stackpilot_core::mountinfo;
-use stackpilot_core::node::{Identity, LAB_MARKER, LabMarker};
+use stackpilot_core::node::{LAB_MARKER, LabMarker};
 use stackpilot_core::receipts::{self, BUILD_RECEIPT, BuildReceipt};
 use stackpilot_core::transport::shell_quote;
 use verify::host::{self, NodeRun, NodeRunner, NodeUnderTest, RunConfig};
@@ -41,46 +39,16 @@ const REPO_FILES: &[&str] = &[
 ];
 
 /// A root filesystem that passes ctx-guard as node `control`, and the mounts that make it.
-struct StandInNode {
-    root: PathBuf,
-    mounts: Vec<String>,
-}
+struct StandInNode(StandIn);
 
 impl StandInNode {
     fn new(base: &Path, project: &str, port: u16) -> StandInNode {
-        let root = base.join("root");
         let repo = base.join("src/repo");
-        for d in [
-            "usr",
-            "proc",
-            "dev",
-            "etc/stackpilot",
-            "tmp",
-            "opt",
-            "vagrant",
-            "root",
-            "var/run",
-            "var/lib/stackpilot/dev",
-        ] {
-            fs::create_dir_all(root.join(d)).expect("mkdir");
-        }
-        let mut mounts = vec![
-            "mount --bind /usr \"$R/usr\"".to_string(),
-            "mount -t proc proc \"$R/proc\"".to_string(),
-            "mount --bind /dev \"$R/dev\"".to_string(),
-        ];
-        // Merged /usr (/bin -> usr/bin) is mirrored; a split layout is bind-mounted.
-        for d in ["bin", "sbin", "lib", "lib64"] {
-            let host = Path::new("/").join(d);
-            match fs::read_link(&host) {
-                Ok(target) => symlink(target, root.join(d)).expect("symlink"),
-                Err(_) if host.is_dir() => {
-                    fs::create_dir_all(root.join(d)).expect("mkdir");
-                    mounts.push(format!("mount --bind /{d} \"$R/{d}\""));
-                }
-                Err(_) => {}
-            }
-        }
+        let dirs = ["dev", "etc/stackpilot", "tmp", "opt", "root", "var/run"];
+        let mut node = StandIn::new(base.join("root"), &dirs).expect("stand-in root");
+        let root = node.root.clone();
+        fs::create_dir_all(root.join("var/lib/stackpilot/dev")).expect("mkdir");
+        node.mounts.push("mount --bind /dev \"$R/dev\"".to_string());
         for f in ["passwd", "group", "hosts", "nsswitch.conf"] {
             let _ = fs::copy(Path::new("/etc").join(f), root.join("etc").join(f));
         }
@@ -107,29 +75,14 @@ impl StandInNode {
             ..Default::default()
         };
         fs::write(repo.join(LAB_MARKER), marker.to_toml()).expect("marker");
-        let table =
-            mountinfo::parse(&fs::read_to_string("/proc/self/mountinfo").expect("mountinfo"));
-        let source = mountinfo::filesystem_path(&table, &repo).expect("repo is on a mount");
-        let identity = Identity {
-            node: "control".into(),
-            lab: "stackpilot".into(),
-            lab_id: "verify-e2e".into(),
-            provider: "docker".into(),
-            repo_source: Some(source.display().to_string()),
-        };
-        fs::write(
-            root.join("etc/stackpilot/node-identity.toml"),
-            identity.to_toml(),
-        )
-        .expect("identity");
+        node.write_docker_identity("control", ("stackpilot", "verify-e2e"), &repo)
+            .expect("identity");
         fs::write(root.join("var/run/docker.sock"), "").expect("socket mount point");
-        mounts.push(format!(
-            "mount --bind \"{}\" \"$R/vagrant\"",
-            repo.display()
-        ));
-        mounts.push("mount --bind /var/run/docker.sock \"$R/var/run/docker.sock\"".into());
+        node.bind_at_vagrant(&repo).expect("mkdir");
+        node.mounts
+            .push("mount --bind /var/run/docker.sock \"$R/var/run/docker.sock\"".into());
         fs::copy(env!("CARGO_BIN_EXE_verify"), root.join("opt/verify")).expect("copy verify");
-        StandInNode { root, mounts }
+        StandInNode(node)
     }
 }
 
@@ -140,28 +93,15 @@ impl NodeRunner for StandInNode {
 
     fn run(&self, argv: &[&str], timeout: Duration) -> NodeRun {
         let line: Vec<String> = argv.iter().map(|a| shell_quote(a)).collect();
-        let script = format!(
-            "set -e\nR=\"{}\"\n{}\nexec chroot \"$R\" /bin/sh -c {}",
-            self.root.display(),
-            self.mounts.join("\n"),
-            shell_quote(&format!("cd /vagrant && exec {}", line.join(" ")))
-        );
-        let mut cmd = Command::new("unshare");
-        cmd.args([
-            "--mount",
-            "--propagation",
-            "private",
-            "--",
-            "sh",
-            "-c",
-            &script,
-        ])
-        .env_clear()
-        .env(
-            "PATH",
-            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        )
-        .env("HOME", "/root");
+        let mut cmd = self
+            .0
+            .command(&format!("cd /vagrant && exec {}", line.join(" ")));
+        cmd.env_clear()
+            .env(
+                "PATH",
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            )
+            .env("HOME", "/root");
         host::run_with_timeout(cmd, timeout)
     }
 }
@@ -218,7 +158,11 @@ fn engine_full_verify_of_a_healthy_stand_in_node_passes_and_mutates_nothing() {
         dirty: false,
     };
     receipts::write(
-        &node.root.join("var/lib/stackpilot/dev").join(BUILD_RECEIPT),
+        &node
+            .0
+            .root
+            .join("var/lib/stackpilot/dev")
+            .join(BUILD_RECEIPT),
         &receipt,
     )
     .expect("receipt");

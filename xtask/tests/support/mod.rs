@@ -1,7 +1,14 @@
-//! Helpers shared by the lab e2e tests (golden path, drills, deploy).
+//! Helpers shared by xtask's end-to-end tests (lab, images, golden path, drills, deploy,
+//! clones): where the repo is, whether the lab can run, running the real binaries with
+//! their output echoed, and reaching into a docker-provider node.
+
+// Each test file compiles this module on its own and uses only part of it.
+#![allow(dead_code)]
 
 use stackpilot_core::capability::{self, Capability};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Instant;
 
 /// The repo root (xtask lives one level below it).
 pub fn root() -> PathBuf {
@@ -13,22 +20,106 @@ pub fn root() -> PathBuf {
 
 /// Whether the lab can run here (a Docker engine and Vagrant); otherwise prints
 /// `SKIP(<capability>): <why>`, and fails under `CI=true`.
+#[allow(dead_code)] // the VM suite requires libvirt too, in one call
 pub fn capable() -> bool {
     capability::require(&[Capability::Docker, Capability::Vagrant])
+}
+
+/// A command's stdout then its stderr, as text.
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A command's stdout, trimmed.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// Asserts that `o` succeeded (its output was echoed when it ran); returns its text.
+pub fn ok(o: &Output, what: &str) -> String {
+    assert!(
+        o.status.success(),
+        "{what} failed with exit {:?} (output above)",
+        o.status.code()
+    );
+    text(o)
+}
+
+/// Runs `cmd` and keeps its output; echoes it under `what` with the exit code and the
+/// time taken (the test runner shows it when a test fails, and with --nocapture).
+pub fn echoed(what: &str, cmd: &mut Command) -> Output {
+    let started = Instant::now();
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what} could not start: {e}"));
+    eprintln!(
+        "--- {what} exit {:?} after {:.1}s\n{}",
+        out.status.code(),
+        started.elapsed().as_secs_f64(),
+        text(&out)
+    );
+    out
+}
+
+/// Runs the real `cargo xtask` binary from the repo root for `node` (`NODE=`), with
+/// extra variables; output echoed.
+pub fn xtask(node: &str, args: &[&str], vars: &[(&str, &str)]) -> Output {
+    echoed(
+        &format!("xtask {} (NODE={node})", args.join(" ")),
+        Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(args)
+            .env("NODE", node)
+            .envs(vars.iter().copied())
+            .current_dir(root()),
+    )
+}
+
+/// Runs `make <args>` from the repo root for `node` (`NODE=`), with extra variables;
+/// output echoed.
+pub fn make(node: &str, args: &[&str], vars: &[(&str, &str)]) -> Output {
+    echoed(
+        &format!("make {} (NODE={node})", args.join(" ")),
+        Command::new("make")
+            .args(args)
+            .env("NODE", node)
+            .envs(vars.iter().copied())
+            .current_dir(root()),
+    )
+}
+
+/// Runs `docker <args>` on the host engine (output not echoed).
+pub fn docker(args: &[&str]) -> Output {
+    Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker runs")
+}
+
+/// `docker exec` into a docker-provider node of this checkout's lab, from `/vagrant`:
+/// add the command to run inside.
+pub fn in_node(node: &str) -> Command {
+    let vagrant = root().join("vagrant");
+    let id = stackpilot_core::transport::docker_container_id(&vagrant, node)
+        .unwrap_or_else(|| panic!("{node} is not created in {}", vagrant.display()));
+    let mut cmd = Command::new("docker");
+    cmd.args(["exec", "-w", "/vagrant", &id]);
+    cmd
 }
 
 /// Undoes a fault a test injected on a node (stopped container, extra container, a stack
 /// started the wrong way) when dropped, so a failed assertion on the way does not leave a
 /// broken node for the next test. On the normal path `now` undoes it, and a failed undo
 /// fails the test there.
-#[allow(dead_code)] // not every suite sharing this module injects faults
 pub struct Undo<F: FnMut() -> Result<(), String>> {
     what: String,
     undo: F,
     done: bool,
 }
 
-#[allow(dead_code)]
 impl<F: FnMut() -> Result<(), String>> Undo<F> {
     /// A guard that runs `undo` unless `now` already did.
     pub fn new(what: &str, undo: F) -> Self {
@@ -62,16 +153,77 @@ impl<F: FnMut() -> Result<(), String>> Drop for Undo<F> {
 }
 
 /// A command's outcome as the undo of a guard: `Err` with its output when it failed.
-#[allow(dead_code)]
-pub fn succeeded(o: std::process::Output) -> Result<(), String> {
+pub fn succeeded(o: Output) -> Result<(), String> {
     if o.status.success() {
         Ok(())
     } else {
-        Err(format!(
-            "exit {:?}: {}{}",
-            o.status.code(),
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        ))
+        Err(format!("exit {:?}: {}", o.status.code(), text(&o)))
+    }
+}
+
+/// The workspace's own packages: their build outputs are not copied into a clone.
+const WORKSPACE: &[&str] = &[
+    "bench",
+    "ci",
+    "clean-room",
+    "contracts",
+    "ctx-guard",
+    "deploy",
+    "drills",
+    "lab",
+    "lifecycle",
+    "stackpilot-core",
+    "verify",
+    "mock-exchange",
+    "pg-harness",
+    "xtask",
+];
+
+/// Whether a build-output entry (`<crate>-<16 hex>` plus an optional extension, also with
+/// the `lib` prefix) belongs to a workspace package.
+#[allow(dead_code)] // used by the suites that make copies of the checkout
+pub fn is_workspace_output(name: &str) -> bool {
+    let name = name.strip_prefix("lib").unwrap_or(name).replace('-', "_");
+    WORKSPACE.iter().any(|p| {
+        name.strip_prefix(&format!("{}_", p.replace('-', "_")))
+            .is_some_and(|rest| {
+                rest.len() >= 16 && rest[..16].bytes().all(|b| b.is_ascii_hexdigit())
+            })
+    })
+}
+
+/// The debug profile (xtask) and the static release build (the node tools), as target/
+/// subdirectories.
+#[allow(dead_code)]
+pub const PROFILES: &[&str] = &["debug", "x86_64-unknown-linux-gnu/release"];
+
+/// Copies the compiled registry dependencies of `profiles` (target/ subdirectories) from
+/// `from` into `to`. Copies, never hard links: cargo must not share a file between two
+/// target directories.
+#[allow(dead_code)]
+pub fn seed_dependencies(from: &Path, to: &Path, profiles: &[&str]) {
+    for profile in profiles {
+        for dir in ["deps", "build", ".fingerprint"] {
+            let src = from.join(profile).join(dir);
+            let Ok(entries) = std::fs::read_dir(&src) else {
+                continue;
+            };
+            let dst = to.join(profile).join(dir);
+            std::fs::create_dir_all(&dst).expect("create the clone's target dir");
+            let picked: Vec<PathBuf> = entries
+                .filter_map(Result::ok)
+                .filter(|e| !is_workspace_output(&e.file_name().to_string_lossy()))
+                .map(|e| e.path())
+                .collect();
+            for chunk in picked.chunks(500) {
+                let ok = Command::new("cp")
+                    .arg("-a")
+                    .args(chunk)
+                    .arg(&dst)
+                    .status()
+                    .is_ok_and(|s| s.success());
+                assert!(ok, "seeding {} from {}", dst.display(), src.display());
+            }
+        }
     }
 }

@@ -6,12 +6,15 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use lifecycle::cli::Cmd as LifecycleCmd;
 use serde::Serialize;
+use stackpilot_core::argv::ToArgv;
 
 use super::ops::{BuildOps, HostError, NodeOps};
 use super::stages;
 use super::status::{EnvStatus, Probe};
 use super::{Acted, Acting, Records, guarded, last_error, node_state, record, switch, timed};
+use crate::cli::Cmd as DeployCmd;
 use crate::evidence::{self, Artifact, Bundle};
 use crate::plan::{self, Deployed, Gate, ObservePolicy, Release, Stage, StageResult};
 
@@ -333,7 +336,7 @@ fn finish<N: NodeOps + ?Sized>(
             let out = timed("record deployed", || record(node, env, &deployed))?;
             bundle.write("record.log", &out)?;
             let svc = timed("service management", || {
-                node.run_tool("deploy", &["install-service", "--env", env])
+                node.run_tool(&DeployCmd::InstallService { env: env.into() }.call())
             })?;
             bundle.write("service.log", &svc.transcript())?;
             if !svc.ok {
@@ -377,7 +380,7 @@ fn finish<N: NodeOps + ?Sized>(
             summary.failed_stage = Some(stage);
             summary.reason = Some(format!("{stage} failed: {why}"));
             // Nothing to switch back to: the unproven release must not keep serving.
-            let stop = node.run_tool("lifecycle", &["down", "--env", env]);
+            let stop = node.run_tool(&LifecycleCmd::down(env).call());
             let stopped = stop.as_ref().is_ok_and(|c| c.ok);
             summary.rollback = Some(RollbackSummary {
                 to: "none (first deploy): the stack was stopped".into(),
@@ -409,7 +412,12 @@ fn finish<N: NodeOps + ?Sized>(
             bundle.write("rollback.log", &log)?;
             if ok && let Some(bad) = &summary.release {
                 // The failed release is not a rollback target: it does not stay on the node.
-                let c = node.run_tool("deploy", &["discard", "--tag", &bad.tag])?;
+                let c = node.run_tool(
+                    &DeployCmd::Discard {
+                        tag: bad.tag.clone(),
+                    }
+                    .call(),
+                )?;
                 bundle.write("discard.log", &c.transcript())?;
             }
             summary.rollback = Some(RollbackSummary {
@@ -478,7 +486,7 @@ pub fn rollback_to<N: NodeOps + ?Sized>(node: &N, env: &str, to: &Release) -> (S
         ok &= transcript(
             &mut log,
             "self-check",
-            node.run_tool("deploy", &["self-check", "--env", env]),
+            node.run_tool(&DeployCmd::SelfCheck { env: env.into() }.call()),
         );
         match node.verify(env, Some(Duration::from_secs(30))) {
             Ok(v) => {
@@ -494,76 +502,116 @@ pub fn rollback_to<N: NodeOps + ?Sized>(node: &N, env: &str, to: &Release) -> (S
     (log, ok)
 }
 
-/// `make rollback`: switch back to the previous release, prove it, record it.
-pub fn rollback<N: NodeOps + ?Sized>(
+/// The node actions besides deploy (`make rollback|restart|stop`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Switch back to the previous release, prove it, record it.
+    Rollback,
+    /// Stop the stack cleanly, start the deployed release again, verify.
+    Restart,
+    /// Stop the stack's containers; images, volumes and the record stay.
+    Stop,
+}
+
+impl Action {
+    /// The action's name in the lock's purpose, the audit line and errors.
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Rollback => "rollback",
+            Action::Restart => "restart",
+            Action::Stop => "stop",
+        }
+    }
+}
+
+/// `make rollback|restart|stop`: `action` on the records' env, under the node's lock
+/// ([`guarded`]), with one audit line.
+pub fn act<N: NodeOps + ?Sized>(
     node: &N,
     recs: &Records,
     by: &str,
+    action: Action,
     report: &mut String,
 ) -> Result<(), HostError> {
-    let env = recs.env.clone();
-    guarded(node, recs, "rollback", by, report, |node, a| {
-        let state = &a.node.state;
-        let Some(to) = state.previous().cloned() else {
-            return Err(HostError::failed(
-                "rollback",
-                format!(
-                    "{env} on {} has no previous release to roll back to (history: {})",
-                    node.node(),
-                    state.history.len()
-                ),
-            ));
+    let env = recs.env.as_str();
+    guarded(
+        node,
+        recs,
+        action.name(),
+        by,
+        report,
+        |node, a| match action {
+            Action::Rollback => rollback(node, env, a),
+            Action::Restart => restart(node, env, a),
+            Action::Stop => stop(node, env),
+        },
+    )
+}
+
+/// Switches back to the previous release, proves it, records it.
+fn rollback<N: NodeOps + ?Sized>(
+    node: &N,
+    env: &str,
+    a: &mut Acting<'_>,
+) -> Result<Acted, HostError> {
+    let state = &a.node.state;
+    let Some(to) = state.previous().cloned() else {
+        return Err(HostError::failed(
+            "rollback",
+            format!(
+                "{env} on {} has no previous release to roll back to (history: {})",
+                node.node(),
+                state.history.len()
+            ),
+        ));
+    };
+    let from = state.current.as_ref().map(|d| d.release.tag.clone());
+    let compact = evidence::stamps().1;
+    let bundle = a.bundle(&plan::evidence_name(
+        &compact,
+        &format!("rollback-{}", to.short()),
+    ))?;
+    let (log, ok) = timed("rollback", || rollback_to(node, env, &to));
+    bundle.write("rollback.log", &log)?;
+    if ok {
+        let deployed = Deployed {
+            release: to.clone(),
+            at: evidence::stamps().0,
+            by: a.by.clone(),
+            how: "rollback".into(),
         };
-        let from = state.current.as_ref().map(|d| d.release.tag.clone());
-        let compact = evidence::stamps().1;
-        let bundle = a.bundle(&plan::evidence_name(
-            &compact,
-            &format!("rollback-{}", to.short()),
-        ))?;
-        let (log, ok) = timed("rollback", || rollback_to(node, &env, &to));
-        bundle.write("rollback.log", &log)?;
-        if ok {
-            let deployed = Deployed {
-                release: to.clone(),
-                at: evidence::stamps().0,
-                by: a.by.clone(),
-                how: "rollback".into(),
-            };
-            bundle.write("record.log", &record(node, &env, &deployed)?)?;
-        }
-        let outcome = if ok { "rolled-back" } else { "rollback-failed" };
-        bundle.write_json(
-            "summary.json",
-            &serde_json::json!({"action": "rollback", "node": node.node(), "env": env, "from": from, "to": to.tag, "outcome": outcome}),
-        )?;
-        Ok(Acted {
-            release: Some(to.tag.clone()),
-            outcome: outcome.into(),
-            reason: (!ok).then(|| "the previous release did not verify".to_string()),
-            message: if ok {
-                format!(
-                    "rolled back {env} on {} from {} to {}: self-check and verify passed",
-                    node.node(),
-                    from.as_deref().unwrap_or("-"),
-                    to.tag
-                )
-            } else {
-                format!(
-                    "rolled back to {} but it did not verify: see {}",
-                    to.tag,
-                    a.recs.rel(&bundle.dir)
-                )
-            },
-            passed: ok,
-        })
+        bundle.write("record.log", &record(node, env, &deployed)?)?;
+    }
+    let outcome = if ok { "rolled-back" } else { "rollback-failed" };
+    bundle.write_json(
+        "summary.json",
+        &serde_json::json!({"action": "rollback", "node": node.node(), "env": env, "from": from, "to": to.tag, "outcome": outcome}),
+    )?;
+    Ok(Acted {
+        release: Some(to.tag.clone()),
+        outcome: outcome.into(),
+        reason: (!ok).then(|| "the previous release did not verify".to_string()),
+        message: if ok {
+            format!(
+                "rolled back {env} on {} from {} to {}: self-check and verify passed",
+                node.node(),
+                from.as_deref().unwrap_or("-"),
+                to.tag
+            )
+        } else {
+            format!(
+                "rolled back to {} but it did not verify: see {}",
+                to.tag,
+                a.recs.rel(&bundle.dir)
+            )
+        },
+        passed: ok,
     })
 }
 
 /// Stops the env's stack through lifecycle on the node; a failure is the action's.
 fn down<N: NodeOps + ?Sized>(node: &N, env: &str, action: &str) -> Result<(), HostError> {
-    let c = timed("stop", || {
-        node.run_tool("lifecycle", &["down", "--env", env])
-    })?;
+    let c = timed("stop", || node.run_tool(&LifecycleCmd::down(env).call()))?;
     eprint!("{}", c.transcript());
     if c.ok {
         Ok(())
@@ -575,77 +623,62 @@ fn down<N: NodeOps + ?Sized>(node: &N, env: &str, action: &str) -> Result<(), Ho
     }
 }
 
-/// `make restart`: stop the stack cleanly, start the deployed release again, verify.
-pub fn restart<N: NodeOps + ?Sized>(
+/// Stops the stack cleanly, starts the deployed release again, verifies.
+fn restart<N: NodeOps + ?Sized>(
     node: &N,
-    recs: &Records,
-    by: &str,
-    report: &mut String,
-) -> Result<(), HostError> {
-    let env = recs.env.clone();
-    guarded(node, recs, "restart", by, report, |node, a| {
-        let Some(current) = a.node.state.current.clone() else {
-            return Err(HostError::failed(
-                "restart",
-                format!(
-                    "nothing is deployed in {env} on {}: make deploy ENV={env}",
-                    node.node()
-                ),
-            ));
-        };
-        down(node, &env, "restart")?;
-        let started = timed("start deployed release", || {
-            switch(node, &env, &current.release, 120)
-        })?;
-        let verified = started.ok
-            && timed("verify", || {
-                node.verify(&env, Some(Duration::from_secs(30)))
-            })?
-            .passed;
-        let why = last_error(&started.out);
-        Ok(Acted {
-            release: Some(current.release.tag.clone()),
-            outcome: if verified {
-                "restarted"
-            } else {
-                "restart-failed"
-            }
-            .into(),
-            reason: (!verified).then(|| why.clone()),
-            message: if verified {
-                format!(
-                    "restarted {env} on {} ({}): verify passed",
-                    node.node(),
-                    current.release.tag
-                )
-            } else {
-                format!("{} did not come back healthy: {why}", current.release.tag)
-            },
-            passed: verified,
-        })
+    env: &str,
+    a: &mut Acting<'_>,
+) -> Result<Acted, HostError> {
+    let Some(current) = a.node.state.current.clone() else {
+        return Err(HostError::failed(
+            "restart",
+            format!(
+                "nothing is deployed in {env} on {}: make deploy ENV={env}",
+                node.node()
+            ),
+        ));
+    };
+    down(node, env, "restart")?;
+    let started = timed("start deployed release", || {
+        switch(node, env, &current.release, 120)
+    })?;
+    let verified =
+        started.ok && timed("verify", || node.verify(env, Some(Duration::from_secs(30))))?.passed;
+    let why = last_error(&started.out);
+    Ok(Acted {
+        release: Some(current.release.tag.clone()),
+        outcome: if verified {
+            "restarted"
+        } else {
+            "restart-failed"
+        }
+        .into(),
+        reason: (!verified).then(|| why.clone()),
+        message: if verified {
+            format!(
+                "restarted {env} on {} ({}): verify passed",
+                node.node(),
+                current.release.tag
+            )
+        } else {
+            format!("{} did not come back healthy: {why}", current.release.tag)
+        },
+        passed: verified,
     })
 }
 
-/// `make stop`: stop the stack's containers; images, volumes and the record stay.
-pub fn stop<N: NodeOps + ?Sized>(
-    node: &N,
-    recs: &Records,
-    by: &str,
-    report: &mut String,
-) -> Result<(), HostError> {
-    let env = recs.env.clone();
-    guarded(node, recs, "stop", by, report, |node, _| {
-        down(node, &env, "stop")?;
-        Ok(Acted {
-            release: None,
-            outcome: "stopped".into(),
-            reason: None,
-            message: format!(
-                "stopped {env} on {}; images, volumes and the deploy record kept (make restart ENV={env} starts it again)",
-                node.node()
-            ),
-            passed: true,
-        })
+/// Stops the stack's containers; images, volumes and the record stay.
+fn stop<N: NodeOps + ?Sized>(node: &N, env: &str) -> Result<Acted, HostError> {
+    down(node, env, "stop")?;
+    Ok(Acted {
+        release: None,
+        outcome: "stopped".into(),
+        reason: None,
+        message: format!(
+            "stopped {env} on {}; images, volumes and the deploy record kept (make restart ENV={env} starts it again)",
+            node.node()
+        ),
+        passed: true,
     })
 }
 

@@ -7,10 +7,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use stackpilot_core::Exit;
+use stackpilot_core::argv::ToolCall;
 use stackpilot_core::exit::ExitStatus;
 
 use crate::DeployError;
-use crate::local::{LocalReport, LocalSpec};
+use crate::local::{ComposeVars, LocalReport, LocalSpec};
 
 /// Why a host-side action failed.
 #[derive(Debug, thiserror::Error)]
@@ -84,9 +85,10 @@ pub struct Verified {
 pub trait NodeOps {
     /// The node's name.
     fn node(&self) -> &str;
-    /// Runs a node-side tool (`deploy`, `lifecycle`) inside the node with `args`,
-    /// capturing its output. An error means it could not be started at all.
-    fn run_tool(&self, tool: &str, args: &[&str]) -> Result<Capture, HostError>;
+    /// Runs a node-side tool's call (`deploy::cli`, `lifecycle::cli` values rendered with
+    /// [`ToArgv::call`](stackpilot_core::argv::ToArgv::call)) inside the node, capturing its
+    /// output. An error means it could not be started at all.
+    fn run_tool(&self, call: &ToolCall) -> Result<Capture, HostError>;
     /// The id of the image `tag` in the node's engine (None: absent). Read-only.
     fn image_id(&self, tag: &str) -> Result<Option<String>, HostError>;
     /// Copies the image `tag` (id `id` on the build machine) into the node's engine
@@ -110,13 +112,7 @@ pub trait BuildOps {
     fn run_locally(&self, spec: &LocalSpec, tag: &str) -> LocalReport;
     /// The id of `reference` in the build machine's engine (Err: why not).
     fn image_id(&self, reference: &str) -> Result<String, String>;
-    /// `compose config` of `env` with the variables lifecycle sets: the command line
-    /// and its output, or why it failed.
-    fn compose_config(
-        &self,
-        env: &str,
-        app: &str,
-        db: &str,
-        overrides: &[(String, String)],
-    ) -> Result<(String, String), String>;
+    /// `compose config` with the variables lifecycle sets: the command line and its
+    /// output, or why it failed.
+    fn compose_config(&self, vars: &ComposeVars<'_>) -> Result<(String, String), String>;
 }

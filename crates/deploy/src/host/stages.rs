@@ -4,12 +4,14 @@
 
 use std::time::Duration;
 
+use stackpilot_core::argv::ToArgv;
 use stackpilot_core::images;
 
 use super::ops::{BuildOps, NodeOps};
 use super::{DeployRequest, last_error, switch};
+use crate::cli::Cmd as DeployCmd;
 use crate::evidence::{self, Artifact};
-use crate::local::{LocalSpec, Transcript};
+use crate::local::{ComposeVars, LocalSpec, Transcript};
 use crate::plan::{self, Observation, ObservePolicy, Release, Stage, StageResult};
 
 /// What stage 1 leaves: its result, the release it built (when it built one), the
@@ -178,12 +180,12 @@ pub fn artifact_integrity<B: BuildOps + ?Sized>(
             Err(e) => check(kind, Err(e.to_string())),
         }
     }
-    let compose_cfg = build.compose_config(
-        &req.env,
-        release.map(|r| r.tag.as_str()).unwrap_or("none:none"),
-        &req.postgres.tag,
-        &req.overrides,
-    );
+    let compose_cfg = build.compose_config(&ComposeVars {
+        env: &req.env,
+        app: release.map(|r| r.tag.as_str()).unwrap_or("none:none"),
+        db: &req.postgres.tag,
+        overrides: &req.overrides,
+    });
     check(
         "compose file resolves",
         compose_cfg
@@ -295,7 +297,7 @@ fn remote<N: NodeOps + ?Sized>(
         }
         Err(e) => return Some(e.to_string()),
     }
-    match node.run_tool("deploy", &["self-check", "--env", env]) {
+    match node.run_tool(&DeployCmd::SelfCheck { env: env.into() }.call()) {
         Ok(c) => {
             log.push_str(&c.transcript());
             if !c.ok {
@@ -344,16 +346,14 @@ pub fn observability<N: NodeOps + ?Sized>(
     let (after, text) = heartbeat(node, env);
     log.push_str(&format!("GET /metrics (end of window):\n{text}\n"));
     let logs = node.run_tool(
-        "deploy",
-        &[
-            "logs",
-            "--env",
-            env,
-            "--lines",
-            "all",
-            "--since",
-            switch_started,
-        ],
+        &DeployCmd::Logs {
+            env: env.into(),
+            service: "api".into(),
+            lines: "all".into(),
+            since: Some(switch_started.into()),
+            follow: false,
+        }
+        .call(),
     );
     let counts = match &logs {
         Ok(c) => {

@@ -8,11 +8,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use stackpilot_core::Exit;
+use stackpilot_core::argv::{self, ToolCall};
 use stackpilot_core::exit::ExitStatus;
 
 use super::flow::{LabImage, ReleaseBuild};
 use super::*;
-use crate::local::{LocalReport, LocalSpec, Transcript};
+use crate::cli::Cmd;
+use crate::local::{ComposeVars, LocalReport, LocalSpec, Transcript};
 use crate::plan::{Deployed, EnvState, LockInfo, ObservePolicy};
 
 #[derive(Default)]
@@ -27,14 +29,6 @@ struct FakeNode {
     /// Releases that start but fail verify (stage 4).
     failing_verify: BTreeSet<String>,
     beats: Cell<u64>,
-}
-
-fn arg<'a>(args: &[&'a str], flag: &str) -> &'a str {
-    args.iter()
-        .position(|a| *a == flag)
-        .and_then(|i| args.get(i + 1))
-        .copied()
-        .unwrap_or("")
 }
 
 impl FakeNode {
@@ -73,11 +67,38 @@ impl NodeOps for FakeNode {
         "worker1"
     }
 
-    fn run_tool(&self, tool: &str, args: &[&str]) -> Result<Capture, HostError> {
-        let line = format!("{tool} {}", args.first().copied().unwrap_or(""));
+    /// Reads the call with the tools' own clap definitions, as their binaries would.
+    fn run_tool(&self, call: &ToolCall) -> Result<Capture, HostError> {
+        let line = format!(
+            "{} {}",
+            call.tool,
+            call.args.first().map_or("", String::as_str)
+        );
         self.calls.borrow_mut().push(line.clone());
-        match (tool, args.first().copied().unwrap_or("")) {
-            ("deploy", "lock") => {
+        let cmd = match call.tool {
+            "deploy" => argv::parse::<crate::cli::Cli>(call).map(|c| c.command),
+            "lifecycle" => {
+                return match argv::parse::<lifecycle::cli::Cli>(call).map(|c| c.command) {
+                    Ok(lifecycle::cli::Cmd::Down { .. }) => {
+                        *self.running.borrow_mut() = None;
+                        self.capture(&line, true, "stopped\n".into())
+                    }
+                    _ => self.capture(&line, false, format!("unknown step {line}")),
+                };
+            }
+            _ => return self.capture(&line, false, format!("unknown tool {line}")),
+        };
+        let cmd = match cmd {
+            Ok(cmd) => cmd,
+            Err(e) => return self.capture(&line, false, format!("usage: {e}")),
+        };
+        match cmd {
+            Cmd::Lock {
+                owner,
+                purpose,
+                pid,
+                ..
+            } => {
                 let now = evidence::unix_now() as u64;
                 if let Some(l) = self.lock.borrow().as_ref().filter(|l| l.expires_at > now) {
                     let e = crate::DeployError::Locked {
@@ -91,9 +112,9 @@ impl NodeOps for FakeNode {
                     return self.capture(&line, false, format!("deploy: error: {e}\n"));
                 }
                 let info = LockInfo {
-                    owner: arg(args, "--owner").into(),
-                    pid: arg(args, "--pid").parse().unwrap_or(0),
-                    purpose: arg(args, "--purpose").into(),
+                    owner,
+                    pid,
+                    purpose,
                     acquired_at: now,
                     expires_at: now + 60,
                 };
@@ -101,15 +122,15 @@ impl NodeOps for FakeNode {
                 *self.lock.borrow_mut() = Some(info);
                 self.capture(&line, true, format!("{json}\n"))
             }
-            ("deploy", "unlock") => {
-                let mine: Option<LockInfo> = serde_json::from_str(arg(args, "--lock")).ok();
+            Cmd::Unlock { lock, .. } => {
+                let mine: Option<LockInfo> = serde_json::from_str(&lock).ok();
                 let ok = *self.lock.borrow() == mine;
                 if ok {
                     *self.lock.borrow_mut() = None;
                 }
                 self.capture(&line, ok, String::new())
             }
-            ("deploy", "state") => {
+            Cmd::State { .. } => {
                 let running = self.running.borrow().clone();
                 let state = if running.is_some() {
                     "running"
@@ -126,9 +147,9 @@ impl NodeOps for FakeNode {
                 });
                 self.capture(&line, true, format!("{v}\n"))
             }
-            ("deploy", "switch") => {
-                let r: Release = serde_json::from_str(arg(args, "--release"))
-                    .map_err(|e| HostError::Usage(e.to_string()))?;
+            Cmd::Switch { release, .. } => {
+                let r: Release =
+                    serde_json::from_str(&release).map_err(|e| HostError::Usage(e.to_string()))?;
                 if self.images.borrow().get(&r.tag) != Some(&r.image_id) {
                     return self.capture(&line, false, "error: image not loaded\n".into());
                 }
@@ -142,29 +163,24 @@ impl NodeOps for FakeNode {
                 }
                 self.capture(&line, true, "switched\n".into())
             }
-            ("deploy", "record") => {
-                let d: Deployed = serde_json::from_str(arg(args, "--deployed"))
-                    .map_err(|e| HostError::Usage(e.to_string()))?;
+            Cmd::Record { deployed, .. } => {
+                let d: Deployed =
+                    serde_json::from_str(&deployed).map_err(|e| HostError::Usage(e.to_string()))?;
                 self.state.borrow_mut().record(d);
                 self.capture(&line, true, "{}\n".into())
             }
-            ("deploy", "discard") => {
-                self.images.borrow_mut().remove(arg(args, "--tag"));
+            Cmd::Discard { tag } => {
+                self.images.borrow_mut().remove(&tag);
                 self.capture(&line, true, "removed\n".into())
             }
-            ("deploy", "logs") => self.capture(
+            Cmd::Logs { .. } => self.capture(
                 &line,
                 true,
                 "{\"level\":\"INFO\",\"msg\":\"listening\"}\n".into(),
             ),
-            ("deploy", "self-check" | "install-service") => {
+            Cmd::SelfCheck { .. } | Cmd::InstallService { .. } => {
                 self.capture(&line, true, "ok\n".into())
             }
-            ("lifecycle", "down") => {
-                *self.running.borrow_mut() = None;
-                self.capture(&line, true, "stopped\n".into())
-            }
-            _ => self.capture(&line, false, format!("unknown step {line}")),
         }
     }
 
@@ -341,13 +357,7 @@ impl BuildOps for FakeBuild {
         })
     }
 
-    fn compose_config(
-        &self,
-        _env: &str,
-        _app: &str,
-        _db: &str,
-        _overrides: &[(String, String)],
-    ) -> Result<(String, String), String> {
+    fn compose_config(&self, _vars: &ComposeVars<'_>) -> Result<(String, String), String> {
         Ok(("docker-compose config".into(), "services: {}".into()))
     }
 }
@@ -565,7 +575,7 @@ fn rollback_needs_a_previous_release_then_switches_and_records_it() {
     let (node, build) = (FakeNode::default(), FakeBuild::new());
     let recs = build.recs();
     let mut report = String::new();
-    let e = failure(rollback(&node, &recs, BY, &mut report));
+    let e = failure(act(&node, &recs, BY, Action::Rollback, &mut report));
     assert!(e.contains("no previous release"), "{e}");
     assert!(build.audit().is_empty());
     let first = build.request("b1", &[]);
@@ -579,7 +589,7 @@ fn rollback_needs_a_previous_release_then_switches_and_records_it() {
         .0
         .is_ok()
     );
-    let r = rollback(&node, &recs, BY, &mut report);
+    let r = act(&node, &recs, BY, Action::Rollback, &mut report);
     assert!(r.is_ok(), "{}", failure(r));
     assert!(report.contains("rolled back dev on worker1"), "{report}");
     let current = node.state.borrow().current.clone();
@@ -593,15 +603,18 @@ fn restart_needs_a_deployed_release_and_stop_is_audited() {
     let (node, build) = (FakeNode::default(), FakeBuild::new());
     let recs = build.recs();
     let mut report = String::new();
-    let e = failure(restart(&node, &recs, BY, &mut report));
+    let e = failure(act(&node, &recs, BY, Action::Restart, &mut report));
     assert!(e.contains("nothing is deployed in dev"), "{e}");
     assert!(
         run_deploy(&node, &build, &build.request("b1", &[]))
             .0
             .is_ok()
     );
-    assert!(restart(&node, &recs, BY, &mut report).is_ok(), "{report}");
-    assert!(stop(&node, &recs, BY, &mut report).is_ok());
+    assert!(
+        act(&node, &recs, BY, Action::Restart, &mut report).is_ok(),
+        "{report}"
+    );
+    assert!(act(&node, &recs, BY, Action::Stop, &mut report).is_ok());
     assert!(node.running.borrow().is_none());
     let outcomes: Vec<String> = build
         .audit()
@@ -631,4 +644,36 @@ fn status_of_a_stopped_stack_is_down() {
 fn a_refusal_is_exit_2_and_a_failure_exit_1() {
     assert_eq!(HostError::Usage("x".into()).exit(), Exit::Usage);
     assert_eq!(HostError::failed("deploy", "x").exit(), Exit::Failed);
+}
+
+/// What the operator reads after a deploy (the stage table, the evidence bundle, the
+/// outcome), with the bundle's timestamped name redacted.
+fn shown_report(report: &str) -> String {
+    report
+        .lines()
+        .map(|l| match l.strip_prefix("evidence: ") {
+            Some(_) => "evidence: [bundle]".to_string(),
+            None => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn the_deploy_report_shows_every_stage_in_a_table() {
+    let (node, build) = (FakeNode::default(), FakeBuild::new());
+    let (r, report) = run_deploy(&node, &build, &build.request("b1", &[]));
+    assert!(r.is_ok(), "{}", failure(r));
+    insta::assert_snapshot!("deploy_report_passed", shown_report(&report));
+}
+
+#[test]
+fn the_deploy_report_of_a_failed_stage_shows_the_stages_run() {
+    let (node, mut build) = (FakeNode::default(), FakeBuild::new());
+    build.runtime_id = "sha256:something-else".into();
+    let (r, report) = run_deploy(&node, &build, &build.request("b1", &[]));
+    insta::assert_snapshot!(
+        "deploy_report_stage_2_failed",
+        format!("{}\nerror: {}", shown_report(&report), failure(r))
+    );
 }

@@ -5,9 +5,7 @@ use std::time::Duration;
 
 
 use crate::lab::LabError;
-use crate::probe::{
-    Sampler, answers_200, describe_samples, wait_sample,
-};
+use crate::probe::{answers_200, describe_samples, wait_sample, watch_api};
 use crate::samples::{self, Sample};
 use crate::sequence::{Drill, Run, nothing_to_undo};
 
@@ -29,9 +27,7 @@ fn experiment(r: &mut Run) -> Result<(), LabError> {
         lab.start(&[("POSTGRES_PASSWORD", WRONG_PASSWORD)])
             .map(|()| "api recreated with a wrong database password".to_string())
     })?;
-    let (api_id, restarts_before) = r.api_restarts()?;
-    let ready = Sampler::start(r.url("/ready"), r.start);
-    let health = Sampler::start(r.url("/health"), r.start);
+    let ((api_id, restarts_before), health, ready) = watch_api(r)?;
     let auth = |s: &Sample| s.is(503) && s.detail.to_ascii_lowercase().contains("auth");
     let detected = wait_sample(&ready, t_inj, Duration::from_secs(10), auth);
     let detection = detected.map(|t| t.saturating_sub(t_inj));

@@ -5,10 +5,9 @@ use std::time::Duration;
 
 use stackpilot_core::http::{self, TcpOutcome};
 
+use crate::cli::{NodeCmd, Service};
 use crate::lab::LabError;
-use crate::probe::{
-    Sampler, describe_samples, wait_sample,
-};
+use crate::probe::{check_status_within, describe_samples, watch_api};
 use crate::samples::{self, POLL_MS};
 use crate::sequence::{Drill, Run, nothing_to_undo};
 
@@ -23,20 +22,17 @@ pub const DRILL: Drill = Drill {
 fn experiment(r: &mut Run) -> Result<(), LabError> {
     let lab = r.lab;
     let env = lab.env().to_string();
-    let (api_id, restarts_before) = r.api_restarts()?;
-    let ready = Sampler::start(r.url("/ready"), r.start);
-    let health = Sampler::start(r.url("/health"), r.start);
+    let ((api_id, restarts_before), health, ready) = watch_api(r)?;
     let t_inj = r.inject("drills node stop db", || {
-        lab.node_step(&["stop", "--env", &env, "--service", "db"])
+        lab.node_step(&NodeCmd::Stop(Service::new(&env, "db")))
     })?;
-    let detected = wait_sample(&ready, t_inj, Duration::from_secs(5), |s| s.is(503));
-    let detection = detected.map(|t| t.saturating_sub(t_inj));
-    r.figures.detection_latency_ms = detection;
-    r.check(
+    r.figures.detection_latency_ms = check_status_within(
+        r,
         "/ready 503 within 1 s of the db stop",
-        detection.is_some_and(|d| d <= 1000),
-        "503 within 1000 ms",
-        detection.map_or("no 503 within 5 s".into(), |d| format!("503 after {d} ms")),
+        &ready,
+        t_inj,
+        503,
+        (Duration::from_secs(1), Duration::from_secs(5)),
     );
     // Hold the fault: the api must stay alive and must not be restarted.
     thread::sleep(Duration::from_millis(1500));
@@ -48,19 +44,20 @@ fn experiment(r: &mut Run) -> Result<(), LabError> {
         format!("{:?}", tcp.outcome),
     );
     let t_restore = r.restore("drills node start db", || {
-        lab.node_step(&["start", "--env", &env, "--service", "db"])
+        lab.node_step(&NodeCmd::Start(Service::new(&env, "db")))
     })?;
     let mut recovered_at = None;
     if let Some(t) = t_restore {
-        recovered_at = wait_sample(&ready, t, Duration::from_secs(30), |s| s.is(200));
-        let rec = recovered_at.map(|x| x.saturating_sub(t));
-        r.figures.recovery_ms = rec;
-        r.check(
+        let rec = check_status_within(
+            r,
             "/ready 200 within 2 s of the db start",
-            rec.is_some_and(|d| d <= 2000),
-            "200 within 2000 ms",
-            rec.map_or("no 200 within 30 s".into(), |d| format!("200 after {d} ms")),
+            &ready,
+            t,
+            200,
+            (Duration::from_secs(2), Duration::from_secs(30)),
         );
+        r.figures.recovery_ms = rec;
+        recovered_at = rec.map(|d| t + d);
     }
     let end = recovered_at.unwrap_or_else(|| r.now_ms());
     let health = health.finish();

@@ -9,6 +9,7 @@ use stackpilot_core::http::{self};
 use stackpilot_core::time::millis;
 
 use crate::journal::Event;
+use crate::cli::{NodeCmd, Service};
 use crate::lab::LabError;
 use crate::probe::{
     PROBE, answers_200,
@@ -62,11 +63,11 @@ fn experiment(r: &mut Run) -> Result<(), LabError> {
     thread::sleep(Duration::from_secs(2));
     let result = (|| -> Result<(u64, Option<u64>), LabError> {
         let t_stop = r.inject("drills node stop db", || {
-            lab.node_step(&["stop", "--env", &env, "--service", "db"])
+            lab.node_step(&NodeCmd::Stop(Service::new(&env, "db")))
         })?;
         thread::sleep(Duration::from_secs(3));
         let t_start = r.restore("drills node start db", || {
-            lab.node_step(&["start", "--env", &env, "--service", "db"])
+            lab.node_step(&NodeCmd::Start(Service::new(&env, "db")))
         })?;
         Ok((t_stop, t_start))
     })();

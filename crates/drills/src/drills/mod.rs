@@ -1,16 +1,20 @@
 //! The registry: every drill, in the order `run all` runs them (cheap and local first, the
-//! node reboot last). Adding a drill = one module here (`<name>.rs` exporting `DRILL`)
-//! plus its name in the list below.
+//! node reboot last), then the drills of swarm mode. Adding a drill = one module here
+//! (`<name>.rs` exporting `DRILL`) plus its name in the list below.
 
 use crate::sequence::Drill;
 
 /// Declares each drill's module and lists its `DRILL` in [`ALL`], in this order.
 macro_rules! registry {
-    ($($drill:ident),* $(,)?) => {
+    ($($drill:ident),* $(,)?; swarm: $($swarm:ident),* $(,)?) => {
         $(pub mod $drill;)*
+        $(pub mod $swarm;)*
 
         /// Every drill, in run order; what `drills list` shows.
-        pub const ALL: &[Drill] = &[$($drill::DRILL),*];
+        pub const ALL: &[Drill] = &[$($drill::DRILL,)* $($swarm::DRILL),*];
+
+        /// The drills that only a stack on the lab's swarm can run (`MODE=swarm`).
+        pub const SWARM: &[Drill] = &[$($swarm::DRILL),*];
     };
 }
 
@@ -21,5 +25,6 @@ registry![
     port_unreachable,
     process_crash,
     restart_persistence,
-    node_reboot,
+    node_reboot;
+    swarm: node_loss, rolling_update, manager_restart,
 ];

@@ -6,6 +6,7 @@ use std::time::Duration;
 use stackpilot_core::http::{self, TcpOutcome};
 use verify::report::Verdict as CheckVerdict;
 
+use crate::cli::NodeCmd;
 use crate::lab::{LabError, LabOps};
 use crate::probe::poll;
 use crate::sequence::{Drill, Run, Undone, first_failure};
@@ -21,9 +22,12 @@ pub const DRILL: Drill = Drill {
 fn experiment(r: &mut Run) -> Result<(), LabError> {
     let lab = r.lab;
     let addr: SocketAddr = lab.service_addr();
-    let port = addr.port().to_string();
+    let port = addr.port();
     let t_inj = r.inject("drills node block-port", || {
-        lab.node_step(&["block-port", "--port", &port, "--expire-after", "300"])
+        lab.node_step(&NodeCmd::BlockPort {
+            port,
+            expire_after: 300,
+        })
     })?;
     let detected = poll(Duration::from_secs(5), || {
         let p = http::tcp_connect(addr, Duration::from_millis(300));
@@ -80,7 +84,7 @@ fn experiment(r: &mut Run) -> Result<(), LabError> {
         ),
     }
     let t_restore = r.restore("drills node unblock-port", || {
-        lab.node_step(&["unblock-port", "--port", &port])
+        lab.node_step(&NodeCmd::UnblockPort { port })
     })?;
     if let Some(t) = t_restore {
         let back = poll(Duration::from_secs(10), || {
@@ -101,9 +105,9 @@ fn experiment(r: &mut Run) -> Result<(), LabError> {
 
 /// Removes the firewall rule (idempotent).
 fn undo(lab: &dyn LabOps) -> Undone {
-    let port = lab.service_addr().port().to_string();
+    let port = lab.service_addr().port();
     Some((
         "drills node unblock-port".into(),
-        lab.node_step(&["unblock-port", "--port", &port]),
+        lab.node_step(&NodeCmd::UnblockPort { port }),
     ))
 }

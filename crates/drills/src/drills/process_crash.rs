@@ -4,10 +4,9 @@ use std::thread;
 use std::time::Duration;
 
 
+use crate::cli::{NodeCmd, Service};
 use crate::lab::LabError;
-use crate::probe::{
-    Sampler, describe_samples, wait_sample,
-};
+use crate::probe::{describe_samples, wait_sample, watch_api};
 use crate::samples::{self, POLL_MS, Sample};
 use crate::sequence::{Drill, Run, nothing_to_undo};
 
@@ -22,13 +21,11 @@ pub const DRILL: Drill = Drill {
 fn experiment(r: &mut Run) -> Result<(), LabError> {
     let lab = r.lab;
     let env = lab.env().to_string();
-    let (api_id, restarts_before) = r.api_restarts()?;
-    let health = Sampler::start(r.url("/health"), r.start);
-    let ready = Sampler::start(r.url("/ready"), r.start);
+    let ((api_id, restarts_before), health, ready) = watch_api(r)?;
     thread::sleep(Duration::from_millis(200));
     let t0 = r.now_ms();
     r.inject("drills node kill api (SIGKILL)", || {
-        lab.node_step(&["kill", "--env", &env, "--service", "api"])
+        lab.node_step(&NodeCmd::Kill(Service::new(&env, "api")))
     })?;
     let failed_at = wait_sample(&health, t0, Duration::from_secs(10), |s| !s.is(200));
     r.figures.detection_latency_ms = failed_at.map(|t| t.saturating_sub(t0));

@@ -6,7 +6,10 @@ use std::net::SocketAddr;
 use verify::report::{Check, ServiceState, Verdict as CheckVerdict};
 
 use super::*;
-use crate::drills::{ALL, port_unreachable};
+use stackpilot_core::argv::ToArgv;
+
+use crate::cli::{NodeCmd, Service};
+use crate::drills::{ALL, SWARM, node_loss, port_unreachable};
 use crate::journal::Verdict;
 use crate::lab::{Container, Status};
 
@@ -93,8 +96,15 @@ impl LabOps for Fake {
             }],
         })
     }
-    fn node_step(&self, args: &[&str]) -> Result<String, LabError> {
-        let step = args.first().copied().unwrap_or_default();
+    fn node_step(&self, cmd: &NodeCmd) -> Result<String, LabError> {
+        // The fake drill's parts are named for what they do; a real drill's by subcommand.
+        let step = match cmd {
+            NodeCmd::Stop(_) => "break".to_string(),
+            NodeCmd::Start(_) => "fix".to_string(),
+            NodeCmd::Kill(_) => "undo".to_string(),
+            real => real.call().args[1].clone(),
+        };
+        let step = step.as_str();
         self.calls.borrow_mut().push(step.to_string());
         if self.fail_steps.contains(&step) {
             Err(LabError::new(step, "exit status 1"))
@@ -204,14 +214,21 @@ fn drill(
 /// Injects `break`, checks one thing (passing), restores with `fix`.
 fn inject_check_restore(r: &mut Run) -> Result<(), LabError> {
     let lab = r.lab;
-    r.inject("break", || lab.node_step(&["break"]))?;
+    r.inject("break", || {
+        lab.node_step(&NodeCmd::Stop(Service::new("dev", "db")))
+    })?;
     r.check("it broke", true, "broken", "broken");
-    r.restore("fix", || lab.node_step(&["fix"]))?;
+    r.restore("fix", || {
+        lab.node_step(&NodeCmd::Start(Service::new("dev", "db")))
+    })?;
     Ok(())
 }
 
 fn undo_step(lab: &dyn LabOps) -> Undone {
-    Some(("undo".into(), lab.node_step(&["undo"])))
+    Some((
+        "undo".into(),
+        lab.node_step(&NodeCmd::Kill(Service::new("dev", "api"))),
+    ))
 }
 
 #[test]
@@ -310,8 +327,24 @@ fn a_failed_undo_is_recorded_and_the_stack_still_comes_up() {
 #[test]
 fn the_registry_lists_each_drill_once_under_a_unique_name() {
     let mut names: Vec<&str> = ALL.iter().map(|d| d.name()).collect();
-    assert_eq!(names.len(), 7);
+    assert_eq!(names.len(), 10);
     names.sort_unstable();
     names.dedup();
     assert_eq!(names.len(), ALL.len());
+}
+
+#[test]
+fn the_swarm_drills_are_marked_and_refuse_a_compose_stack_by_naming_mode_swarm() {
+    let names: Vec<&str> = SWARM.iter().map(|d| d.name()).collect();
+    assert_eq!(names, ["node-loss", "rolling-update", "manager-restart"]);
+    assert!(node_loss::DRILL.swarm_only() && !port_unreachable::DRILL.swarm_only());
+    let lab = Fake::new(&[true, true], &[]);
+    let j = run(node_loss::DRILL, &lab, &Options::default());
+    assert_eq!(j.verdict, Verdict::Failed);
+    assert!(j.reason.contains("MODE=swarm"), "{}", j.reason);
+    assert!(
+        !lab.called("golden"),
+        "nothing injected: {:?}",
+        lab.calls.borrow()
+    );
 }

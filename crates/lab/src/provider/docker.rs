@@ -13,14 +13,6 @@ impl NodeProvider for Docker {
         Provider::Docker
     }
 
-    fn is_vm(&self) -> bool {
-        false
-    }
-
-    fn shared_folder_types(&self) -> &'static [&'static str] {
-        &[]
-    }
-
     fn can_run(&self) -> bool {
         // The last resort of the automatic choice: a missing engine is reported by the
         // step that needs it, with the command to install it.

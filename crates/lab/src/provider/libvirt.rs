@@ -1,7 +1,6 @@
 //! libvirt provider: VMs under QEMU/KVM, /vagrant as a 9p or virtiofs share.
 
 use stackpilot_core::Provider;
-use stackpilot_core::node::vm_shared_folder_types;
 
 use super::NodeProvider;
 
@@ -11,14 +10,6 @@ pub struct Libvirt;
 impl NodeProvider for Libvirt {
     fn kind(&self) -> Provider {
         Provider::Libvirt
-    }
-
-    fn is_vm(&self) -> bool {
-        true
-    }
-
-    fn shared_folder_types(&self) -> &'static [&'static str] {
-        vm_shared_folder_types(self.kind().as_str()).unwrap_or(&[])
     }
 
     fn can_run(&self) -> bool {

@@ -1,8 +1,11 @@
 //! Node providers behind one trait, and the registry that chooses among them.
 //!
-//! A provider says what it is (facts), whether it can run here, and its Vagrant name;
-//! code outside this crate gets [`ProviderFacts`] through a `NodeHandle` and never matches
-//! on a provider. Adding a provider is one module here plus one line in [`REGISTRY`].
+//! What a provider is (its name, how the host reaches its nodes, what `/vagrant` is on
+//! them) is its [`stackpilot_core::config::ProviderDesc`], written once in the shared
+//! core; a [`NodeProvider`] adds what only the lab needs: whether it can run here. Code
+//! outside this crate gets [`ProviderFacts`] through a `NodeHandle` and never matches on a
+//! provider. Adding a provider: its description in the core, one module here and one line
+//! in [`REGISTRY`] (docs/architecture.md lists every file).
 
 mod docker;
 mod libvirt;
@@ -20,21 +23,18 @@ pub const PROVIDER_ENV: &str = "STACKPILOT_PROVIDER";
 
 /// One kind of lab node.
 pub trait NodeProvider: Sync {
-    /// Which provider this is.
+    /// Which provider this is (its description: `kind().desc()`).
     fn kind(&self) -> Provider;
-    /// Whether its nodes are virtual machines.
-    fn is_vm(&self) -> bool;
-    /// Filesystem types `/vagrant` may have on its nodes (empty: a bind of the checkout).
-    fn shared_folder_types(&self) -> &'static [&'static str];
     /// Whether its nodes can run on this host (for the automatic choice).
     fn can_run(&self) -> bool;
     /// Its facts, as handed to code outside the lab.
     fn facts(&self) -> ProviderFacts {
+        let desc = self.kind().desc();
         ProviderFacts {
-            name: self.kind().as_str().to_string(),
-            is_vm: self.is_vm(),
-            shared_folder_types: self
-                .shared_folder_types()
+            name: desc.name.to_string(),
+            is_vm: desc.is_vm,
+            shared_folder_types: desc
+                .shared_folder_types
                 .iter()
                 .map(|t| (*t).to_string())
                 .collect(),
@@ -109,7 +109,7 @@ mod tests {
 
     #[test]
     fn every_provider_is_registered_once_with_its_facts() {
-        for kind in [Provider::Docker, Provider::Libvirt, Provider::Virtualbox] {
+        for kind in Provider::ALL {
             assert_eq!(get(kind).kind(), kind);
             assert_eq!(
                 REGISTRY.iter().filter(|p| p.kind() == kind).count(),

@@ -3,7 +3,6 @@
 use std::process::Command;
 
 use stackpilot_core::Provider;
-use stackpilot_core::node::vm_shared_folder_types;
 
 use super::NodeProvider;
 
@@ -13,14 +12,6 @@ pub struct Virtualbox;
 impl NodeProvider for Virtualbox {
     fn kind(&self) -> Provider {
         Provider::Virtualbox
-    }
-
-    fn is_vm(&self) -> bool {
-        true
-    }
-
-    fn shared_folder_types(&self) -> &'static [&'static str] {
-        vm_shared_folder_types(self.kind().as_str()).unwrap_or(&[])
     }
 
     fn can_run(&self) -> bool {

@@ -168,3 +168,34 @@ fn a_named_labs_subnet_moves_docker_addresses_only() {
     assert_eq!(tracked.network.docker_subnet, "172.30.56.0/24");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn an_environment_runs_in_compose_mode_unless_it_says_swarm() {
+    let cfg = parse(GOOD).expect("valid");
+    assert_eq!(cfg.environment("dev").expect("dev").mode, Mode::Compose);
+    let swarm = GOOD.replace(
+        "env_file = \"infra/env/staging.env\"",
+        "env_file = \"infra/env/staging.env\"\nmode = \"swarm\"",
+    );
+    let cfg = parse(&swarm).expect("valid");
+    assert_eq!(
+        cfg.environment("staging").expect("staging").mode,
+        Mode::Swarm
+    );
+    let bad = GOOD.replace(
+        "env_file = \"infra/env/staging.env\"",
+        "env_file = \"infra/env/staging.env\"\nmode = \"k8s\"",
+    );
+    let err = parse(&bad).expect_err("unknown mode");
+    assert!(err.contains("mode") && err.contains("k8s"), "{err}");
+}
+
+#[test]
+fn mode_from_the_command_line_names_the_choices() {
+    assert_eq!("swarm".parse::<Mode>(), Ok(Mode::Swarm));
+    let err = "Swarm!".parse::<Mode>().expect_err("unknown");
+    assert!(
+        err.contains("compose") && err.contains("swarm") && err.contains("Swarm!"),
+        "{err}"
+    );
+}

@@ -1,0 +1,109 @@
+//! Swarm mode: a new build rolled through the api's replicas under a steady order load,
+//! with the service's own update policy. Every request is counted: non-2xx answers and
+//! requests without any answer, goal 0, at the stated request rate.
+
+use std::time::Duration;
+
+use crate::lab::LabError;
+use crate::probe::read_back;
+use crate::sequence::{Drill, Run, nothing_to_undo};
+use crate::swarm::{self, API, SpreadLoad};
+
+/// The drill.
+pub const DRILL: Drill = Drill {
+    name: "rolling-update",
+    describe: "swarm: roll a new build through the api replicas under order load → 0 non-2xx and 0 unanswered requests, every replica on the new image, no acknowledged order lost",
+    experiment,
+    // The new build is what the stack runs afterwards; the recovery's verify checks it
+    // against the deployment record the roll wrote.
+    undo: nothing_to_undo,
+};
+
+const CLIENTS: usize = 4;
+const PAUSE: Duration = Duration::from_millis(50);
+
+fn experiment(r: &mut Run) -> Result<(), LabError> {
+    let ops = swarm::require(r.lab)?;
+    let nodes = ops.api_nodes();
+    let expected: Vec<String> = nodes.iter().map(|(n, _)| n.clone()).collect();
+    let before = ops.inspect()?;
+    let image_before = api_image(&before);
+    let load = SpreadLoad::start(&nodes, CLIENTS, PAUSE, r.start);
+    r.observe(
+        "load",
+        format!(
+            "{CLIENTS} clients posting orders round-robin to {}, {} ms pause each",
+            expected.join(", "),
+            PAUSE.as_millis()
+        ),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let rolled = r.inject("roll a new build through the api replicas", || {
+        ops.roll_new_build()
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let attempts = load.finish();
+    let t_done = rolled?;
+    let after = ops.inspect()?;
+    let image_after = api_image(&after);
+    let rate = swarm::rate_per_s(&attempts);
+    let non_2xx = swarm::non_2xx(&attempts);
+    let unanswered = swarm::unanswered(&attempts);
+    r.figures.requests_sent = Some(attempts.len() as u64);
+    r.figures.requests_non_2xx = Some(non_2xx);
+    r.figures.requests_unanswered = Some(unanswered);
+    r.figures.request_rate_per_s = rate.map(|x| x.round() as u64);
+    r.figures.recovery_ms = Some(t_done);
+    for (node, s) in swarm::by_node(&attempts) {
+        r.observe("load summary", format!("{node}: {s:?}"));
+    }
+    r.observe(
+        "rate",
+        format!(
+            "{} requests at {} per second",
+            attempts.len(),
+            rate.map_or("-".into(), |x| format!("{x:.1}"))
+        ),
+    );
+    r.check(
+        "the api runs the new image on every replica",
+        image_after != image_before && swarm::whole(&after, API, &expected),
+        format!("an image other than {image_before}, one replica on each of {}", expected.join(", ")),
+        format!(
+            "{image_after} on {}",
+            swarm::running_on(&after, API).join(", ")
+        ),
+    );
+    r.check(
+        "no request failed during the roll",
+        non_2xx == 0 && unanswered == 0,
+        "0 non-2xx answers and 0 requests without an answer",
+        format!(
+            "{non_2xx} non-2xx, {unanswered} without an answer, of {} at {} per second",
+            attempts.len(),
+            rate.map_or("-".into(), |x| format!("{x:.1}"))
+        ),
+    );
+    let ids = swarm::acknowledged(&attempts);
+    let lost = read_back(r, &ids);
+    r.figures.orders_acknowledged = Some(ids.len() as u64);
+    r.figures.orders_lost = Some(lost.len() as u64);
+    r.check(
+        "no acknowledged order lost",
+        !ids.is_empty() && lost.is_empty(),
+        "every acknowledged order readable",
+        format!("{} acknowledged, {} not readable", ids.len(), lost.len()),
+    );
+    Ok(())
+}
+
+/// The api service's image as the manager reports it.
+fn api_image(doc: &verify::swarm::SwarmInspection) -> String {
+    match &doc.services {
+        verify::inspection::Fact::Found(s) => s
+            .iter()
+            .find(|s| s.service == API)
+            .map_or_else(|| "no api service".into(), |s| s.image.clone()),
+        _ => "unknown".into(),
+    }
+}

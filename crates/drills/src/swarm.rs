@@ -1,0 +1,281 @@
+//! Swarm mode: what the swarm drills need from the lab ([`SwarmOps`], implemented by the
+//! host over the lab's swarm, by fakes in tests), an order load spread over every api
+//! node the way a client-side balancer would, and the pure judgements over the manager's
+//! account of the stack (read with `verify inspect-swarm`, read-only).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use stackpilot_core::http;
+use stackpilot_core::time::millis;
+use verify::inspection::Fact;
+use verify::swarm::SwarmInspection;
+
+use crate::lab::LabError;
+use crate::probe::PROBE;
+use crate::samples::{self, LoadSummary, OrderAttempt, Sample};
+
+/// The compose service the load goes to.
+pub const API: &str = "api";
+
+/// What swarm drills need from the lab, besides [`crate::LabOps`].
+pub trait SwarmOps {
+    /// The manager's node name.
+    fn manager(&self) -> &str;
+    /// Every node that should run an api replica, with its service address.
+    fn api_nodes(&self) -> Vec<(String, SocketAddr)>;
+    /// The manager's account of the stack (`verify inspect-swarm`, read-only).
+    fn inspect(&self) -> Result<SwarmInspection, LabError>;
+    /// Halts a node (`cargo xtask lab halt NODE`).
+    fn halt(&self, node: &str) -> Result<(), LabError>;
+    /// Starts a halted node again (`cargo xtask lab up NODE`), nothing else.
+    fn start(&self, node: &str) -> Result<(), LabError>;
+    /// Restarts a node's Docker engine; returns when the restart was issued.
+    fn restart_engine(&self, node: &str) -> Result<(), LabError>;
+    /// Builds a new app image, pushes it and rolls it through the api's replicas with the
+    /// service's update policy; returns when swarm reports the update complete, with the
+    /// new image reference.
+    fn roll_new_build(&self) -> Result<String, LabError>;
+}
+
+/// The swarm of a lab in swarm mode, or the error a swarm drill gives in compose mode.
+pub(crate) fn require(lab: &dyn crate::LabOps) -> Result<&dyn SwarmOps, LabError> {
+    lab.swarm().ok_or_else(|| {
+        LabError::new(
+            "swarm drill",
+            format!(
+                "environment {} does not run in swarm mode: run it with MODE=swarm (make drill NAME=… MODE=swarm)",
+                lab.env()
+            ),
+        )
+    })
+}
+
+/// One request of the spread load: which node it went to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeAttempt {
+    /// The node addressed.
+    pub node: String,
+    /// The request.
+    pub attempt: OrderAttempt,
+}
+
+/// Clients posting orders round-robin over every api node until stopped.
+pub(crate) struct SpreadLoad {
+    stop: Arc<AtomicBool>,
+    attempts: Arc<Mutex<Vec<NodeAttempt>>>,
+    clients: Vec<thread::JoinHandle<()>>,
+}
+
+impl SpreadLoad {
+    /// Starts `clients` clients, each posting one order, then pausing `pause`, to the next
+    /// node in turn (clients start on different nodes).
+    pub(crate) fn start(
+        nodes: &[(String, SocketAddr)],
+        clients: usize,
+        pause: Duration,
+        origin: Instant,
+    ) -> SpreadLoad {
+        let stop = Arc::new(AtomicBool::new(false));
+        let attempts = Arc::new(Mutex::new(Vec::new()));
+        let mut handles = Vec::new();
+        for c in 0..clients {
+            let (stop, attempts, nodes) = (stop.clone(), attempts.clone(), nodes.to_vec());
+            handles.push(thread::spawn(move || {
+                let mut i = c;
+                while !stop.load(Ordering::Relaxed) && !nodes.is_empty() {
+                    let (node, addr) = &nodes[i % nodes.len()];
+                    i += 1;
+                    let url = format!("http://{addr}/order?symbol=BTC&side=buy&qty=1");
+                    let t_ms = millis(origin.elapsed());
+                    let probe = http::post_json(&url, "", PROBE);
+                    let order_id = probe
+                        .answer()
+                        .filter(|(c, _)| *c == 201)
+                        .and_then(|(_, b)| samples::order_id(b));
+                    let a = NodeAttempt {
+                        node: node.clone(),
+                        attempt: OrderAttempt {
+                            sample: Sample::of(t_ms, &probe),
+                            order_id,
+                        },
+                    };
+                    if let Ok(mut v) = attempts.lock() {
+                        v.push(a);
+                    }
+                    thread::sleep(pause);
+                }
+            }));
+        }
+        SpreadLoad {
+            stop,
+            attempts,
+            clients: handles,
+        }
+    }
+
+    /// Stops the clients and returns every request made.
+    pub(crate) fn finish(mut self) -> Vec<NodeAttempt> {
+        self.stop.store(true, Ordering::Relaxed);
+        for c in self.clients.drain(..) {
+            let _ = c.join();
+        }
+        self.attempts.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for SpreadLoad {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The load summed up per node. Pure.
+pub fn by_node(attempts: &[NodeAttempt]) -> BTreeMap<String, LoadSummary> {
+    let mut per: BTreeMap<String, Vec<OrderAttempt>> = BTreeMap::new();
+    for a in attempts {
+        per.entry(a.node.clone())
+            .or_default()
+            .push(a.attempt.clone());
+    }
+    per.into_iter()
+        .map(|(n, v)| (n, samples::summarize(&v)))
+        .collect()
+}
+
+/// Requests answered with a status outside 2xx. Pure.
+pub fn non_2xx(attempts: &[NodeAttempt]) -> u64 {
+    attempts
+        .iter()
+        .filter(|a| {
+            a.attempt
+                .sample
+                .status
+                .is_some_and(|s| !(200..300).contains(&s))
+        })
+        .count() as u64
+}
+
+/// Requests that got no HTTP answer at all (refused, reset, timed out). Pure.
+pub fn unanswered(attempts: &[NodeAttempt]) -> u64 {
+    attempts
+        .iter()
+        .filter(|a| a.attempt.sample.status.is_none())
+        .count() as u64
+}
+
+/// Requests per second over the load's span (first request sent to last answered). Pure.
+pub fn rate_per_s(attempts: &[NodeAttempt]) -> Option<f64> {
+    let first = attempts.iter().map(|a| a.attempt.sample.t_ms).min()?;
+    let last = attempts
+        .iter()
+        .map(|a| a.attempt.sample.t_ms + a.attempt.sample.elapsed_ms)
+        .max()?;
+    let span = last.saturating_sub(first);
+    (span > 0).then(|| attempts.len() as f64 * 1000.0 / span as f64)
+}
+
+/// The acknowledged order ids of the load. Pure.
+pub fn acknowledged(attempts: &[NodeAttempt]) -> Vec<String> {
+    let v: Vec<OrderAttempt> = attempts.iter().map(|a| a.attempt.clone()).collect();
+    samples::acknowledged_ids(&v)
+}
+
+/// The state the manager reports for `node` (`ready`, `down`, …), a ready entry winning
+/// over a stale one of the same name. Pure.
+pub fn node_state(doc: &SwarmInspection, node: &str) -> Option<String> {
+    let Fact::Found(nodes) = &doc.nodes else {
+        return None;
+    };
+    let mut of = nodes.iter().filter(|n| n.name() == node);
+    let first = of.next()?;
+    let ready = std::iter::once(first)
+        .chain(of)
+        .find(|n| n.state == "ready")
+        .unwrap_or(first);
+    Some(ready.state.clone())
+}
+
+/// The nodes on which `service` has a running replica, sorted (one entry per replica). Pure.
+pub fn running_on(doc: &SwarmInspection, service: &str) -> Vec<String> {
+    let (Fact::Found(services), Fact::Found(tasks), Fact::Found(nodes)) =
+        (&doc.services, &doc.tasks, &doc.nodes)
+    else {
+        return vec![];
+    };
+    let Some(s) = services.iter().find(|s| s.service == service) else {
+        return vec![];
+    };
+    let mut on: Vec<String> = tasks
+        .iter()
+        .filter(|t| t.service_id == s.id && t.running())
+        .map(|t| {
+            nodes
+                .iter()
+                .find(|n| n.id == t.node_id)
+                .map_or_else(|| t.node_id.clone(), |n| n.name().to_string())
+        })
+        .collect();
+    on.sort();
+    on
+}
+
+/// The desired replicas of `service`, when it is replicated. Pure.
+pub fn desired(doc: &SwarmInspection, service: &str) -> Option<u64> {
+    match &doc.services {
+        Fact::Found(s) => s.iter().find(|s| s.service == service)?.replicas,
+        _ => None,
+    }
+}
+
+/// Whether `service` runs all its desired replicas, one on each of `nodes` when given. Pure.
+pub fn whole(doc: &SwarmInspection, service: &str, nodes: &[String]) -> bool {
+    let on = running_on(doc, service);
+    let count_ok = desired(doc, service).is_some_and(|d| on.len() as u64 == d);
+    let mut want = nodes.to_vec();
+    want.sort();
+    count_ok && (nodes.is_empty() || on == want)
+}
+
+/// Why a pending replica waits, as the manager says (the newest message of a task that
+/// should run but does not). Pure.
+pub fn pending_reason(doc: &SwarmInspection, service: &str) -> Option<String> {
+    let (Fact::Found(services), Fact::Found(tasks)) = (&doc.services, &doc.tasks) else {
+        return None;
+    };
+    let s = services.iter().find(|s| s.service == service)?;
+    tasks
+        .iter()
+        .filter(|t| t.service_id == s.id && t.desired_state == "running" && !t.running())
+        .max_by(|a, b| a.timestamp.cmp(&b.timestamp))
+        .map(|t| format!("task {} {}: {}", t.slot.unwrap_or(0), t.state, t.message))
+}
+
+/// Polls the manager's account every `every` until `pred` holds or `limit` passed; returns
+/// the drill time (ms since `origin`) of the first account that satisfied it.
+pub(crate) fn wait_inspect(
+    ops: &dyn SwarmOps,
+    origin: Instant,
+    limit: Duration,
+    every: Duration,
+    pred: impl Fn(&SwarmInspection) -> bool,
+) -> Option<u64> {
+    let start = Instant::now();
+    loop {
+        if ops.inspect().is_ok_and(|doc| pred(&doc)) {
+            return Some(millis(origin.elapsed()));
+        }
+        if start.elapsed() >= limit {
+            return None;
+        }
+        thread::sleep(every);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,134 @@
+use verify::inspection::Fact;
+use verify::swarm::inspection::{SwarmNode, SwarmService, SwarmTask};
+
+use super::*;
+
+fn attempt(node: &str, t_ms: u64, status: Option<u16>, id: Option<&str>) -> NodeAttempt {
+    NodeAttempt {
+        node: node.into(),
+        attempt: OrderAttempt {
+            sample: Sample {
+                t_ms,
+                status,
+                detail: if status.is_some() { "{}" } else { "refused" }.into(),
+                elapsed_ms: 10,
+            },
+            order_id: id.map(String::from),
+        },
+    }
+}
+
+fn node(name: &str, id: &str, state: &str) -> SwarmNode {
+    SwarmNode {
+        id: id.into(),
+        hostname: name.into(),
+        state: state.into(),
+        availability: "active".into(),
+        ..SwarmNode::default()
+    }
+}
+
+fn task(slot: i64, node_id: &str, state: &str, timestamp: &str, message: &str) -> SwarmTask {
+    SwarmTask {
+        id: format!("t{slot}{node_id}{state}"),
+        service_id: "s-api".into(),
+        slot: Some(slot),
+        node_id: node_id.into(),
+        desired_state: "running".into(),
+        state: state.into(),
+        message: message.into(),
+        timestamp: timestamp.into(),
+        ..SwarmTask::default()
+    }
+}
+
+/// worker2 lost: its replica pending, a stale worker2 entry down beside the new ready one.
+fn doc(tasks: Vec<SwarmTask>) -> SwarmInspection {
+    SwarmInspection {
+        node: "control".into(),
+        lab: "stackpilot".into(),
+        env: "dev".into(),
+        stack: "stackpilot-dev".into(),
+        engine: Fact::Absent("not needed".into()),
+        declared: Fact::Absent("not needed".into()),
+        nodes: Fact::Found(vec![
+            node("worker1", "n1", "ready"),
+            node("worker2", "n2-old", "down"),
+            node("worker2", "n2", "ready"),
+        ]),
+        services: Fact::Found(vec![SwarmService {
+            id: "s-api".into(),
+            service: "api".into(),
+            replicas: Some(2),
+            ..SwarmService::default()
+        }]),
+        tasks: Fact::Found(tasks),
+    }
+}
+
+#[test]
+fn the_load_is_summed_per_node_and_failures_are_told_apart() {
+    let a = [
+        attempt("worker1", 0, Some(201), Some("1")),
+        attempt("worker2", 100, None, None),
+        attempt("worker2", 200, Some(503), None),
+        attempt("worker1", 990, Some(201), Some("2")),
+    ];
+    let per = by_node(&a);
+    assert_eq!(per["worker1"].acknowledged, 2);
+    assert_eq!(per["worker2"].no_answer, 1);
+    assert_eq!(non_2xx(&a), 1);
+    assert_eq!(unanswered(&a), 1);
+    assert_eq!(acknowledged(&a), ["1", "2"]);
+    // 4 requests from t=0 to t=1000 (the last answered after 10 ms).
+    assert_eq!(rate_per_s(&a), Some(4.0));
+    assert_eq!(rate_per_s(&[]), None);
+}
+
+#[test]
+fn a_rejoined_node_is_ready_despite_its_stale_entry() {
+    let d = doc(vec![]);
+    assert_eq!(node_state(&d, "worker2").as_deref(), Some("ready"));
+    assert_eq!(node_state(&d, "worker1").as_deref(), Some("ready"));
+    assert_eq!(node_state(&d, "worker9"), None);
+}
+
+#[test]
+fn whole_means_every_desired_replica_running_on_the_nodes_named() {
+    let both = doc(vec![
+        task(1, "n1", "running", "t1", "started"),
+        task(2, "n2", "running", "t1", "started"),
+    ]);
+    let workers = ["worker1".to_string(), "worker2".to_string()];
+    assert!(whole(&both, API, &workers));
+    assert!(whole(&both, API, &[]));
+    assert_eq!(running_on(&both, API), workers);
+
+    let one = doc(vec![
+        task(1, "n1", "running", "t1", "started"),
+        task(
+            2,
+            "",
+            "pending",
+            "t2",
+            "no suitable node (max replicas per node limit exceed)",
+        ),
+        task(2, "n2-old", "shutdown", "t0", "node is down"),
+    ]);
+    assert!(!whole(&one, API, &workers));
+    assert_eq!(running_on(&one, API), ["worker1"]);
+    assert_eq!(
+        pending_reason(&one, API).as_deref(),
+        Some("task 2 pending: no suitable node (max replicas per node limit exceed)")
+    );
+}
+
+#[test]
+fn two_replicas_on_one_node_are_not_whole_where_one_per_node_is_asked() {
+    let d = doc(vec![
+        task(1, "n1", "running", "t1", "started"),
+        task(2, "n1", "running", "t1", "started"),
+    ]);
+    assert!(whole(&d, API, &[]));
+    assert!(!whole(&d, API, &["worker1".into(), "worker2".into()]));
+}

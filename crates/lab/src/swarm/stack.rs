@@ -1,0 +1,346 @@
+//! One environment's stack on the swarm: rendered from the compose file and the override,
+//! deployed by `docker stack deploy` on the manager, waited on until swarm reports every
+//! replica running (a task with a health check runs only once healthy), and removed.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use stackpilot_core::Config;
+use stackpilot_core::compose::{APP_IMAGE_VAR, COMPOSE_FILE, DB_IMAGE_VAR, PORT_VAR};
+use stackpilot_core::receipts::{self, BUILD_RECEIPT, BuildReceipt};
+
+use super::render::{self, OVERRIDE_FILE, Rendered};
+use super::{CALL, Swarm, wait_until};
+use crate::error::{Error, failed};
+
+/// Label swarm puts on a stack's services, tasks' containers, networks and volumes.
+pub const NAMESPACE_LABEL: &str = "com.docker.stack.namespace";
+/// Variable of the override: how many worker nodes the inventory has.
+pub const WORKERS_VAR: &str = "STACKPILOT_WORKERS";
+
+/// An environment's stack: named after the environment's compose project, so the db keeps
+/// the same volume name (`<project>_db-data`) in both modes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stack {
+    /// The stack's name (the environment's project).
+    pub name: String,
+    /// The environment.
+    pub env: String,
+}
+
+/// What was deployed, recorded on the host (`<host state>/swarm/<env>.json`) for verify,
+/// drills and rollback: the app by registry digest and the build it came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deployed {
+    /// The stack.
+    pub stack: String,
+    /// The app image services pin: `<registry>/<project>/mock-exchange@sha256:…`.
+    pub app_image: String,
+    /// The build receipt of the image (image id, tag, build id, git sha).
+    pub build: BuildReceipt,
+    /// When it was deployed (RFC 3339, UTC).
+    pub deployed_at: String,
+}
+
+/// One service's replicas as `docker service ls` reports them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replicas {
+    /// Service name (`<stack>_<service>`).
+    pub service: String,
+    /// Tasks running.
+    pub running: u32,
+    /// Tasks wanted.
+    pub desired: u32,
+}
+
+/// Parses `docker service ls --format '{{.Name}}|{{.Replicas}}'` (`2/2 (max 1 per node)`).
+pub fn parse_replicas(text: &str) -> Vec<Replicas> {
+    text.lines()
+        .filter_map(|l| {
+            let (service, rest) = l.trim().split_once('|')?;
+            let counts = rest.split_whitespace().next()?;
+            let (running, desired) = counts.split_once('/')?;
+            Some(Replicas {
+                service: service.to_string(),
+                running: running.parse().ok()?,
+                desired: desired.parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+impl Stack {
+    /// The stack of environment `env`.
+    pub fn for_env(cfg: &Config, env: &str) -> Result<Stack, Error> {
+        Ok(Stack {
+            name: cfg.environment(env)?.project().to_string(),
+            env: env.to_string(),
+        })
+    }
+
+    /// Where the host records what was deployed.
+    pub fn record_path(&self, root: &Path, cfg: &Config) -> PathBuf {
+        root.join(&cfg.state.host_dir)
+            .join("swarm")
+            .join(format!("{}.json", self.env))
+    }
+
+    /// The last deployment recorded on the host, if any.
+    pub fn deployed(&self, root: &Path, cfg: &Config) -> Option<Deployed> {
+        receipts::read(&self.record_path(root, cfg)).ok()
+    }
+
+    /// The build receipt of the environment on the manager (where swarm mode builds).
+    pub fn build_receipt(&self, swarm: &Swarm, cfg: &Config) -> Result<BuildReceipt, Error> {
+        let path = receipts::env_dir(&cfg.state.node_dir, &self.env).join(BUILD_RECEIPT);
+        let path = path.display().to_string();
+        let text = swarm.manager_transport()?.output(&["cat", &path], CALL)?;
+        serde_json::from_str(&text).map_err(|e| {
+            failed(
+                "swarm",
+                &format!("{}: read {path}", swarm.manager.name),
+                &format!("not a build receipt ({e}); rebuild: make demo MODE=swarm"),
+            )
+        })
+    }
+
+    /// Renders the stack file: the repo's compose file and override, the env file, the app
+    /// image by digest, the locked db image, the environment's port, the worker count.
+    pub fn render(
+        &self,
+        root: &Path,
+        cfg: &Config,
+        swarm: &Swarm,
+        app_image: &str,
+        db_image: &str,
+    ) -> Result<Rendered, Error> {
+        let env = cfg.environment(&self.env)?;
+        let read = |rel: &Path| {
+            std::fs::read_to_string(root.join(rel))
+                .map_err(|e| failed("swarm", &format!("read {}", rel.display()), &e.to_string()))
+        };
+        let mut vars = render::parse_env_file(&read(&env.env_file)?);
+        vars.insert(APP_IMAGE_VAR.into(), app_image.into());
+        vars.insert(DB_IMAGE_VAR.into(), db_image.into());
+        vars.insert(PORT_VAR.into(), env.port().to_string());
+        vars.insert(WORKERS_VAR.into(), swarm.workers().count().to_string());
+        let rendered = render::render(
+            &read(Path::new(COMPOSE_FILE))?,
+            &read(Path::new(OVERRIDE_FILE))?,
+            &vars,
+        )?;
+        for d in &rendered.dropped {
+            eprintln!(
+                "==> swarm: {}.{} not carried to swarm: {}",
+                d.service, d.key, d.why
+            );
+        }
+        Ok(rendered)
+    }
+
+    /// `docker stack deploy` of the rendered file on the manager (`--prune`: services no
+    /// longer in the file go; `--resolve-image never`: the app is pinned by digest already
+    /// and the db image is local to control, so nothing asks a registry for tags).
+    pub fn deploy(&self, swarm: &Swarm, rendered: &Rendered) -> Result<(), Error> {
+        let out = swarm.manager_transport()?.output_with_input(
+            &[
+                "docker",
+                "stack",
+                "deploy",
+                "--prune",
+                "--resolve-image",
+                "never",
+                "-c",
+                "-",
+                &self.name,
+            ],
+            rendered.yaml().as_bytes(),
+            Duration::from_secs(120),
+        )?;
+        for line in out.lines() {
+            eprintln!("[{}] {line}", swarm.manager.name);
+        }
+        Ok(())
+    }
+
+    /// Releases the manager's build of the environment: pushes it to the lab registry,
+    /// deploys the stack pinned to the pushed digest, records the deployment on the host,
+    /// then waits until every replica runs.
+    pub fn release(&self, root: &Path, cfg: &Config, swarm: &Swarm) -> Result<Deployed, Error> {
+        let lock_path = stackpilot_core::images::ImageLock::path(root);
+        let db_image = match stackpilot_core::images::ImageLock::read(&lock_path)? {
+            Some(lock) => lock
+                .tag(stackpilot_core::images::POSTGRES, &lock_path)?
+                .to_string(),
+            None => return Err(failed("swarm", "read the image lock", "no image lock")),
+        };
+        let build = self.build_receipt(swarm, cfg)?;
+        let app_image = swarm.registry().push(&build.tag, &self.name)?;
+        let rendered = self.render(root, cfg, swarm, &app_image, &db_image)?;
+        self.deploy(swarm, &rendered)?;
+        let deployed = Deployed {
+            stack: self.name.clone(),
+            app_image,
+            build,
+            deployed_at: stackpilot_core::time::now_rfc3339(),
+        };
+        self.record(root, cfg, &deployed)?;
+        self.wait_converged(swarm, super::CONVERGE)?;
+        Ok(deployed)
+    }
+
+    /// The swarm half of a clean room: the stack removed (volumes kept) and the
+    /// environment's app images removed from the lab registry. Each node's own clean room
+    /// (`clean-room --env`) removes the images it pulled or built.
+    pub fn clear(&self, swarm: &Swarm) -> Result<(), Error> {
+        self.remove(swarm)?;
+        swarm.registry().remove_repository(&self.name)
+    }
+
+    /// Records a deployment on the host.
+    pub fn record(&self, root: &Path, cfg: &Config, d: &Deployed) -> Result<(), Error> {
+        let path = self.record_path(root, cfg);
+        receipts::write(&path, d).map_err(|e| {
+            failed(
+                "swarm",
+                &format!("write {}", path.display()),
+                &e.to_string(),
+            )
+        })
+    }
+
+    /// Each service of the stack with its replica counts.
+    pub fn replicas(&self, swarm: &Swarm) -> Result<Vec<Replicas>, Error> {
+        let out = swarm.manager_transport()?.output(
+            &[
+                "docker",
+                "service",
+                "ls",
+                "--filter",
+                &format!("label={NAMESPACE_LABEL}={}", self.name),
+                "--format",
+                "{{.Name}}|{{.Replicas}}",
+            ],
+            CALL,
+        )?;
+        Ok(parse_replicas(&out))
+    }
+
+    /// Waits until every service of the stack runs all its desired replicas and no update
+    /// is in progress.
+    pub fn wait_converged(&self, swarm: &Swarm, limit: Duration) -> Result<(), Error> {
+        wait_until(
+            &format!("stack {}: every replica running", self.name),
+            limit,
+            || {
+                let r = self.replicas(swarm)?;
+                let whole = !r.is_empty() && r.iter().all(|s| s.running == s.desired);
+                Ok(whole && !self.updating(swarm)?)
+            },
+        )?;
+        for r in self.replicas(swarm)? {
+            eprintln!(
+                "==> swarm: {} {}/{} running",
+                r.service, r.running, r.desired
+            );
+        }
+        Ok(())
+    }
+
+    fn updating(&self, swarm: &Swarm) -> Result<bool, Error> {
+        let t = swarm.manager_transport()?;
+        for r in self.replicas(swarm)? {
+            let state = t.output(
+                &[
+                    "docker",
+                    "service",
+                    "inspect",
+                    "--format",
+                    "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}",
+                    &r.service,
+                ],
+                CALL,
+            )?;
+            if matches!(state.trim(), "updating" | "rollback_started") {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Removes the stack (services, networks; volumes stay) and waits until no container of
+    /// it is left on any node and its network is gone, so a deploy right after starts clean.
+    /// No change when there is no such stack.
+    pub fn remove(&self, swarm: &Swarm) -> Result<(), Error> {
+        let t = swarm.manager_transport()?;
+        if super::manager_action(&super::Membership::of(&swarm.manager)?) != super::Action::Keep {
+            // No swarm here: no stack to remove.
+            return Ok(());
+        }
+        if !self.replicas(swarm)?.is_empty() {
+            t.output(&["docker", "stack", "rm", &self.name], CALL)?;
+            eprintln!("==> swarm: stack {} removed", self.name);
+        }
+        let label = format!("label={NAMESPACE_LABEL}={}", self.name);
+        for node in swarm.nodes.iter().filter(|n| n.transport.is_some()) {
+            let nt = node.transport()?;
+            wait_until(
+                &format!("{}: containers of stack {} gone", node.name, self.name),
+                Duration::from_secs(90),
+                || {
+                    let left = nt.output(&["docker", "ps", "-aq", "--filter", &label], CALL)?;
+                    Ok(left.trim().is_empty())
+                },
+            )?;
+        }
+        wait_until(
+            &format!("stack {}: network removed", self.name),
+            Duration::from_secs(60),
+            || {
+                let left =
+                    t.output(&["docker", "network", "ls", "-q", "--filter", &label], CALL)?;
+                Ok(left.trim().is_empty())
+            },
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replicas_are_read_with_or_without_the_per_node_note() {
+        let got = parse_replicas("p_api|2/2 (max 1 per node)\np_db|0/1\n");
+        assert_eq!(
+            got,
+            [
+                Replicas {
+                    service: "p_api".into(),
+                    running: 2,
+                    desired: 2
+                },
+                Replicas {
+                    service: "p_db".into(),
+                    running: 0,
+                    desired: 1
+                }
+            ]
+        );
+        assert!(parse_replicas("garbage").is_empty());
+    }
+
+    #[test]
+    fn a_stack_is_named_after_its_environments_project() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let cfg = Config::load_file(&repo.join("stackpilot.toml")).expect("config");
+        let s = Stack::for_env(&cfg, "dev").expect("dev");
+        assert_eq!(s.name, "stackpilot-dev");
+        assert!(
+            s.record_path(&repo, &cfg)
+                .ends_with(".stackpilot/swarm/dev.json")
+        );
+        assert!(Stack::for_env(&cfg, "nope").is_err());
+    }
+}

@@ -1,0 +1,147 @@
+//! From the lab's resolved nodes, an environment and what the host deployed to a runnable
+//! swarm verification: the manager is the inventory's control node (where `verify
+//! inspect-swarm` runs), every node must be a Ready and Active member, the db runs on the
+//! control node and one api replica on each worker (the swarm override's placement).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use stackpilot_core::Config;
+use stackpilot_core::config::Role;
+use stackpilot_core::http::Timeouts;
+use stackpilot_core::node::NodeHandle;
+
+use super::host::{self, SwarmTarget};
+use super::verdict::{DeployedApp, ExpectedNode, SwarmExpect};
+use crate::host::RunConfig;
+use crate::report::Report;
+use crate::setup::{DEFAULT_NODE_VERIFY, HostRunner, Options, SetupError};
+use crate::verdict::API_SERVICE;
+
+/// The compose service pinned to the control node.
+pub const DB_SERVICE: &str = "db";
+
+/// The target, the manager's transport and the run configuration for `env`'s stack on the
+/// swarm of `nodes` (every node of the lab, from `lab::resolve`).
+pub fn prepare(
+    cfg: &Config,
+    nodes: &[NodeHandle],
+    env: &str,
+    deployed: Option<DeployedApp>,
+    opts: &Options,
+) -> Result<(SwarmTarget, HostRunner, RunConfig), SetupError> {
+    let e = cfg.environment(env)?;
+    let of_role = |role: Role| -> Vec<String> {
+        nodes
+            .iter()
+            .filter(|n| n.role == role)
+            .map(|n| n.name.clone())
+            .collect()
+    };
+    let manager = nodes.iter().find(|n| n.role == Role::Control);
+    let runner = match manager.map(NodeHandle::transport) {
+        Some(Ok(t)) => HostRunner::Transport(t.clone()),
+        Some(Err(e)) => HostRunner::Missing(e.to_string()),
+        None => HostRunner::Missing(
+            "the lab has no node with role = \"control\" to act as the swarm's manager".into(),
+        ),
+    };
+    let expect = SwarmExpect {
+        manager: manager.map_or_else(|| "control".into(), |m| m.name.clone()),
+        lab: cfg.lab.name.clone(),
+        env: env.to_string(),
+        stack: e.project().to_string(),
+        nodes: nodes
+            .iter()
+            .map(|n| ExpectedNode {
+                name: n.name.clone(),
+            })
+            .collect(),
+        placement: BTreeMap::from([
+            (API_SERVICE.to_string(), of_role(Role::Worker)),
+            (DB_SERVICE.to_string(), of_role(Role::Control)),
+        ]),
+        deployed,
+    };
+    let addrs = nodes
+        .iter()
+        .map(|n| {
+            let ip = opts.address.unwrap_or(std::net::IpAddr::V4(n.address));
+            (n.name.clone(), SocketAddr::new(ip, e.port()))
+        })
+        .collect();
+    let run = RunConfig {
+        node_verify: opts
+            .node_verify
+            .clone()
+            .unwrap_or_else(|| DEFAULT_NODE_VERIFY.to_string()),
+        node_timeout: Duration::from_secs(30),
+        probe: Timeouts::default(),
+    };
+    Ok((SwarmTarget { expect, addrs }, runner, run))
+}
+
+/// Verifies `env`'s stack on the swarm of `nodes`: the one call xtask makes.
+pub fn verify(
+    cfg: &Config,
+    nodes: &[NodeHandle],
+    env: &str,
+    deployed: Option<DeployedApp>,
+    opts: &Options,
+) -> Result<Report, SetupError> {
+    let (target, runner, run) = prepare(cfg, nodes, env, deployed, opts)?;
+    Ok(match opts.wait {
+        Some(wait) => host::run_waiting(&target, &runner, &run, wait),
+        None => host::run(&target, &runner, &run),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use stackpilot_core::node::ProviderFacts;
+
+    use super::*;
+
+    fn cfg() -> Config {
+        let text = include_str!("../../../../stackpilot.toml");
+        Config::parse(text, Path::new("stackpilot.toml")).expect("repo config parses")
+    }
+
+    fn node(name: &str, role: Role, last: u8) -> NodeHandle {
+        NodeHandle {
+            name: name.into(),
+            role,
+            provider: ProviderFacts {
+                name: "docker".into(),
+                is_vm: false,
+                shared_folder_types: vec![],
+            },
+            address: [172, 30, 56, last].into(),
+            transport: None,
+            repo_source: None,
+            machine_dir: PathBuf::from("/repo/vagrant/.vagrant/machines").join(name),
+        }
+    }
+
+    #[test]
+    fn the_db_goes_to_control_one_api_to_each_worker_and_control_manages() {
+        let nodes = [
+            node("control", Role::Control, 10),
+            node("worker1", Role::Worker, 11),
+            node("worker2", Role::Worker, 12),
+        ];
+        let (t, runner, run) =
+            prepare(&cfg(), &nodes, "staging", None, &Options::default()).expect("prepare");
+        assert_eq!(t.expect.manager, "control");
+        assert_eq!(t.expect.stack, "stackpilot-staging");
+        assert_eq!(t.expect.api_nodes(), ["worker1", "worker2"]);
+        assert_eq!(t.expect.placement[DB_SERVICE], ["control"]);
+        assert_eq!(t.addrs["worker2"].to_string(), "172.30.56.12:8001");
+        assert_eq!(run.node_verify, DEFAULT_NODE_VERIFY);
+        // Not created: verify reports it at layer 1 rather than refusing to start.
+        assert!(matches!(runner, HostRunner::Missing(ref why) if why.contains("control")));
+    }
+}

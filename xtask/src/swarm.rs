@@ -1,0 +1,92 @@
+//! Swarm mode's golden paths (`MODE=swarm`, or `mode = "swarm"` in stackpilot.toml),
+//! composed from `lab::swarm`: the same phases as compose mode, across every node.
+
+use ::lab::swarm::{self, Stack, Swarm};
+use stackpilot_core::config::Mode;
+
+use stackpilot_core::argv::ToArgv;
+
+use crate::golden;
+use crate::lab::LabCmd;
+use crate::run::{Error, Phases};
+use crate::target::Target;
+
+type R = Result<(), Error>;
+
+impl crate::Where {
+    /// The compose-mode or the swarm-mode flow: `MODE=` first, else the env's `mode`.
+    pub fn run(&self, compose: fn(&Target) -> R, swarm: fn(&Target) -> R) -> R {
+        let t = self.target()?;
+        match self.mode.unwrap_or(t.cfg.environment(&t.env)?.mode) {
+            Mode::Swarm => swarm(&t),
+            Mode::Compose => compose(&t),
+        }
+    }
+}
+
+/// Every node up, tools compiled, swarm and registry up, then `flow`; always the summary.
+fn timed(t: &Target, flow: impl FnOnce(&Swarm, &mut Phases) -> R) -> R {
+    let mut phases = Phases::default();
+    let result = phases
+        .run("lab up", || crate::lab::run(LabCmd::Up { nodes: vec![] }))
+        .and_then(|()| golden::tools(&mut phases))
+        .and_then(|()| Ok(Swarm::of_lab(&t.root, &t.lab_cfg()?)?))
+        .and_then(|s| {
+            phases.run("swarm form", || Ok(swarm::form_with_registry(&s, &t.root)?))?;
+            flow(&s, &mut phases)
+        });
+    eprint!("\n{}", phases.summary());
+    result
+}
+
+/// Builds on the manager (always when `rebuild`, else when it has no build), then pushes,
+/// deploys by digest and waits until every replica runs.
+fn release(t: &Target, s: &Swarm, phases: &mut Phases, rebuild: bool) -> R {
+    let manager = t.on(s.manager.name.clone());
+    if rebuild || !manager.has_build_receipt()? {
+        golden::build_image(&manager, phases)?;
+    }
+    let stack = Stack::for_env(&t.cfg, &t.env)?;
+    phases.run("deploy", || {
+        Ok(stack.release(&t.root, &t.lab_cfg()?, s).map(drop)?)
+    })
+}
+
+/// The stack and the env's registry images removed, then each node's own clean room.
+fn clean_room(t: &Target, s: &Swarm, phases: &mut Phases) -> R {
+    phases.run("clean room", || {
+        Stack::for_env(&t.cfg, &t.env)?.clear(s)?;
+        let room = |n: &String| {
+            t.on(n.clone())
+                .node_step(&clean_room::cli::Cli::env(&t.env).call())
+        };
+        s.nodes.iter().try_for_each(|n| room(&n.name))
+    })
+}
+
+/// `make up MODE=swarm`.
+pub fn up(t: &Target) -> R {
+    timed(t, |s, p| release(t, s, p, false))
+}
+
+/// `make clean MODE=swarm`.
+pub fn clean(t: &Target) -> R {
+    timed(t, |s, p| clean_room(t, s, p))
+}
+
+/// `make demo-reviewer MODE=swarm`: clean room everywhere, forced rebuild, deploy, verify.
+pub fn demo_reviewer(t: &Target) -> R {
+    timed(t, |s, p| {
+        clean_room(t, s, p)?;
+        release(t, s, p, true)?;
+        // Seam for swarm-mode verify (the verify crate's): a demo order on every worker.
+        let order = |w: &String| golden::demo_order(&t.on(w.clone()));
+        p.run("verify", || s.workers().try_for_each(|w| order(&w.name)))
+    })
+}
+
+/// `make down MODE=swarm`: the stack removed; images, volumes and the swarm stay.
+pub fn down(t: &Target) -> R {
+    let s = Swarm::of_lab(&t.root, &t.lab_cfg()?)?;
+    Ok(Stack::for_env(&t.cfg, &t.env)?.remove(&s)?)
+}
