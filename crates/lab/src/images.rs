@@ -78,30 +78,18 @@ pub fn run(repo: &Path, cfg: &Config, update_lock: bool) -> Result<(), Error> {
                 .map_or("present".to_string(), |s| format!("{s:.1}")),
         ]);
     }
-    // The libvirt box is a lab image too, when the lab's nodes are libvirt VMs.
-    let libvirt = crate::provider::choose_provider(
-        std::env::var(crate::provider::PROVIDER_ENV).ok().as_deref(),
-    )? == stackpilot_core::Provider::Libvirt
-        && cfg.images.libvirt_box == stackpilot_core::config::LOCAL_BOX;
+    // A provider's boot image (libvirt's local box) is a lab image too.
     let mut built = built;
-    if libvirt {
-        crate::prereq::ensure_libvirt_host()?;
-        let (b, seconds) = crate::vmbox::ensure(repo, cfg)?;
-        // The id column shows the recipe hash: Vagrant keeps no id of a local box.
+    if let Some(b) = crate::provider::get(crate::provider::from_env()?).ensure_box(repo, cfg)? {
         table.row([
-            "box".to_string(),
             b.name.clone(),
-            short_id(&b.recipe).to_string(),
+            b.tag.clone(),
+            short_id(&b.id).to_string(),
             "-".to_string(),
-            seconds.map_or("present".to_string(), |s| format!("{s:.1}")),
+            b.seconds
+                .map_or("present".to_string(), |s| format!("{s:.1}")),
         ]);
-        built.push(Built {
-            name: "box".into(),
-            tag: b.name,
-            id: b.recipe,
-            size: 0,
-            seconds,
-        });
+        built.push(b);
     }
     stackpilot_core::out!("{}", table.render());
     if built.iter().all(|b| b.seconds.is_none()) {

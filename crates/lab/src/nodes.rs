@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use stackpilot_core::config::UBUNTU_BOX;
 use stackpilot_core::images::{self, ImageLock, NODE_LOADS};
 use stackpilot_core::node::{IDENTITY_FILE, Identity, LAB_MARKER, LabMarker, NODE_REPO};
 use stackpilot_core::output::Table;
@@ -267,7 +266,7 @@ impl Lab {
         let mut next = marker.clone();
         let renamed = marker.name.as_deref() != Some(name.as_str());
         next.name = Some(name.to_string());
-        let subnet = if provider == Provider::Docker {
+        let subnet = if !provider.desc().is_vm {
             // A legacy lab's nodes already sit on the inventory's subnet.
             let recorded = match (&marker.docker_subnet, &marker.name) {
                 (Some(s), _) if !renamed => Some(Subnet::parse(s).map_err(record_err)?),
@@ -369,7 +368,7 @@ impl Lab {
         eprintln!("==> lab: provider {provider} for {}", nodes.join(", "));
         self.sync_inventory()?;
         let marker = self.marker()?;
-        let docker = provider == Provider::Docker;
+        let docker = !provider.desc().is_vm;
         if !docker && self.created(&nodes, provider)?.is_empty() {
             // Refuse a second VM lab before building anything.
             let records = LabRecord::list(&host_state_dir()).unwrap_or_default();
@@ -394,10 +393,8 @@ impl Lab {
             self.ensure_engine_volumes(&name, &nodes)?;
         }
         let mut cmd = self.vagrant(provider, &["up", &format!("--provider={provider}")], &nodes);
-        if provider == Provider::Libvirt {
-            for (k, v) in self.libvirt_env()? {
-                cmd.env(k, v);
-            }
+        for (k, v) in crate::provider::get(provider).up_env(&self.root, &self.cfg)? {
+            cmd.env(k, v);
         }
         if let Some(lock) = &lock {
             cmd.env(
@@ -445,31 +442,6 @@ impl Lab {
 
     /// The libvirt host set up, the box chosen in stackpilot.toml (the local one built
     /// when absent) and the driver a real boot showed: the environment of `vagrant up`.
-    fn libvirt_env(&self) -> Result<Vec<(&'static str, String)>, Error> {
-        let chosen = self.cfg.images.libvirt_box.as_str();
-        if ![stackpilot_core::config::LOCAL_BOX, UBUNTU_BOX].contains(&chosen) {
-            return Err(Error::Core(stackpilot_core::Error::ConfigInvalid {
-                path: PathBuf::from(stackpilot_core::config::CONFIG_FILE),
-                message: format!(
-                    "field `images.libvirt_box`: expected \"local\" or \"{UBUNTU_BOX}\", found \"{chosen}\""
-                ),
-            }));
-        }
-        crate::prereq::ensure_libvirt_host()?;
-        if chosen == UBUNTU_BOX {
-            return Ok(vec![(
-                "STACKPILOT_LIBVIRT_BOX",
-                self.cfg.images.libvirt_box.clone(),
-            )]);
-        }
-        let (b, _) = crate::vmbox::ensure(&self.root, &self.cfg)?;
-        let probe = crate::vmbox::driver(&self.root.join(&self.cfg.state.host_dir), &b)?;
-        Ok(vec![
-            ("STACKPILOT_LIBVIRT_BOX", b.name),
-            ("STACKPILOT_LIBVIRT_DRIVER", probe.driver.to_string()),
-        ])
-    }
-
     fn sync_inventory(&self) -> Result<(), Error> {
         let path = self.root.join(INVENTORY_FILE);
         let want = inventory_text(&self.tracked_cfg()?);
@@ -493,7 +465,7 @@ impl Lab {
         let vagrant_dir = self.vagrant_dir();
         for node in &nodes {
             let provider = transport::created_provider(&vagrant_dir, node);
-            if let Some(provider) = provider.filter(|p| *p != Provider::Docker) {
+            if let Some(provider) = provider.filter(|p| p.desc().is_vm) {
                 step(
                     &format!("vagrant provision {node}"),
                     &mut self.vagrant(provider, &["provision"], std::slice::from_ref(node)),
@@ -523,9 +495,9 @@ impl Lab {
             }
         }
         let vagrant_dir = self.vagrant_dir();
-        let vm = nodes.iter().any(|n| {
-            transport::created_provider(&vagrant_dir, n).is_some_and(|p| p != Provider::Docker)
-        });
+        let vm = nodes
+            .iter()
+            .any(|n| transport::created_provider(&vagrant_dir, n).is_some_and(|p| p.desc().is_vm));
         if vm && !wanted.is_empty() {
             // VM nodes load images with the node-side `lifecycle load-image` from an archive
             // on /vagrant (see `load_images`): it must be compiled for the node first.
@@ -545,8 +517,8 @@ impl Lab {
                 }));
             };
             let t = Transport::for_node(&vagrant_dir, node)?;
-            let identity = (provider == Provider::Docker)
-                .then(|| self.identity(node, provider, marker).to_toml());
+            let identity =
+                (!provider.desc().is_vm).then(|| self.identity(node, provider, marker).to_toml());
             let wanted = wanted.clone();
             let state_dir = self.cfg.state.node_dir.display().to_string();
             let root = self.root.clone();

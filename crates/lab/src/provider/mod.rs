@@ -11,12 +11,13 @@ mod docker;
 mod libvirt;
 mod virtualbox;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use stackpilot_core::Provider;
 use stackpilot_core::node::ProviderFacts;
+use stackpilot_core::{Config, Provider};
 
 use crate::error::Error;
+use crate::images::Built;
 
 /// Environment variable that overrides the provider choice.
 pub const PROVIDER_ENV: &str = "STACKPILOT_PROVIDER";
@@ -39,6 +40,16 @@ pub trait NodeProvider: Sync {
                 .map(|t| (*t).to_string())
                 .collect(),
         }
+    }
+    /// Environment for `vagrant up` that only this provider needs (libvirt: the box and
+    /// the QEMU driver its probe chose). Checks the host's setup for it first.
+    fn up_env(&self, _repo: &Path, _cfg: &Config) -> Result<Vec<(&'static str, String)>, Error> {
+        Ok(vec![])
+    }
+    /// The image its nodes boot from, when the lab builds it (`cargo xtask images`); `None`
+    /// when the provider needs none or uses a published box.
+    fn ensure_box(&self, _repo: &Path, _cfg: &Config) -> Result<Option<Built>, Error> {
+        Ok(None)
     }
 }
 
