@@ -189,13 +189,34 @@ pub struct DemoOrder {
     pub read_back: String,
 }
 
+/// How long [`demo_order`] keeps asking while the service answers 503: a stack that just
+/// became healthy can still time out on its first database connections on a loaded host.
+pub const DEMO_ORDER_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Places [`DEMO_ORDER`] on the service at `base` and reads it back; why not, otherwise.
+/// A 503 (the service says it cannot take orders now, and took none) is asked again, said
+/// on stderr, for up to [`DEMO_ORDER_PATIENCE`]; any other answer counts at once.
 pub fn demo_order(base: &str) -> Result<DemoOrder, String> {
     let timeouts = stackpilot_core::http::Timeouts {
         connect: std::time::Duration::from_secs(2),
         total: std::time::Duration::from_secs(5),
     };
-    let created = stackpilot_core::http::post_json(&format!("{base}{DEMO_ORDER}"), "", timeouts);
+    let started = std::time::Instant::now();
+    let created = loop {
+        let created =
+            stackpilot_core::http::post_json(&format!("{base}{DEMO_ORDER}"), "", timeouts);
+        match created.answer() {
+            Some((503, body)) if started.elapsed() < DEMO_ORDER_PATIENCE => {
+                eprintln!(
+                    "demo order: 503 after {:.1}s ({}); asking again",
+                    started.elapsed().as_secs_f64(),
+                    body.trim()
+                );
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
+            _ => break created,
+        }
+    };
     let answer = created
         .answer()
         .ok_or_else(|| format!("{:?}", created.outcome))?;
@@ -317,6 +338,70 @@ mod tests {
             Err("HTTP 503: db down".into())
         );
         assert!(created_id((201, "{}")).is_err());
+    }
+
+    /// A loopback service that answers each connection with the next of `answers`
+    /// (status, body) and records the request lines it got.
+    fn service(
+        answers: Vec<(u16, &'static str)>,
+    ) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        use std::io::{BufRead, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for (status, body) in answers {
+                let Ok((stream, _)) = listener.accept() else {
+                    return;
+                };
+                let mut reader = std::io::BufReader::new(stream);
+                let mut line = String::new();
+                let _ = reader.read_line(&mut line);
+                log.lock().expect("log").push(line.trim().to_string());
+                // The rest of the head (and an empty POST body) is ignored.
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).map_or(true, |n| n == 0) || h == "\r\n" {
+                        break;
+                    }
+                }
+                let _ = write!(
+                    reader.get_mut(),
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        (base, seen)
+    }
+
+    #[test]
+    fn a_demo_order_asks_again_after_503_and_counts_the_first_acknowledgement() {
+        let (base, seen) = service(vec![
+            (503, r#"{"error":"database_unavailable"}"#),
+            (503, r#"{"error":"database_unavailable"}"#),
+            (201, r#"{"order_id":"o-7"}"#),
+            (200, r#"{"order_id":"o-7","symbol":"BTC"}"#),
+        ]);
+        let order = demo_order(&base).expect("acknowledged on the third try");
+        assert_eq!(order.created, r#"{"order_id":"o-7"}"#);
+        assert!(order.read_back.contains("BTC"), "{order:?}");
+        let seen = seen.lock().expect("log").clone();
+        assert_eq!(seen.len(), 4, "{seen:?}");
+        assert!(
+            seen[..3].iter().all(|l| l.starts_with("POST /order?")),
+            "{seen:?}"
+        );
+        assert!(seen[3].starts_with("GET /orders/o-7 "), "{seen:?}");
+    }
+
+    #[test]
+    fn a_demo_order_fails_at_once_on_an_answer_other_than_503() {
+        let (base, seen) = service(vec![(500, r#"{"error":"boom"}"#), (201, "{}")]);
+        let err = demo_order(&base).expect_err("a 500 is not asked again");
+        assert!(err.contains("HTTP 500"), "{err}");
+        assert_eq!(seen.lock().expect("log").len(), 1);
     }
 
     #[test]
