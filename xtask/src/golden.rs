@@ -25,14 +25,27 @@ fn lab_up(t: &Target) -> Result<(), Error> {
 /// `make verify`: host-driven, read-only verification of ENV on NODE. Prints one report
 /// (human table or JSON), optionally JUnit XML; fails unless every check passed.
 pub fn verify(t: &Target, json: bool, junit: Option<&Path>) -> Result<(), Error> {
+    reported(t, json, junit, |cfg| {
+        let opts = verify::setup::Options::default();
+        verify::setup::verify(cfg, &t.handle()?, &t.env, &opts)
+            .map_err(|e| Error::Usage(e.to_string()))
+    })
+}
+
+/// Verifies with `verify` (compose or swarm mode), prints its one report (table or JSON),
+/// optionally JUnit XML; fails unless every check passed.
+pub fn reported(
+    t: &Target,
+    json: bool,
+    junit: Option<&Path>,
+    verify: impl FnOnce(&stackpilot_core::Config) -> Result<verify::Report, Error>,
+) -> Result<(), Error> {
     // An unwritable report path is refused before anything is verified.
     let junit = junit
         .map(verify::report::JunitFile::create)
         .transpose()
         .map_err(Error::Usage)?;
-    let opts = verify::setup::Options::default();
-    let report = verify::setup::verify(&t.lab_cfg()?, &t.handle()?, &t.env, &opts)
-        .map_err(|e| Error::Usage(e.to_string()))?;
+    let report = verify(&t.lab_cfg()?)?;
     stackpilot_core::output::print(
         &report,
         stackpilot_core::output::Format::from_json_flag(json),

@@ -60,7 +60,8 @@ enum Cmd {
     /// Forced rebuild from source through the golden path: compile, `docker build
     /// --no-cache` on NODE, recreate, wait healthy, demo order (`make demo`).
     Demo(Where),
-    /// Host-driven, read-only verification of ENV on NODE (`make verify`).
+    /// Host-driven, read-only verification of ENV on NODE, or with MODE=swarm of ENV's
+    /// stack across the swarm (`make verify`).
     Verify {
         #[command(flatten)]
         at: Where,
@@ -219,9 +220,10 @@ fn main() -> ExitCode {
             .and_then(|t| deploy::act(&t, ::deploy::host::Action::Rollback)),
         Cmd::Up(w) => w.run(golden::up, swarm::up),
         Cmd::Demo(w) => w.target().and_then(|t| golden::demo(&t)),
-        Cmd::Verify { at, json, junit } => at
-            .target()
-            .and_then(|t| golden::verify(&t, json, junit.as_deref())),
+        Cmd::Verify { at, json, junit } => at.run(
+            |t| golden::verify(t, json, junit.as_deref()),
+            |t| swarm::verify(t, json, junit.as_deref()),
+        ),
         Cmd::Down(w) => w.run(golden::down, swarm::down),
         Cmd::Clean(w) => w.run(golden::clean, swarm::clean),
         Cmd::DemoReviewer(w) => w.run(golden::demo_reviewer, swarm::demo_reviewer),

@@ -15,9 +15,9 @@ type R = Result<(), Error>;
 
 impl crate::Where {
     /// The compose-mode or the swarm-mode flow: `MODE=` first, else the env's `mode`.
-    pub fn run(&self, compose: fn(&Target) -> R, swarm: fn(&Target) -> R) -> R {
+    pub fn run(&self, compose: impl FnOnce(&Target) -> R, swarm: impl FnOnce(&Target) -> R) -> R {
         let t = self.target()?;
-        match self.mode.unwrap_or(t.cfg.environment(&t.env)?.mode) {
+        match t.mode(self.mode)? {
             Mode::Swarm => swarm(&t),
             Mode::Compose => compose(&t),
         }
@@ -79,9 +79,18 @@ pub fn demo_reviewer(t: &Target) -> R {
     timed(t, |s, p| {
         clean_room(t, s, p)?;
         release(t, s, p, true)?;
-        // Seam for swarm-mode verify (the verify crate's): a demo order on every worker.
-        let order = |w: &String| golden::demo_order(&t.on(w.clone()));
-        p.run("verify", || s.workers().try_for_each(|w| order(&w.name)))
+        p.run("verify", || verify(t, false, None))
+    })
+}
+
+/// `make verify MODE=swarm`: the stack across the swarm against what was deployed,
+/// read-only, in the five layers of `verify::swarm`; one report.
+pub fn verify(t: &Target, json: bool, junit: Option<&std::path::Path>) -> R {
+    golden::reported(t, json, junit, |cfg| {
+        let s = Swarm::of_lab(&t.root, cfg)?;
+        let deployed = ::verify::swarm::setup::deployed(&t.root, cfg, &t.env);
+        ::verify::swarm::setup::verify(cfg, &s.nodes, &t.env, deployed, &Default::default())
+            .map_err(|e| Error::Usage(e.to_string()))
     })
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use stackpilot_core::Config;
 use stackpilot_core::argv::ToolCall;
+use stackpilot_core::config::Mode;
 use stackpilot_core::images::ImageLock;
 use stackpilot_core::node::NodeHandle;
 use stackpilot_core::transport::Transport;
@@ -43,6 +44,11 @@ impl Target {
             env: env.to_string(),
             handle: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The mode: `MODE=` (`flag`) first, else the environment's `mode` in stackpilot.toml.
+    pub fn mode(&self, flag: Option<Mode>) -> Result<Mode, Error> {
+        Ok(flag.unwrap_or(self.cfg.environment(&self.env)?.mode))
     }
 
     /// The same checkout and environment on another node (resolved afresh).

@@ -26,17 +26,12 @@ pub struct SwarmTarget {
     pub addrs: BTreeMap<String, SocketAddr>,
 }
 
-/// Observes the swarm layer by layer; a layer is observed only when the ones below passed.
-pub fn observe(
-    target: &SwarmTarget,
-    manager: &dyn NodeRunner,
-    cfg: &RunConfig,
-) -> SwarmObservations {
-    let mut obs = SwarmObservations::default();
-    let call = crate::cli::Command::inspect_swarm(&target.expect.env).call();
+/// The manager's account of `env`'s stack: `verify inspect-swarm` run on the manager
+/// (read-only), its document or why there is none.
+pub fn inspect(manager: &dyn NodeRunner, env: &str, cfg: &RunConfig) -> ManagerOutcome {
+    let call = crate::cli::Command::inspect_swarm(env).call();
     let argv = call.argv(&cfg.node_verify);
-    let start = Instant::now();
-    let outcome = match manager.run(&argv, cfg.node_timeout) {
+    match manager.run(&argv, cfg.node_timeout) {
         NodeRun::Unreachable(why) => ManagerOutcome::Unreachable(why),
         NodeRun::Ran {
             code,
@@ -50,7 +45,18 @@ pub fn observe(
             },
             Err(_) => ManagerOutcome::Failed { code, stderr },
         },
-    };
+    }
+}
+
+/// Observes the swarm layer by layer; a layer is observed only when the ones below passed.
+pub fn observe(
+    target: &SwarmTarget,
+    manager: &dyn NodeRunner,
+    cfg: &RunConfig,
+) -> SwarmObservations {
+    let mut obs = SwarmObservations::default();
+    let start = Instant::now();
+    let outcome = inspect(manager, &target.expect.env, cfg);
     obs.manager = Some(ManagerObservation {
         via: manager.describe(),
         elapsed_ms: millis(start.elapsed()),

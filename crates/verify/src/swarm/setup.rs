@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 
 use stackpilot_core::Config;
@@ -82,6 +83,17 @@ pub fn prepare(
     Ok((SwarmTarget { expect, addrs }, runner, run))
 }
 
+/// What the host recorded as deployed for `env` (`lab::swarm::Stack::deployed`), as the
+/// app every api replica must run; `None` without a record (provenance then fails).
+pub fn deployed(root: &Path, cfg: &Config, env: &str) -> Option<DeployedApp> {
+    let stack = lab::swarm::Stack::for_env(cfg, env).ok()?;
+    let d = stack.deployed(root, cfg)?;
+    Some(DeployedApp {
+        image: d.app_image,
+        build_id: d.build.build_id,
+    })
+}
+
 /// Verifies `env`'s stack on the swarm of `nodes`: the one call xtask makes.
 pub fn verify(
     cfg: &Config,
@@ -99,7 +111,7 @@ pub fn verify(
 
 #[cfg(test)]
 mod tests {
-    use std::path::{Path, PathBuf};
+    use std::path::PathBuf;
 
     use stackpilot_core::node::ProviderFacts;
 
@@ -124,6 +136,42 @@ mod tests {
             repo_source: None,
             machine_dir: PathBuf::from("/repo/vagrant/.vagrant/machines").join(name),
         }
+    }
+
+    #[test]
+    fn the_hosts_deployment_record_is_what_every_api_replica_must_run() {
+        let root = std::env::temp_dir().join(format!("sp-swarm-deployed-{}", std::process::id()));
+        let cfg = cfg();
+        assert_eq!(
+            deployed(&root, &cfg, "dev"),
+            None,
+            "no record, no expectation"
+        );
+        let stack = lab::swarm::Stack::for_env(&cfg, "dev").expect("dev stack");
+        let record = lab::swarm::stack::Deployed {
+            stack: stack.name.clone(),
+            app_image: "10.0.0.10:5000/stackpilot-dev/mock-exchange@sha256:ab".into(),
+            build: stackpilot_core::receipts::BuildReceipt {
+                env: "dev".into(),
+                image_id: "sha256:cd".into(),
+                tag: "stackpilot/mock-exchange:0123456-b7".into(),
+                build_id: "b7".into(),
+                built_at: "2026-12-01T00:00:00Z".into(),
+                git_sha: "0123456".into(),
+                dirty: false,
+            },
+            deployed_at: "2026-12-01T00:01:00Z".into(),
+        };
+        stack.record(&root, &cfg, &record).expect("record");
+        let found = deployed(&root, &cfg, "dev");
+        let _ = std::fs::remove_dir_all(&root);
+        assert_eq!(
+            found,
+            Some(DeployedApp {
+                image: record.app_image,
+                build_id: "b7".into(),
+            })
+        );
     }
 
     #[test]
