@@ -166,27 +166,44 @@ fn verdict_of<'a>(r: &'a Report, id: &str) -> &'a Check {
     r.checks.iter().find(|c| c.id == id).expect("check present")
 }
 
-#[test]
-fn a_healthy_stack_passes_every_layer() {
-    let r = evaluate(&expect(), &observed(doc()), 0);
-    let failed: Vec<&str> = r
-        .checks
+/// The ids of the checks that did not pass.
+fn not_passed(r: &Report) -> Vec<&str> {
+    r.checks
         .iter()
         .filter(|c| c.verdict != Verdict::Pass)
         .map(|c| c.id.as_str())
-        .collect();
-    assert!(r.passed, "{failed:?}");
+        .collect()
+}
+
+/// The report on the healthy stack once `change` is made to what the manager reported.
+fn evaluated_after(change: impl FnOnce(&mut SwarmInspection)) -> Report {
+    let mut d = doc();
+    change(&mut d);
+    evaluate(&expect(), &observed(d), 0)
+}
+
+/// The list of a fact of the healthy document, which finds every one.
+fn found<T>(fact: &mut Fact<Vec<T>>) -> &mut Vec<T> {
+    match fact {
+        Fact::Found(v) => v,
+        _ => panic!("the healthy document finds every fact"),
+    }
+}
+
+#[test]
+fn a_healthy_stack_passes_every_layer() {
+    let r = evaluate(&expect(), &observed(doc()), 0);
+    assert!(r.passed, "{:?}", not_passed(&r));
     assert_eq!(r.checks.len(), 4 + 4 + 2 + 6 + 2);
     assert!(r.summary.usable && r.summary.ready && r.summary.tcp_reachable);
 }
 
 #[test]
 fn a_drained_node_fails_the_swarm_layer_and_blocks_the_rest() {
-    let mut d = doc();
-    if let Fact::Found(nodes) = &mut d.nodes {
+    let r = evaluated_after(|d| {
+        let nodes = found(&mut d.nodes);
         nodes[2].availability = "drain".into();
-    }
-    let r = evaluate(&expect(), &observed(d), 0);
+    });
     let (id, reason) = first_failure(&r);
     assert_eq!(id, "swarm.nodes");
     assert!(reason.contains("worker2 is ready but drain"), "{reason}");
@@ -201,12 +218,11 @@ fn a_drained_node_fails_the_swarm_layer_and_blocks_the_rest() {
 
 #[test]
 fn a_down_node_or_one_missing_from_the_swarm_is_named() {
-    let mut d = doc();
-    if let Fact::Found(nodes) = &mut d.nodes {
+    let (id, reason) = first_failure(&evaluated_after(|d| {
+        let nodes = found(&mut d.nodes);
         nodes[1].state = "down".into();
         nodes.remove(2);
-    }
-    let (id, reason) = first_failure(&evaluate(&expect(), &observed(d), 0));
+    }));
     assert_eq!(id, "swarm.nodes");
     assert_eq!(
         reason,
@@ -216,31 +232,29 @@ fn a_down_node_or_one_missing_from_the_swarm_is_named() {
 
 #[test]
 fn a_stale_down_entry_of_a_rejoined_node_does_not_count() {
-    let mut d = doc();
-    if let Fact::Found(nodes) = &mut d.nodes {
+    let r = evaluated_after(|d| {
         let mut stale = node("worker1", false);
         stale.id = "id-old".into();
         stale.state = "down".into();
-        nodes.insert(1, stale);
-    }
-    assert!(evaluate(&expect(), &observed(d), 0).passed);
+        found(&mut d.nodes).insert(1, stale);
+    });
+    assert!(r.passed);
 }
 
 #[test]
 fn a_manager_that_is_not_the_leader_fails() {
-    let mut d = doc();
-    if let Fact::Found(nodes) = &mut d.nodes {
+    let (id, _) = first_failure(&evaluated_after(|d| {
+        let nodes = found(&mut d.nodes);
         nodes[0].leader = false;
-    }
-    let (id, _) = first_failure(&evaluate(&expect(), &observed(d), 0));
+    }));
     assert_eq!(id, "swarm.manager");
 }
 
 #[test]
 fn a_node_that_is_no_manager_cannot_list_nodes() {
-    let mut d = doc();
-    d.nodes = Fact::Error("This node is not a swarm manager.".into());
-    let (id, reason) = first_failure(&evaluate(&expect(), &observed(d), 0));
+    let (id, reason) = first_failure(&evaluated_after(|d| {
+        d.nodes = Fact::Error("This node is not a swarm manager.".into());
+    }));
     assert_eq!(id, "swarm.manager");
     assert!(reason.contains("not a swarm manager"), "{reason}");
 }
@@ -270,13 +284,12 @@ fn an_unreachable_manager_fails_first_and_nothing_else_runs() {
 
 #[test]
 fn a_missing_task_fails_the_services_layer_naming_the_node_without_it() {
-    let mut d = doc();
-    if let Fact::Found(tasks) = &mut d.tasks {
+    let r = evaluated_after(|d| {
+        let tasks = found(&mut d.tasks);
         tasks[1].state = "pending".into();
         tasks[1].node_id = String::new();
         tasks[1].message = "no suitable node (max replicas per node limit exceed)".into();
-    }
-    let r = evaluate(&expect(), &observed(d), 0);
+    });
     let (id, reason) = first_failure(&r);
     assert_eq!(id, "services.replicas");
     assert!(
@@ -301,12 +314,10 @@ fn a_missing_task_fails_the_services_layer_naming_the_node_without_it() {
 
 #[test]
 fn a_service_scaled_down_is_caught_by_placement() {
-    let mut d = doc();
-    if let (Fact::Found(services), Fact::Found(tasks)) = (&mut d.services, &mut d.tasks) {
-        services[0].replicas = Some(1);
-        tasks.remove(1);
-    }
-    let (id, reason) = first_failure(&evaluate(&expect(), &observed(d), 0));
+    let (id, reason) = first_failure(&evaluated_after(|d| {
+        found(&mut d.services)[0].replicas = Some(1);
+        found(&mut d.tasks).remove(1);
+    }));
     assert_eq!(id, "services.placement");
     assert_eq!(
         reason,
@@ -316,11 +327,10 @@ fn a_service_scaled_down_is_caught_by_placement() {
 
 #[test]
 fn a_replica_on_the_wrong_node_is_named() {
-    let mut d = doc();
-    if let Fact::Found(tasks) = &mut d.tasks {
+    let (_, reason) = first_failure(&evaluated_after(|d| {
+        let tasks = found(&mut d.tasks);
         tasks[0].node_id = "id-control".into();
-    }
-    let (_, reason) = first_failure(&evaluate(&expect(), &observed(d), 0));
+    }));
     assert!(
         reason.contains("a replica runs on control, where it should not"),
         "{reason}"
@@ -329,12 +339,11 @@ fn a_replica_on_the_wrong_node_is_named() {
 
 #[test]
 fn services_must_be_exactly_those_of_the_compose_file() {
-    let mut d = doc();
-    if let Fact::Found(services) = &mut d.services {
+    let r = evaluated_after(|d| {
+        let services = found(&mut d.services);
         services.push(service("debug", 1, "busybox"));
         services.retain(|s| s.service != "db");
-    }
-    let r = evaluate(&expect(), &observed(d), 0);
+    });
     let (id, reason) = first_failure(&r);
     assert_eq!(id, "services.declared");
     assert!(
@@ -347,11 +356,10 @@ fn services_must_be_exactly_those_of_the_compose_file() {
 
 #[test]
 fn an_update_in_flight_fails() {
-    let mut d = doc();
-    if let Fact::Found(services) = &mut d.services {
+    let (id, reason) = first_failure(&evaluated_after(|d| {
+        let services = found(&mut d.services);
         services[0].update_state = Some("updating".into());
-    }
-    let (id, reason) = first_failure(&evaluate(&expect(), &observed(d), 0));
+    }));
     assert_eq!(
         (id.as_str(), reason.as_str()),
         ("services.update", "api update updating")
@@ -386,11 +394,10 @@ fn a_replica_answering_another_build_fails_at_http_version() {
 
 #[test]
 fn a_replica_running_another_digest_fails_at_provenance() {
-    let mut d = doc();
-    if let Fact::Found(tasks) = &mut d.tasks {
+    let r = evaluated_after(|d| {
+        let tasks = found(&mut d.tasks);
         tasks[1].image = format!("{IMAGE}:abc-b-42@{OTHER}");
-    }
-    let r = evaluate(&expect(), &observed(d), 0);
+    });
     let (id, reason) = first_failure(&r);
     assert_eq!(id, "provenance.replica-digest");
     assert!(
@@ -406,11 +413,10 @@ fn a_replica_running_another_digest_fails_at_provenance() {
 
 #[test]
 fn a_service_run_by_tag_is_not_pinned() {
-    let mut d = doc();
-    if let Fact::Found(services) = &mut d.services {
+    let (id, reason) = first_failure(&evaluated_after(|d| {
+        let services = found(&mut d.services);
         services[0].image = format!("{IMAGE}:abc-b-42");
-    }
-    let (id, reason) = first_failure(&evaluate(&expect(), &observed(d), 0));
+    }));
     assert_eq!(id, "provenance.service-image");
     assert!(reason.contains("by tag, not by digest"), "{reason}");
 }
@@ -443,9 +449,7 @@ fn observe_stops_at_the_first_failed_layer() {
         }
     }
     let mut d = doc();
-    if let Fact::Found(nodes) = &mut d.nodes {
-        nodes[1].availability = "drain".into();
-    }
+    found(&mut d.nodes)[1].availability = "drain".into();
     let target = crate::swarm::SwarmTarget {
         expect: expect(),
         // A port nothing listens on: probing it would fail layer 3, not layer 1.
@@ -565,14 +569,8 @@ mod recorded {
         // Recorded before the lab registry existed: the app ran by tag, so layers 1 and 2
         // pass on it and provenance names the missing digest.
         let r = evaluate(&expect(), &observed(doc), 0);
-        let failed: Vec<&str> = r
-            .checks
-            .iter()
-            .filter(|c| c.verdict != Verdict::Pass)
-            .map(|c| c.id.as_str())
-            .collect();
         assert_eq!(
-            failed,
+            not_passed(&r),
             ["provenance.service-image", "provenance.replica-digest"]
         );
     }
