@@ -237,9 +237,18 @@ pub fn run_waiting(
     cfg: &RunConfig,
     wait: Duration,
 ) -> Report {
+    until_passed(Some(wait), || run(target, node, cfg))
+}
+
+/// Makes `attempt` until its report passes or `wait` has passed (once without `wait`), and
+/// returns only the last report, timed from the first attempt: one node or a swarm alike.
+pub fn until_passed(wait: Option<Duration>, mut attempt: impl FnMut() -> Report) -> Report {
+    let Some(wait) = wait else {
+        return attempt();
+    };
     let start = Instant::now();
     loop {
-        let mut report = run(target, node, cfg);
+        let mut report = attempt();
         let left = wait.saturating_sub(start.elapsed());
         if report.passed || left.is_zero() {
             report.elapsed_ms = millis(start.elapsed());

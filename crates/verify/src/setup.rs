@@ -32,6 +32,25 @@ pub struct Options {
     pub wait: Option<Duration>,
 }
 
+impl Options {
+    /// Where the service of `node` is probed: the override address, else the node's own.
+    pub(crate) fn service_addr(&self, node: &NodeHandle, port: u16) -> SocketAddr {
+        SocketAddr::new(self.address.unwrap_or(IpAddr::V4(node.address)), port)
+    }
+
+    /// How the host runs the node side and probes the service, for one node or a swarm.
+    pub(crate) fn run_config(&self) -> RunConfig {
+        RunConfig {
+            node_verify: self
+                .node_verify
+                .clone()
+                .unwrap_or_else(|| DEFAULT_NODE_VERIFY.to_string()),
+            node_timeout: Duration::from_secs(30),
+            probe: Timeouts::default(),
+        }
+    }
+}
+
 /// Why a verification could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
@@ -79,8 +98,7 @@ pub fn prepare(
     opts: &Options,
 ) -> Result<(NodeUnderTest, HostRunner, RunConfig), SetupError> {
     let e = cfg.environment(env)?;
-    let ip = opts.address.unwrap_or(IpAddr::V4(node.address));
-    let addr = SocketAddr::new(ip, e.port());
+    let addr = opts.service_addr(node, e.port());
     let repo = Path::new(NODE_REPO);
     let expect = Expect {
         node: node.name.clone(),
@@ -98,15 +116,7 @@ pub fn prepare(
         Ok(t) => HostRunner::Transport(t.clone()),
         Err(e) => HostRunner::Missing(e.to_string()),
     };
-    let run = RunConfig {
-        node_verify: opts
-            .node_verify
-            .clone()
-            .unwrap_or_else(|| DEFAULT_NODE_VERIFY.to_string()),
-        node_timeout: Duration::from_secs(30),
-        probe: Timeouts::default(),
-    };
-    Ok((NodeUnderTest { expect, addr }, runner, run))
+    Ok((NodeUnderTest { expect, addr }, runner, opts.run_config()))
 }
 
 /// Verifies `env` on the resolved `node`: the one call xtask and the binary make.
@@ -117,10 +127,9 @@ pub fn verify(
     opts: &Options,
 ) -> Result<Report, SetupError> {
     let (target, runner, run) = prepare(cfg, node, env, opts)?;
-    Ok(match opts.wait {
-        Some(wait) => host::run_waiting(&target, &runner, &run, wait),
-        None => host::run(&target, &runner, &run),
-    })
+    Ok(host::until_passed(opts.wait, || {
+        host::run(&target, &runner, &run)
+    }))
 }
 
 #[cfg(test)]

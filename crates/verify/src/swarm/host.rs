@@ -109,14 +109,5 @@ pub fn run_waiting(
     cfg: &RunConfig,
     wait: Duration,
 ) -> Report {
-    let start = Instant::now();
-    loop {
-        let mut report = run(target, manager, cfg);
-        let left = wait.saturating_sub(start.elapsed());
-        if report.passed || left.is_zero() {
-            report.elapsed_ms = millis(start.elapsed());
-            return report;
-        }
-        std::thread::sleep(Duration::from_millis(500).min(left));
-    }
+    crate::host::until_passed(Some(wait), || run(target, manager, cfg))
 }

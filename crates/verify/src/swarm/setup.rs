@@ -4,20 +4,17 @@
 //! control node and one api replica on each worker (the swarm override's placement).
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Duration;
 
 use stackpilot_core::Config;
 use stackpilot_core::config::Role;
-use stackpilot_core::http::Timeouts;
 use stackpilot_core::node::NodeHandle;
 
 use super::host::{self, SwarmTarget};
 use super::verdict::{DeployedApp, ExpectedNode, SwarmExpect};
 use crate::host::RunConfig;
 use crate::report::Report;
-use crate::setup::{DEFAULT_NODE_VERIFY, HostRunner, Options, SetupError};
+use crate::setup::{HostRunner, Options, SetupError};
 use crate::verdict::API_SERVICE;
 
 /// The compose service pinned to the control node.
@@ -67,20 +64,9 @@ pub fn prepare(
     };
     let addrs = nodes
         .iter()
-        .map(|n| {
-            let ip = opts.address.unwrap_or(std::net::IpAddr::V4(n.address));
-            (n.name.clone(), SocketAddr::new(ip, e.port()))
-        })
+        .map(|n| (n.name.clone(), opts.service_addr(n, e.port())))
         .collect();
-    let run = RunConfig {
-        node_verify: opts
-            .node_verify
-            .clone()
-            .unwrap_or_else(|| DEFAULT_NODE_VERIFY.to_string()),
-        node_timeout: Duration::from_secs(30),
-        probe: Timeouts::default(),
-    };
-    Ok((SwarmTarget { expect, addrs }, runner, run))
+    Ok((SwarmTarget { expect, addrs }, runner, opts.run_config()))
 }
 
 /// What the host recorded as deployed for `env` (`lab::swarm::Stack::deployed`), as the
@@ -103,10 +89,9 @@ pub fn verify(
     opts: &Options,
 ) -> Result<Report, SetupError> {
     let (target, runner, run) = prepare(cfg, nodes, env, deployed, opts)?;
-    Ok(match opts.wait {
-        Some(wait) => host::run_waiting(&target, &runner, &run, wait),
-        None => host::run(&target, &runner, &run),
-    })
+    Ok(crate::host::until_passed(opts.wait, || {
+        host::run(&target, &runner, &run)
+    }))
 }
 
 #[cfg(test)]
@@ -116,6 +101,7 @@ mod tests {
     use stackpilot_core::node::ProviderFacts;
 
     use super::*;
+    use crate::setup::DEFAULT_NODE_VERIFY;
 
     fn cfg() -> Config {
         let text = include_str!("../../../../stackpilot.toml");
