@@ -1,6 +1,7 @@
 //! What the drills share to probe and load the service: polling, background samplers,
 //! order creation and read-back.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -10,8 +11,9 @@ use stackpilot_core::http::{self, Timeouts};
 use stackpilot_core::time::millis;
 
 use crate::lab::LabError;
-use crate::samples::{self, POLL_MS, Sample};
+use crate::samples::{self, OrderAttempt, POLL_MS, Sample};
 use crate::sequence::Run;
+use crate::swarm::SpreadLoad;
 
 /// Probe timeouts: a failing request must fail within 1 s; one that does not is a hang.
 pub(crate) const PROBE: Timeouts = Timeouts {
@@ -191,6 +193,69 @@ pub(crate) fn read_back(r: &Run, ids: &[String]) -> Vec<String> {
                 .unwrap_or_else(|_| vec!["read-back thread panicked".into()])
         })
         .collect()
+}
+
+/// Posts one order to `url` (the order endpoint of a node or the service), timed from
+/// `origin`: one request of an order load.
+pub(crate) fn post_order(url: &str, origin: Instant) -> OrderAttempt {
+    let t_ms = millis(origin.elapsed());
+    let probe = http::post_json(url, "", PROBE);
+    let order_id = probe
+        .answer()
+        .filter(|(c, _)| *c == 201)
+        .and_then(|(_, b)| samples::order_id(b));
+    OrderAttempt {
+        sample: Sample::of(t_ms, &probe),
+        order_id,
+    }
+}
+
+/// Starts `clients` clients posting orders round-robin over the api `nodes`, each pausing
+/// `pause`, says so in the journal, and gives the load 2 s to be steady before the fault.
+pub(crate) fn spread_load(
+    r: &mut Run,
+    nodes: &[(String, SocketAddr)],
+    clients: usize,
+    pause: Duration,
+) -> SpreadLoad {
+    let load = SpreadLoad::start(nodes, clients, pause, r.start);
+    let names: Vec<&str> = nodes.iter().map(|(n, _)| n.as_str()).collect();
+    r.observe(
+        "load",
+        format!(
+            "{clients} clients posting orders round-robin to {}, {} ms pause each",
+            names.join(", "),
+            pause.as_millis()
+        ),
+    );
+    thread::sleep(Duration::from_secs(2));
+    load
+}
+
+/// Reads every acknowledged order back and checks that none is lost. Without any
+/// acknowledged order the load proved nothing, so that fails too.
+pub(crate) fn check_none_lost(r: &mut Run, ids: &[String]) {
+    let lost = read_back(r, ids);
+    r.figures.orders_acknowledged = Some(ids.len() as u64);
+    r.figures.orders_lost = Some(lost.len() as u64);
+    r.check(
+        "no acknowledged order lost",
+        !ids.is_empty() && lost.is_empty(),
+        "at least one order acknowledged, every acknowledged order readable",
+        format!(
+            "{} acknowledged, {} not readable{}",
+            ids.len(),
+            lost.len(),
+            if lost.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ": {}",
+                    lost.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+                )
+            }
+        ),
+    );
 }
 
 /// Creates `n` orders; returns their ids (a failure to create is an error of the drill).

@@ -11,14 +11,13 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use stackpilot_core::http;
 use stackpilot_core::time::millis;
 use verify::inspection::Fact;
 use verify::swarm::SwarmInspection;
 
 use crate::lab::LabError;
-use crate::probe::PROBE;
-use crate::samples::{self, LoadSummary, OrderAttempt, Sample};
+use crate::probe::post_order;
+use crate::samples::{self, LoadSummary, OrderAttempt};
 
 /// The compose service the load goes to.
 pub const API: &str = "api";
@@ -92,18 +91,9 @@ impl SpreadLoad {
                     let (node, addr) = &nodes[i % nodes.len()];
                     i += 1;
                     let url = format!("http://{addr}/order?symbol=BTC&side=buy&qty=1");
-                    let t_ms = millis(origin.elapsed());
-                    let probe = http::post_json(&url, "", PROBE);
-                    let order_id = probe
-                        .answer()
-                        .filter(|(c, _)| *c == 201)
-                        .and_then(|(_, b)| samples::order_id(b));
                     let a = NodeAttempt {
                         node: node.clone(),
-                        attempt: OrderAttempt {
-                            sample: Sample::of(t_ms, &probe),
-                            order_id,
-                        },
+                        attempt: post_order(&url, origin),
                     };
                     if let Ok(mut v) = attempts.lock() {
                         v.push(a);

@@ -5,17 +5,11 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use stackpilot_core::http::{self};
-use stackpilot_core::time::millis;
-
-use crate::journal::Event;
 use crate::cli::{NodeCmd, Service};
+use crate::journal::Event;
 use crate::lab::LabError;
-use crate::probe::{
-    PROBE, answers_200,
-    read_back,
-};
-use crate::samples::{self, OrderAttempt, Sample};
+use crate::probe::{answers_200, check_none_lost, post_order};
+use crate::samples::{self, OrderAttempt};
 use crate::sequence::{Drill, Run, nothing_to_undo};
 
 /// The drill.
@@ -39,16 +33,7 @@ fn experiment(r: &mut Run) -> Result<(), LabError> {
         let (stop, attempts, url, origin) = (stop.clone(), attempts.clone(), url.clone(), r.start);
         clients.push(thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                let t_ms = millis(origin.elapsed());
-                let probe = http::post_json(&url, "", PROBE);
-                let order_id = probe
-                    .answer()
-                    .filter(|(c, _)| *c == 201)
-                    .and_then(|(_, b)| samples::order_id(b));
-                let a = OrderAttempt {
-                    sample: Sample::of(t_ms, &probe),
-                    order_id,
-                };
+                let a = post_order(&url, origin);
                 if let Ok(mut v) = attempts.lock() {
                     v.push(a);
                 }
@@ -142,23 +127,7 @@ fn experiment(r: &mut Run) -> Result<(), LabError> {
         recovered.map_or("no 200 within 30 s".into(), |d| format!("after {d} ms")),
     );
     let ids = samples::acknowledged_ids(&attempts);
-    let lost = read_back(r, &ids);
-    r.figures.orders_acknowledged = Some(ids.len() as u64);
-    r.figures.orders_lost = Some(lost.len() as u64);
-    r.check(
-        "no acknowledged order lost",
-        lost.is_empty(),
-        format!("all {} acknowledged orders readable", ids.len()),
-        if lost.is_empty() {
-            "all readable".into()
-        } else {
-            format!(
-                "{} not readable: {}",
-                lost.len(),
-                lost.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
-            )
-        },
-    );
+    check_none_lost(r, &ids);
     r.check_api_not_restarted("api not restarted", (&api_id, restarts_before))?;
     Ok(())
 }

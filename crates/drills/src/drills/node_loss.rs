@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use crate::lab::LabError;
-use crate::probe::read_back;
+use crate::probe::{check_none_lost, spread_load};
 use crate::sequence::{Drill, Run, Undone};
-use crate::swarm::{self, API, SpreadLoad};
+use crate::swarm::{self, API};
 
 /// The drill.
 pub const DRILL: Drill = Drill {
@@ -38,25 +38,14 @@ fn victim(nodes: &[(String, std::net::SocketAddr)]) -> Option<String> {
 fn experiment(r: &mut Run) -> Result<(), LabError> {
     let ops = swarm::require(r.lab)?;
     let nodes = ops.api_nodes();
-    let victim = victim(&nodes)
-        .filter(|_| nodes.len() > 1)
-        .ok_or_else(|| {
-            LabError::new(
-                "node-loss",
-                "needs at least two api nodes (two workers) so one can be lost",
-            )
-        })?;
+    let victim = victim(&nodes).filter(|_| nodes.len() > 1).ok_or_else(|| {
+        LabError::new(
+            "node-loss",
+            "needs at least two api nodes (two workers) so one can be lost",
+        )
+    })?;
     let expected: Vec<String> = nodes.iter().map(|(n, _)| n.clone()).collect();
-    let load = SpreadLoad::start(&nodes, CLIENTS, PAUSE, r.start);
-    r.observe(
-        "load",
-        format!(
-            "{CLIENTS} clients posting orders round-robin to {}, {} ms pause each",
-            expected.join(", "),
-            PAUSE.as_millis()
-        ),
-    );
-    std::thread::sleep(Duration::from_secs(2));
+    let load = spread_load(r, &nodes, CLIENTS, PAUSE);
     let result = (|| -> Result<(), LabError> {
         let t_halt = r.inject(&format!("cargo xtask lab halt {victim}"), || {
             ops.halt(&victim).map(|()| String::new())
@@ -81,7 +70,10 @@ fn experiment(r: &mut Run) -> Result<(), LabError> {
             r.figures.recovery_ms = Some(t.saturating_sub(t_halt));
             r.observe(
                 "rescheduled",
-                format!("the lost replica runs elsewhere {} ms after the halt", t - t_halt),
+                format!(
+                    "the lost replica runs elsewhere {} ms after the halt",
+                    t - t_halt
+                ),
             );
         } else {
             let why = ops
@@ -113,7 +105,10 @@ fn experiment(r: &mut Run) -> Result<(), LabError> {
                     WHOLE_LIMIT.as_secs()
                 ),
                 back.map_or("not whole".into(), |t| {
-                    format!("whole {} ms after the start began", t.saturating_sub(t_start))
+                    format!(
+                        "whole {} ms after the start began",
+                        t.saturating_sub(t_start)
+                    )
                 }),
             );
         } else {
@@ -137,7 +132,12 @@ fn experiment(r: &mut Run) -> Result<(), LabError> {
     let survivors_non_2xx: u64 = attempts
         .iter()
         .filter(|a| a.node != victim)
-        .filter(|a| a.attempt.sample.status.is_none_or(|s| !(200..300).contains(&s)))
+        .filter(|a| {
+            a.attempt
+                .sample
+                .status
+                .is_none_or(|s| !(200..300).contains(&s))
+        })
         .count() as u64;
     r.check(
         "the surviving replicas kept serving",
@@ -146,24 +146,7 @@ fn experiment(r: &mut Run) -> Result<(), LabError> {
         format!("{survivors_non_2xx} failed"),
     );
     let ids = swarm::acknowledged(&attempts);
-    let lost = read_back(r, &ids);
-    r.figures.orders_acknowledged = Some(ids.len() as u64);
-    r.figures.orders_lost = Some(lost.len() as u64);
-    r.check(
-        "no acknowledged order lost",
-        !ids.is_empty() && lost.is_empty(),
-        "at least one order acknowledged, every acknowledged order readable",
-        format!(
-            "{} acknowledged, {} not readable{}",
-            ids.len(),
-            lost.len(),
-            if lost.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", lost.iter().take(5).cloned().collect::<Vec<_>>().join(", "))
-            }
-        ),
-    );
+    check_none_lost(r, &ids);
     Ok(())
 }
 

@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use crate::lab::LabError;
-use crate::probe::read_back;
+use crate::probe::{check_none_lost, spread_load};
 use crate::sequence::{Drill, Run, nothing_to_undo};
-use crate::swarm::{self, API, SpreadLoad};
+use crate::swarm::{self, API};
 
 /// The drill.
 pub const DRILL: Drill = Drill {
@@ -28,16 +28,7 @@ fn experiment(r: &mut Run) -> Result<(), LabError> {
     let expected: Vec<String> = nodes.iter().map(|(n, _)| n.clone()).collect();
     let before = ops.inspect()?;
     let image_before = api_image(&before);
-    let load = SpreadLoad::start(&nodes, CLIENTS, PAUSE, r.start);
-    r.observe(
-        "load",
-        format!(
-            "{CLIENTS} clients posting orders round-robin to {}, {} ms pause each",
-            expected.join(", "),
-            PAUSE.as_millis()
-        ),
-    );
-    std::thread::sleep(Duration::from_secs(2));
+    let load = spread_load(r, &nodes, CLIENTS, PAUSE);
     let rolled = r.inject("roll a new build through the api replicas", || {
         ops.roll_new_build()
     });
@@ -68,7 +59,10 @@ fn experiment(r: &mut Run) -> Result<(), LabError> {
     r.check(
         "the api runs the new image on every replica",
         image_after != image_before && swarm::whole(&after, API, &expected),
-        format!("an image other than {image_before}, one replica on each of {}", expected.join(", ")),
+        format!(
+            "an image other than {image_before}, one replica on each of {}",
+            expected.join(", ")
+        ),
         format!(
             "{image_after} on {}",
             swarm::running_on(&after, API).join(", ")
@@ -85,15 +79,7 @@ fn experiment(r: &mut Run) -> Result<(), LabError> {
         ),
     );
     let ids = swarm::acknowledged(&attempts);
-    let lost = read_back(r, &ids);
-    r.figures.orders_acknowledged = Some(ids.len() as u64);
-    r.figures.orders_lost = Some(lost.len() as u64);
-    r.check(
-        "no acknowledged order lost",
-        !ids.is_empty() && lost.is_empty(),
-        "every acknowledged order readable",
-        format!("{} acknowledged, {} not readable", ids.len(), lost.len()),
-    );
+    check_none_lost(r, &ids);
     Ok(())
 }
 

@@ -2,6 +2,7 @@ use verify::inspection::Fact;
 use verify::swarm::inspection::{SwarmNode, SwarmService, SwarmTask};
 
 use super::*;
+use crate::samples::Sample;
 
 fn attempt(node: &str, t_ms: u64, status: Option<u16>, id: Option<&str>) -> NodeAttempt {
     NodeAttempt {
