@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use drills::cli::NodeCmd;
+use drills::swarm::host::SwarmLab;
 use drills::{Drill, Golden, LabError, LabOps};
 use lifecycle::cli::Cmd as LifecycleCmd;
 use stackpilot_core::argv::{ToArgv, ToolCall};
@@ -51,6 +52,9 @@ pub enum DrillsCmd {
         /// Seconds the final verify may wait for the stack to pass again.
         #[arg(long, value_name = "SECS", default_value_t = 90)]
         recovery_wait: u64,
+        /// `compose` or `swarm` (whose `all` is the swarm drills); default: the env's `mode`.
+        #[arg(long, env = "MODE")]
+        mode: Option<stackpilot_core::config::Mode>,
     },
     /// Run only a drill's recovery (idempotent) and verify: for a node a drill left broken
     /// (`--keep-fault`, an interrupted run). Injects nothing.
@@ -66,21 +70,11 @@ pub enum DrillsCmd {
     },
 }
 
-fn by_name(name: &str) -> Result<Drill, Error> {
-    Drill::by_name(name).ok_or_else(|| {
-        let names: Vec<&str> = drills::ALL.iter().map(|d| d.name()).collect();
-        Error::Usage(format!(
-            "no drill named '{name}': expected one of {} (cargo xtask drills list)",
-            names.join(", ")
-        ))
-    })
-}
-
 /// Runs a `drills` subcommand.
 pub fn run(cmd: DrillsCmd) -> Result<(), Error> {
     match cmd {
         DrillsCmd::Recover { name, node, env } => {
-            let drill = by_name(&name)?;
+            let drill = Drill::named(&name).map_err(Error::Usage)?;
             let t = Target::new(&node, &env)?;
             let mut phases = Phases::default();
             golden::prepare(&t, &mut phases)?;
@@ -117,6 +111,7 @@ pub fn run(cmd: DrillsCmd) -> Result<(), Error> {
             junit,
             keep_fault,
             recovery_wait,
+            mode,
         } => {
             let name = name.ok_or_else(|| {
                 let names: Vec<&str> = drills::ALL.iter().map(|d| d.name()).collect();
@@ -125,20 +120,16 @@ pub fn run(cmd: DrillsCmd) -> Result<(), Error> {
                     names.join(", ")
                 ))
             })?;
-            let selected: Vec<Drill> = if name == "all" {
-                // A compose stack cannot run the swarm drills: `all` is the compose ones.
-                drills::ALL
-                    .iter()
-                    .copied()
-                    .filter(|d| !d.swarm_only())
-                    .collect()
-            } else {
-                vec![by_name(&name)?]
-            };
             let t = Target::new(&node, &env)?;
+            let swarm = t.mode(mode)? == stackpilot_core::config::Mode::Swarm;
+            let selected = Drill::select(&name, swarm).map_err(Error::Usage)?;
             let mut phases = Phases::default();
             golden::prepare(&t, &mut phases)?;
             let lab = HostLab::new(t)?;
+            let (root, cfg) = (lab.t.root.clone(), lab.t.lab_cfg()?);
+            let on_swarm = swarm.then(|| SwarmLab::new(&lab, root, cfg)).transpose();
+            let on_swarm = on_swarm.map_err(|e| Error::Usage(e.to_string()))?;
+            let ops: &dyn LabOps = on_swarm.as_ref().map_or(&lab, |s| s);
             let opts = drills::Options {
                 recovery_wait: Duration::from_secs(recovery_wait),
                 keep_fault,
@@ -149,7 +140,7 @@ pub fn run(cmd: DrillsCmd) -> Result<(), Error> {
                 files: vec![],
             };
             for d in selected {
-                let j = drills::run(d, &lab, &opts);
+                let j = drills::run(d, ops, &opts);
                 summary.files.push(match j.write(&runs_dir) {
                     Ok(p) => p.display().to_string(),
                     Err(e) => {
@@ -284,6 +275,7 @@ impl LabOps for HostLab {
                     .and_then(|_| phases.run("start + healthy", || golden::start(t, true)))
                     .and_then(|()| phases.run("demo order", || golden::demo_order(t)))
             }
+            Golden::Build => golden::build_image(t, &mut Phases::default()).map(drop),
             Golden::HaltNode => lab::run(LabCmd::Halt { nodes }),
             Golden::StartNode => lab::run(LabCmd::Up { nodes }),
         };

@@ -21,6 +21,9 @@ pub enum Golden {
     Clean,
     /// `make demo`: forced rebuild from source, recreate, demo order.
     Demo,
+    /// `make demo`'s build alone: compile from source, `docker build --no-cache` on the
+    /// node, build receipt; nothing started (swarm mode rolls it out).
+    Build,
     /// Halt the node (`cargo xtask lab halt NODE`).
     HaltNode,
     /// Start the node again (`cargo xtask lab up NODE`), nothing else.
@@ -35,6 +38,7 @@ impl Golden {
             Golden::Down => "make down",
             Golden::Clean => "make clean",
             Golden::Demo => "make demo",
+            Golden::Build => "make demo (its build phases)",
             Golden::HaltNode => "cargo xtask lab halt NODE",
             Golden::StartNode => "cargo xtask lab up NODE",
         }

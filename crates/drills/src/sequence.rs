@@ -57,6 +57,38 @@ impl Drill {
     pub fn by_name(name: &str) -> Option<Drill> {
         crate::drills::ALL.iter().copied().find(|d| d.name == name)
     }
+
+    /// The drill named `name`, or the message naming every drill.
+    pub fn named(name: &str) -> Result<Drill, String> {
+        Drill::by_name(name).ok_or_else(|| {
+            format!(
+                "no drill named '{name}': expected one of {} (cargo xtask drills list)",
+                names(crate::drills::ALL)
+            )
+        })
+    }
+
+    /// What `drills run NAME` runs in a mode: `all` is every drill of that mode (the compose
+    /// drills, or with `swarm` the swarm drills), else the one drill, if that mode runs it.
+    pub fn select(name: &str, swarm: bool) -> Result<Vec<Drill>, String> {
+        let of_mode = |d: &Drill| d.swarm_only() == swarm;
+        if name == "all" {
+            return Ok(crate::drills::ALL.iter().copied().filter(of_mode).collect());
+        }
+        let d = Drill::named(name)?;
+        if !swarm || of_mode(&d) {
+            return Ok(vec![d]);
+        }
+        Err(format!(
+            "drill {name} runs on a compose stack (MODE=compose); on the swarm: {}",
+            names(crate::drills::SWARM)
+        ))
+    }
+}
+
+fn names(drills: &[Drill]) -> String {
+    let names: Vec<&str> = drills.iter().map(|d| d.name).collect();
+    names.join(", ")
 }
 
 // By name: two drills are the same drill when they answer to the same name.

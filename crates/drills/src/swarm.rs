@@ -267,5 +267,7 @@ pub(crate) fn wait_inspect(
     }
 }
 
+pub mod host;
+
 #[cfg(test)]
 mod tests;

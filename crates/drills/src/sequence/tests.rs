@@ -348,3 +348,29 @@ fn the_swarm_drills_are_marked_and_refuse_a_compose_stack_by_naming_mode_swarm()
         lab.calls.borrow()
     );
 }
+
+#[test]
+fn all_selects_the_drills_of_the_mode_and_a_compose_drill_is_refused_on_the_swarm() {
+    let of = |name: &str, swarm: bool| -> Vec<&str> {
+        let drills = Drill::select(name, swarm).expect("selected");
+        drills.iter().map(|d| d.name()).collect()
+    };
+    assert_eq!(
+        of("all", true),
+        ["node-loss", "rolling-update", "manager-restart"]
+    );
+    assert_eq!(of("all", false).len(), ALL.len() - SWARM.len());
+    assert!(!of("all", false).contains(&"node-loss"));
+    assert_eq!(of("db-down", false), ["db-down"]);
+    assert_eq!(of("node-loss", true), ["node-loss"]);
+    let refused = Drill::select("db-down", true).expect_err("compose drill on the swarm");
+    assert!(
+        refused.contains("MODE=compose") && refused.contains("node-loss"),
+        "{refused}"
+    );
+    let unknown = Drill::select("nope", false).expect_err("unknown drill");
+    assert!(
+        unknown.contains("no drill named 'nope'") && unknown.contains("db-down"),
+        "{unknown}"
+    );
+}
