@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use stackpilot_core::time::{millis, now_rfc3339};
 use verify::report::Report;
 
+use crate::cli::{NodeCmd, Service};
 use crate::journal::{self, Assertion, Event, Figures, Journal, Recovery, SteadyState};
 use crate::lab::{Golden, LabError, LabOps};
 use crate::samples::{self, Sample};
@@ -188,6 +189,32 @@ impl Run<'_> {
         }
         let began = self.now_ms();
         self.inject(what, f).map(|_| Some(began))
+    }
+
+    /// Injects the node-side step `step` (e.g. `NodeCmd::Stop`) on `service` of this run's
+    /// environment, as [`Run::inject`] does.
+    pub(crate) fn inject_on(
+        &mut self,
+        what: &str,
+        step: fn(Service) -> NodeCmd,
+        service: &str,
+    ) -> Result<u64, LabError> {
+        let lab = self.lab;
+        let cmd = step(Service::new(lab.env(), service));
+        self.inject(what, || lab.node_step(&cmd))
+    }
+
+    /// Restores with the node-side step `step` on `service` of this run's environment, as
+    /// [`Run::restore`] does (skipped with `keep_fault`).
+    pub(crate) fn restore_on(
+        &mut self,
+        what: &str,
+        step: fn(Service) -> NodeCmd,
+        service: &str,
+    ) -> Result<Option<u64>, LabError> {
+        let lab = self.lab;
+        let cmd = step(Service::new(lab.env(), service));
+        self.restore(what, || lab.node_step(&cmd))
     }
 
     pub(crate) fn check(

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use stackpilot_core::http::{self, TcpOutcome};
 
-use crate::cli::{NodeCmd, Service};
+use crate::cli::NodeCmd;
 use crate::lab::LabError;
 use crate::probe::{check_status_within, describe_samples, watch_api};
 use crate::samples::{self, POLL_MS};
@@ -20,12 +20,8 @@ pub const DRILL: Drill = Drill {
 };
 
 fn experiment(r: &mut Run) -> Result<(), LabError> {
-    let lab = r.lab;
-    let env = lab.env().to_string();
     let ((api_id, restarts_before), health, ready) = watch_api(r)?;
-    let t_inj = r.inject("drills node stop db", || {
-        lab.node_step(&NodeCmd::Stop(Service::new(&env, "db")))
-    })?;
+    let t_inj = r.inject_on("drills node stop db", NodeCmd::Stop, "db")?;
     r.figures.detection_latency_ms = check_status_within(
         r,
         "/ready 503 within 1 s of the db stop",
@@ -36,16 +32,14 @@ fn experiment(r: &mut Run) -> Result<(), LabError> {
     );
     // Hold the fault: the api must stay alive and must not be restarted.
     thread::sleep(Duration::from_millis(1500));
-    let tcp = http::tcp_connect(lab.service_addr(), Duration::from_secs(1));
+    let tcp = http::tcp_connect(r.lab.service_addr(), Duration::from_secs(1));
     r.check(
         "service port reachable while the db is down",
         tcp.outcome == TcpOutcome::Connected,
         "TCP connection accepted",
         format!("{:?}", tcp.outcome),
     );
-    let t_restore = r.restore("drills node start db", || {
-        lab.node_step(&NodeCmd::Start(Service::new(&env, "db")))
-    })?;
+    let t_restore = r.restore_on("drills node start db", NodeCmd::Start, "db")?;
     let mut recovered_at = None;
     if let Some(t) = t_restore {
         let rec = check_status_within(
@@ -88,6 +82,9 @@ fn experiment(r: &mut Run) -> Result<(), LabError> {
     );
     r.timeline("/ready", &ready_samples);
     r.timeline("/health", &health);
-    r.check_api_not_restarted("api not restarted (no crash loop)", (&api_id, restarts_before))?;
+    r.check_api_not_restarted(
+        "api not restarted (no crash loop)",
+        (&api_id, restarts_before),
+    )?;
     Ok(())
 }

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use crate::cli::{NodeCmd, Service};
+use crate::cli::NodeCmd;
 use crate::journal::Event;
 use crate::lab::LabError;
 use crate::probe::{answers_200, check_none_lost, post_order};
@@ -22,8 +22,6 @@ pub const DRILL: Drill = Drill {
 
 fn experiment(r: &mut Run) -> Result<(), LabError> {
     const CLIENTS: usize = 20;
-    let lab = r.lab;
-    let env = lab.env().to_string();
     let (api_id, restarts_before) = r.api_restarts()?;
     let stop = Arc::new(AtomicBool::new(false));
     let attempts: Arc<Mutex<Vec<OrderAttempt>>> = Arc::new(Mutex::new(Vec::new()));
@@ -47,13 +45,9 @@ fn experiment(r: &mut Run) -> Result<(), LabError> {
     );
     thread::sleep(Duration::from_secs(2));
     let result = (|| -> Result<(u64, Option<u64>), LabError> {
-        let t_stop = r.inject("drills node stop db", || {
-            lab.node_step(&NodeCmd::Stop(Service::new(&env, "db")))
-        })?;
+        let t_stop = r.inject_on("drills node stop db", NodeCmd::Stop, "db")?;
         thread::sleep(Duration::from_secs(3));
-        let t_start = r.restore("drills node start db", || {
-            lab.node_step(&NodeCmd::Start(Service::new(&env, "db")))
-        })?;
+        let t_start = r.restore_on("drills node start db", NodeCmd::Start, "db")?;
         Ok((t_stop, t_start))
     })();
     let recovered = match &result {

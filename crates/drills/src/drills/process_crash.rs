@@ -3,8 +3,7 @@
 use std::thread;
 use std::time::Duration;
 
-
-use crate::cli::{NodeCmd, Service};
+use crate::cli::NodeCmd;
 use crate::lab::LabError;
 use crate::probe::{describe_samples, wait_sample, watch_api};
 use crate::samples::{self, POLL_MS, Sample};
@@ -19,14 +18,10 @@ pub const DRILL: Drill = Drill {
 };
 
 fn experiment(r: &mut Run) -> Result<(), LabError> {
-    let lab = r.lab;
-    let env = lab.env().to_string();
     let ((api_id, restarts_before), health, ready) = watch_api(r)?;
     thread::sleep(Duration::from_millis(200));
     let t0 = r.now_ms();
-    r.inject("drills node kill api (SIGKILL)", || {
-        lab.node_step(&NodeCmd::Kill(Service::new(&env, "api")))
-    })?;
+    r.inject_on("drills node kill api (SIGKILL)", NodeCmd::Kill, "api")?;
     let failed_at = wait_sample(&health, t0, Duration::from_secs(10), |s| !s.is(200));
     r.figures.detection_latency_ms = failed_at.map(|t| t.saturating_sub(t0));
     let from = failed_at.unwrap_or(t0);

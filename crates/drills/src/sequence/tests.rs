@@ -213,14 +213,9 @@ fn drill(
 
 /// Injects `break`, checks one thing (passing), restores with `fix`.
 fn inject_check_restore(r: &mut Run) -> Result<(), LabError> {
-    let lab = r.lab;
-    r.inject("break", || {
-        lab.node_step(&NodeCmd::Stop(Service::new("dev", "db")))
-    })?;
+    r.inject_on("break", NodeCmd::Stop, "db")?;
     r.check("it broke", true, "broken", "broken");
-    r.restore("fix", || {
-        lab.node_step(&NodeCmd::Start(Service::new("dev", "db")))
-    })?;
+    r.restore_on("fix", NodeCmd::Start, "db")?;
     Ok(())
 }
 
