@@ -446,6 +446,22 @@ mod tests {
         }
     }
 
+    /// A libvirt VM node reached with `vagrant ssh`.
+    fn vagrant(node: &str) -> Transport {
+        Transport::VagrantSsh {
+            vagrant_dir: PathBuf::from("/repo/vagrant"),
+            node: node.into(),
+            provider: Provider::Libvirt,
+        }
+    }
+
+    /// The arguments of a host command, as text.
+    fn args(cmd: &Command) -> Vec<String> {
+        cmd.get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
     #[test]
     fn docker_exec_runs_from_the_repo_mount() {
         assert_eq!(
@@ -460,18 +476,8 @@ mod tests {
 
     #[test]
     fn make_shell_on_a_vm_gets_a_terminal() {
-        let t = Transport::VagrantSsh {
-            vagrant_dir: PathBuf::from("/repo/vagrant"),
-            node: "control".into(),
-            provider: Provider::Libvirt,
-        };
-        let args: Vec<String> = t
-            .interactive_command(&["bash", "-l"])
-            .get_args()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
         assert_eq!(
-            args,
+            args(&vagrant("control").interactive_command(&["bash", "-l"])),
             [
                 "ssh",
                 "control",
@@ -485,18 +491,9 @@ mod tests {
 
     #[test]
     fn vagrant_ssh_quotes_arguments_into_one_script() {
-        let t = Transport::VagrantSsh {
-            vagrant_dir: PathBuf::from("/repo/vagrant"),
-            node: "worker1".into(),
-            provider: Provider::Libvirt,
-        };
-        let cmd = t.command(&["sh", "-c", "echo it's"], false);
-        let args: Vec<String> = cmd
-            .get_args()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
+        let cmd = vagrant("worker1").command(&["sh", "-c", "echo it's"], false);
         assert_eq!(
-            args,
+            args(&cmd),
             [
                 "ssh",
                 "worker1",
