@@ -8,15 +8,7 @@ use std::process::Command;
 
 /// Whether this process's effective user is root.
 pub fn is_root() -> bool {
-    // Uid: real effective saved fs — the effective one decides.
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
+    nix::unistd::geteuid().is_root()
 }
 
 /// The argv prefix that runs a program as root here: nothing as root, else `sudo -n`.

@@ -74,7 +74,8 @@ impl PgServer {
     /// Creates a cluster in a fresh temporary directory and starts it on a free port.
     pub fn start(opts: &Options) -> Result<Self, Error> {
         let bin = bin_dir()?;
-        let run_as_postgres = is_root();
+        // Postgres refuses to run as root: as root, the cluster runs as the postgres user.
+        let run_as_postgres = nix::unistd::geteuid().is_root();
         let dir = tempfile::Builder::new()
             .prefix("pg-harness-")
             .tempdir()
@@ -330,17 +331,6 @@ fn id_of(flag: &str) -> Result<u32, Error> {
             status: out.status.to_string(),
             output: "no `postgres` system user (it comes with Debian's postgresql package)".into(),
         })
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
 }
 
 fn io(what: &str, source: std::io::Error) -> Error {
