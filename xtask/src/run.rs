@@ -16,19 +16,8 @@ pub enum Error {
     /// Bad usage or configuration, with the message to show.
     #[error("{0}")]
     Usage(String),
-    /// Configuration problem.
-    #[error(transparent)]
-    Core(#[from] stackpilot_core::Error),
-    /// Running a step inside a node failed.
-    #[error(transparent)]
-    Transport(#[from] stackpilot_core::transport::TransportError),
-    /// The image lock is missing an entry or unreadable.
-    #[error(transparent)]
-    Images(#[from] stackpilot_core::images::LockError),
-    /// A host step failed, or a program it needs is missing and could not be installed.
-    #[error(transparent)]
-    Host(#[from] HostError),
-    /// A lab operation failed.
+    /// A lab operation failed, or a failure of the platform's core (configuration, a step
+    /// inside a node, the image lock, a host step), which the lab's error already names.
     #[error(transparent)]
     Lab(#[from] ::lab::Error),
     /// `make ci` did not pass.
@@ -36,20 +25,31 @@ pub enum Error {
     Ci(#[from] ci::Error),
 }
 
-impl From<StepError> for Error {
-    fn from(e: StepError) -> Self {
-        Error::Host(HostError::Step(e))
-    }
+/// The core's errors go through [`lab::Error`], so the message and exit code of each is
+/// written once, there.
+macro_rules! through_lab {
+    ($($error:ty),*) => {
+        $(impl From<$error> for Error {
+            fn from(e: $error) -> Self {
+                Error::Lab(e.into())
+            }
+        })*
+    };
 }
+
+through_lab!(
+    stackpilot_core::Error,
+    stackpilot_core::transport::TransportError,
+    stackpilot_core::images::LockError,
+    HostError,
+    StepError
+);
 
 impl Error {
     /// The exit status for this error (ARCHITECTURE.md).
     pub fn exit(&self) -> Exit {
         match self {
-            Error::Core(_) | Error::Usage(_) => Exit::Usage,
-            Error::Transport(e) => e.exit(),
-            Error::Images(e) => e.exit(),
-            Error::Host(e) => e.exit(),
+            Error::Usage(_) => Exit::Usage,
             Error::Lab(e) => e.exit(),
             Error::Ci(e) => e.exit(),
         }
