@@ -3,7 +3,6 @@
 //! from /vagrant through the node's transport; every one of them calls ctx-guard first.
 
 use std::path::Path;
-use std::time::Duration;
 
 use lifecycle::cli::{Cmd as LifecycleCmd, UP_TIMEOUT_SECS};
 use stackpilot_core::argv::ToArgv;
@@ -66,8 +65,8 @@ pub fn reported(
 pub fn halt(t: &Target) -> Result<(), Error> {
     let mut phases = Phases::default();
     tools(&mut phases)?;
-    for node in running_nodes(t) {
-        let on = t.on(node);
+    for node in ::lab::resolve::running(&t.root, &t.lab_cfg()?) {
+        let on = t.on(node.name);
         phases.run(&format!("down on {}", on.node), || {
             on.node_step(&LifecycleCmd::down(&on.env).call())
         })?;
@@ -83,8 +82,8 @@ pub fn destroy(t: &Target) -> Result<(), Error> {
     let mut phases = Phases::default();
     tools(&mut phases)?;
     let envs: Vec<String> = t.cfg.environments.keys().cloned().collect();
-    for node in running_nodes(t) {
-        let on = t.on(node);
+    for node in ::lab::resolve::running(&t.root, &t.lab_cfg()?) {
+        let on = t.on(node.name);
         for env in &envs {
             phases.run(&format!("clean room {env} on {}", on.node), || {
                 on.node_step(&clean_room::cli::Cli::env(env).call())
@@ -96,25 +95,6 @@ pub fn destroy(t: &Target) -> Result<(), Error> {
     })?;
     eprint!("{}", phases.summary());
     Ok(())
-}
-
-/// Nodes whose engine answers now (created and running).
-pub fn running_nodes(t: &Target) -> Vec<String> {
-    t.lab_cfg()
-        .and_then(|cfg| Ok(::lab::resolve_all(&t.root, &cfg)?))
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|n| {
-            n.transport().is_ok_and(|tr| {
-                tr.output(
-                    &["docker", "info", "--format", "{{.ID}}"],
-                    Duration::from_secs(20),
-                )
-                .is_ok()
-            })
-        })
-        .map(|n| n.name)
-        .collect()
 }
 
 /// `make shell`: an interactive shell on NODE, for debugging only.

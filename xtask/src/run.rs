@@ -3,12 +3,10 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use stackpilot_core::Exit;
 use stackpilot_core::exit::ExitStatus;
 use stackpilot_core::step::{HostError, StepError};
-use stackpilot_core::time;
 
 /// Errors of xtask flows.
 #[derive(Debug, thiserror::Error)]
@@ -74,42 +72,5 @@ pub fn step(name: &str, cmd: &mut Command) -> Result<(), Error> {
     Ok(stackpilot_core::step::run(name, &repo_root(), cmd)?)
 }
 
-/// Phase timings, printed as a summary at the end of a golden command.
-#[derive(Debug, Default)]
-pub struct Phases {
-    done: Vec<(String, Duration)>,
-}
-
-impl Phases {
-    /// Runs one phase, timing it.
-    pub fn run<T>(&mut self, name: &str, f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
-        eprintln!("\n=== phase: {name}");
-        let start = Instant::now();
-        let r = f();
-        let took = start.elapsed();
-        self.done.push((name.to_string(), took));
-        eprintln!(
-            "=== phase: {name} {} in {}s",
-            if r.is_ok() { "done" } else { "FAILED" },
-            time::secs(took)
-        );
-        r
-    }
-
-    /// Each phase's name and duration, in order.
-    pub fn rows(&self) -> &[(String, Duration)] {
-        &self.done
-    }
-
-    /// The per-phase timing table.
-    pub fn summary(&self) -> String {
-        let mut t = stackpilot_core::output::Table::new(&["phase", "seconds"]);
-        let mut total = Duration::ZERO;
-        for (name, d) in &self.done {
-            t.row([name.clone(), time::secs(*d)]);
-            total += *d;
-        }
-        t.row(["total".to_string(), time::secs(total)]);
-        t.render()
-    }
-}
+/// A golden command's phases: timed, with a summary at the end.
+pub type Phases = stackpilot_core::step::Phases<Error>;

@@ -373,21 +373,32 @@ fn e2e_demo_reviewer_on_worker1_then_destroy_leaves_nothing_running() {
     );
     let (passed, report) = verify_json("worker1");
     assert!(passed, "{report}");
-    ok(&xtask("control", &["destroy"]), "make destroy");
-    let left = Command::new("docker")
-        .args([
-            "ps",
-            "-q",
-            "--filter",
-            "name=^stackpilot-(control|worker1|worker2)$",
-        ])
-        .output()
-        .expect("docker ps");
-    assert_eq!(
-        String::from_utf8_lossy(&left.stdout).trim(),
-        "",
-        "lab containers still running"
+    // The node containers, by the ids Vagrant recorded (named labs name their containers
+    // after the lab, so a name filter would check nothing).
+    let machines = support::root().join("vagrant/.vagrant/machines");
+    let ids: Vec<String> = ["control", "worker1", "worker2"]
+        .iter()
+        .filter_map(|n| std::fs::read_to_string(machines.join(n).join("docker/id")).ok())
+        .map(|id| id.trim().to_string())
+        .filter(|id| !id.is_empty())
+        .collect();
+    assert!(
+        !ids.is_empty(),
+        "no node container recorded under {} before destroy",
+        machines.display()
     );
+    ok(&xtask("control", &["destroy"]), "make destroy");
+    for id in &ids {
+        let left = Command::new("docker")
+            .args(["ps", "-aq", "--no-trunc", "--filter", &format!("id={id}")])
+            .output()
+            .expect("docker ps");
+        assert_eq!(
+            String::from_utf8_lossy(&left.stdout).trim(),
+            "",
+            "node container {id} is still there after destroy"
+        );
+    }
 }
 
 #[test]

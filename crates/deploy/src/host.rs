@@ -311,15 +311,3 @@ pub fn last_error(out: &str) -> String {
         .trim()
         .to_string()
 }
-
-/// Runs `f`, telling the operator (stderr) when it starts and how long it took.
-pub fn timed<T>(name: &str, f: impl FnOnce() -> T) -> T {
-    eprintln!("\n=== phase: {name}");
-    let start = std::time::Instant::now();
-    let r = f();
-    eprintln!(
-        "=== phase: {name} done in {:.1}s",
-        start.elapsed().as_secs_f64()
-    );
-    r
-}

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use stackpilot_core::argv::ToArgv;
 use stackpilot_core::images::{self, ImageLock, NODE_LOADS};
 use stackpilot_core::node::{IDENTITY_FILE, Identity, LAB_MARKER, LabMarker, NODE_REPO};
 use stackpilot_core::output::Table;
@@ -1073,20 +1074,15 @@ pub(crate) fn load_images(
                 let name = archive_name(tag, id);
                 save_archive(&root.join(IMAGE_ARCHIVES), &name, tag)?;
                 let on_node = format!("{NODE_REPO}/{IMAGE_ARCHIVES}/{name}");
-                let lifecycle = crate::build::node_binary("lifecycle");
-                t.output(
-                    &[
-                        &lifecycle,
-                        "load-image",
-                        "--tag",
-                        tag,
-                        "--file",
-                        &on_node,
-                        "--expect-id",
-                        id,
-                    ],
-                    ARCHIVE_LOAD_WAIT,
-                )?;
+                let load = lifecycle::cli::Cmd::LoadImage {
+                    tag: tag.clone(),
+                    file: Some(on_node.into()),
+                    expect_id: Some(id.clone()),
+                    json: false,
+                }
+                .call();
+                let bin = crate::build::node_binary(load.tool);
+                t.output(&load.argv(&bin), ARCHIVE_LOAD_WAIT)?;
             }
         }
         eprintln!(

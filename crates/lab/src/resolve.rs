@@ -25,6 +25,24 @@ pub fn resolve_all(root: &Path, cfg: &Config) -> Result<Vec<NodeHandle>, Error> 
         .collect()
 }
 
+/// The inventory's nodes whose engine answers now (created and running), in order. A node
+/// that cannot be resolved or whose engine does not answer within 20 s is not running.
+pub fn running(root: &Path, cfg: &Config) -> Vec<NodeHandle> {
+    resolve_all(root, cfg)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|n| {
+            n.transport().is_ok_and(|t| {
+                t.output(
+                    &["docker", "info", "--format", "{{.ID}}"],
+                    std::time::Duration::from_secs(20),
+                )
+                .is_ok()
+            })
+        })
+        .collect()
+}
+
 /// Resolves `node`; `chosen` is the provider for a node Vagrant has not created yet.
 pub fn resolve_with(
     root: &Path,

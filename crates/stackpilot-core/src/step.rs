@@ -85,6 +85,73 @@ pub fn run_attached(name: &str, dir: &Path, cmd: &mut Command) -> Result<(), Ste
     }
 }
 
+/// Runs `f` as a named phase of a longer command: its start and how long it took go to
+/// stderr, with `verdict`'s word for the outcome ("done", "FAILED").
+fn announced<T>(
+    name: &str,
+    f: impl FnOnce() -> T,
+    verdict: impl FnOnce(&T) -> &'static str,
+) -> (T, std::time::Duration) {
+    eprintln!("\n=== phase: {name}");
+    let start = std::time::Instant::now();
+    let r = f();
+    let took = start.elapsed();
+    eprintln!(
+        "=== phase: {name} {} in {}s",
+        verdict(&r),
+        crate::time::secs(took)
+    );
+    (r, took)
+}
+
+/// Runs `f` as a named phase (see [`Phases`] for a command made of several, with a summary).
+pub fn timed<T>(name: &str, f: impl FnOnce() -> T) -> T {
+    announced(name, f, |_| "done").0
+}
+
+/// A command's phases as they ran: each announced and timed, then a summary table.
+#[derive(Debug)]
+pub struct Phases<E> {
+    done: Vec<(String, std::time::Duration)>,
+    // The command's error type: fixed here so its closures' `?` has one type to convert to.
+    error: std::marker::PhantomData<fn() -> E>,
+}
+
+impl<E> Default for Phases<E> {
+    fn default() -> Self {
+        Phases {
+            done: Vec::new(),
+            error: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<E> Phases<E> {
+    /// Runs one phase, timing it; a failed phase is timed too.
+    pub fn run<T>(&mut self, name: &str, f: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+        let (r, took) = announced(name, f, |r| if r.is_ok() { "done" } else { "FAILED" });
+        self.done.push((name.to_string(), took));
+        r
+    }
+
+    /// Each phase's name and duration, in order.
+    pub fn rows(&self) -> &[(String, std::time::Duration)] {
+        &self.done
+    }
+
+    /// The per-phase timing table, with the total.
+    pub fn summary(&self) -> String {
+        let mut t = crate::output::Table::new(&["phase", "seconds"]);
+        let mut total = std::time::Duration::ZERO;
+        for (name, d) in &self.done {
+            t.row([name.clone(), crate::time::secs(*d)]);
+            total += *d;
+        }
+        t.row(["total".to_string(), crate::time::secs(total)]);
+        t.render()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,5 +174,22 @@ mod tests {
         )
         .expect_err("cannot start");
         assert!(err.status.starts_with("could not start"), "{}", err.status);
+    }
+
+    #[test]
+    fn phases_time_failed_phases_too_and_sum_them() {
+        let mut p = Phases::<String>::default();
+        assert_eq!(p.run("one", || Ok::<_, String>(1)), Ok(1));
+        assert_eq!(
+            p.run("two", || Err::<(), _>("no".to_string())),
+            Err("no".into())
+        );
+        let names: Vec<&str> = p.rows().iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["one", "two"]);
+        let table = p.summary();
+        for row in ["one", "two", "total"] {
+            assert!(table.contains(row), "{table}");
+        }
+        assert_eq!(timed("three", || 3), 3);
     }
 }

@@ -13,10 +13,11 @@ use stackpilot_core::argv::ToArgv;
 use super::ops::{BuildOps, HostError, NodeOps};
 use super::stages;
 use super::status::{EnvStatus, Probe};
-use super::{Acted, Acting, Records, guarded, last_error, node_state, record, switch, timed};
+use super::{Acted, Acting, Records, guarded, last_error, node_state, record, switch};
 use crate::cli::Cmd as DeployCmd;
 use crate::evidence::{self, Artifact, Bundle};
 use crate::plan::{self, Deployed, Gate, ObservePolicy, Release, Stage, StageResult};
+use stackpilot_core::step::timed;
 
 /// The release a deploy builds: its tag and build facts.
 #[derive(Debug, Clone)]
