@@ -20,37 +20,23 @@ use stackpilot_core::receipts::{self, BUILD_RECEIPT, BuildReceipt};
 use stackpilot_core::{Config, Exit};
 use support::{Cleanup, allowed, docker, docker_ok, sleeper, sleeper_image, unique};
 
-/// Shaped like `apps/mock-exchange/Dockerfile`: the build args lifecycle passes, labels
-/// from them, the binary, a non-root user.
-const TEST_DOCKERFILE: &str = "\
-ARG RUNTIME_IMAGE
-FROM ${RUNTIME_IMAGE}
-ARG REVISION=unknown
-ARG CREATED=unknown
-ARG SOURCE=unknown
-ARG VERSION=unknown
-ARG BUILD_ID=unknown
-LABEL org.opencontainers.image.revision=\"${REVISION}\" stackpilot.build-id=\"${BUILD_ID}\"
-COPY mock-exchange /app/mock-exchange
-USER 10001
-ENTRYPOINT [\"/app/mock-exchange\"]
-";
-
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// A repo with the real compose file and dev env file, and a test Dockerfile.
+/// A repo with the real compose file, dev env file and app Dockerfile: the build runs the
+/// recipe `make demo` runs, on a stand-in runtime image and binary.
 fn test_repo(dir: &Path) -> PathBuf {
     let repo = dir.join("repo");
-    for f in ["infra/docker-compose.yml", "infra/env/dev.env"] {
+    for f in [
+        "infra/docker-compose.yml",
+        "infra/env/dev.env",
+        lifecycle::DOCKERFILE,
+    ] {
         let to = repo.join(f);
         std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
         std::fs::copy(repo_root().join(f), &to).expect("copy");
     }
-    let dockerfile = repo.join(lifecycle::DOCKERFILE);
-    std::fs::create_dir_all(dockerfile.parent().expect("parent")).expect("mkdir");
-    std::fs::write(&dockerfile, TEST_DOCKERFILE).expect("Dockerfile");
     repo
 }
 
