@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use lifecycle::cli::{Cmd as LifecycleCmd, UP_TIMEOUT_SECS};
+use lifecycle::cli::{BuildArgs, Cmd as LifecycleCmd, UP_TIMEOUT_SECS, UpArgs};
 use stackpilot_core::argv::ToArgv;
 use stackpilot_core::images;
 
@@ -143,7 +143,7 @@ pub fn build_image(t: &Target, phases: &mut Phases) -> Result<BuildInfo, Error> 
     let (lock, path) = t.lock()?;
     let runtime = lock.tag(images::RUNTIME, &path)?.to_string();
     phases.run("image build", || {
-        let build = LifecycleCmd::Build {
+        let build = LifecycleCmd::Build(BuildArgs {
             env: t.env.clone(),
             binary: format!("target/{}/release/mock-exchange", build::TARGET).into(),
             build_id: info.build_id.clone(),
@@ -151,7 +151,7 @@ pub fn build_image(t: &Target, phases: &mut Phases) -> Result<BuildInfo, Error> 
             dirty: info.dirty,
             runtime_image: Some(runtime.clone()),
             json: false,
-        };
+        });
         t.node_step(&build.call())
     })?;
     Ok(info)
@@ -173,14 +173,14 @@ pub fn lifecycle_up(
     overrides: Vec<(String, String)>,
     timeout: u64,
 ) -> LifecycleCmd {
-    LifecycleCmd::Up {
+    LifecycleCmd::Up(UpArgs {
         env: env.to_string(),
         recreate,
         db_image: Some(db),
         overrides,
         timeout,
         json: false,
-    }
+    })
 }
 
 /// `make demo`: forced rebuild from source, recreate, wait healthy, demo order.

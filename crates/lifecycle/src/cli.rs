@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args as ClapArgs, Parser, Subcommand};
 use stackpilot_core::argv::{Args, ToArgv};
 
 /// `up`'s health timeout unless told otherwise, seconds.
@@ -28,52 +28,9 @@ pub struct Cli {
 #[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
 pub enum Cmd {
     /// Build the application image with `docker build --no-cache` and write the build receipt.
-    Build {
-        /// Environment (a table of `[environments]` in stackpilot.toml).
-        #[arg(long, default_value = "dev")]
-        env: String,
-        /// The compiled, statically linked service binary.
-        #[arg(long, value_name = "PATH")]
-        binary: PathBuf,
-        /// Unique build id (image label and tag suffix).
-        #[arg(long, value_name = "ID")]
-        build_id: String,
-        /// Git commit the binary was compiled from.
-        #[arg(long, value_name = "SHA")]
-        git_sha: String,
-        /// The work tree had uncommitted changes.
-        #[arg(long)]
-        dirty: bool,
-        /// Pinned runtime base image, `stackpilot/runtime:<tag>` [default: from
-        /// infra/images/images.lock, id checked].
-        #[arg(long, value_name = "IMAGE")]
-        runtime_image: Option<String>,
-        /// Print the build receipt as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Build(BuildArgs),
     /// Start the stack with compose (image from the build receipt) and wait until healthy.
-    Up {
-        /// Environment.
-        #[arg(long, default_value = "dev")]
-        env: String,
-        /// Recreate the containers even if nothing changed.
-        #[arg(long)]
-        recreate: bool,
-        /// Pinned database image, `stackpilot/postgres:<tag>` [default: from
-        /// infra/images/images.lock, id checked].
-        #[arg(long, value_name = "IMAGE")]
-        db_image: Option<String>,
-        /// Override a compose variable for this run (drills), e.g. `--set LOG_LEVEL=debug`.
-        #[arg(long = "set", value_name = "KEY=VALUE", value_parser = crate::parse_override)]
-        overrides: Vec<(String, String)>,
-        /// Seconds to wait for every container to be healthy.
-        #[arg(long, value_name = "SECS", default_value_t = UP_TIMEOUT_SECS)]
-        timeout: u64,
-        /// Print the result as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Up(UpArgs),
     /// Stop the stack's containers; images and volumes stay.
     Down {
         /// Environment.
@@ -110,43 +67,79 @@ pub enum Cmd {
     },
 }
 
+/// `lifecycle build`'s arguments.
+#[derive(ClapArgs, Debug, Clone, PartialEq, Eq)]
+pub struct BuildArgs {
+    /// Environment (a table of `[environments]` in stackpilot.toml).
+    #[arg(long, default_value = "dev")]
+    pub env: String,
+    /// The compiled, statically linked service binary.
+    #[arg(long, value_name = "PATH")]
+    pub binary: PathBuf,
+    /// Unique build id (image label and tag suffix).
+    #[arg(long, value_name = "ID")]
+    pub build_id: String,
+    /// Git commit the binary was compiled from.
+    #[arg(long, value_name = "SHA")]
+    pub git_sha: String,
+    /// The work tree had uncommitted changes.
+    #[arg(long)]
+    pub dirty: bool,
+    /// Pinned runtime base image, `stackpilot/runtime:<tag>` [default: from
+    /// infra/images/images.lock, id checked].
+    #[arg(long, value_name = "IMAGE")]
+    pub runtime_image: Option<String>,
+    /// Print the build receipt as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `lifecycle up`'s arguments.
+#[derive(ClapArgs, Debug, Clone, PartialEq, Eq)]
+pub struct UpArgs {
+    /// Environment.
+    #[arg(long, default_value = "dev")]
+    pub env: String,
+    /// Recreate the containers even if nothing changed.
+    #[arg(long)]
+    pub recreate: bool,
+    /// Pinned database image, `stackpilot/postgres:<tag>` [default: from
+    /// infra/images/images.lock, id checked].
+    #[arg(long, value_name = "IMAGE")]
+    pub db_image: Option<String>,
+    /// Override a compose variable for this run (drills), e.g. `--set LOG_LEVEL=debug`.
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = crate::parse_override)]
+    pub overrides: Vec<(String, String)>,
+    /// Seconds to wait for every container to be healthy.
+    #[arg(long, value_name = "SECS", default_value_t = UP_TIMEOUT_SECS)]
+    pub timeout: u64,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
 impl ToArgv for Cmd {
     const TOOL: &'static str = "lifecycle";
 
     fn render(&self, out: &mut Args) {
         match self {
-            Cmd::Build {
-                env,
-                binary,
-                build_id,
-                git_sha,
-                dirty,
-                runtime_image,
-                json,
-            } => out
+            Cmd::Build(b) => out
                 .word("build")
-                .opt("env", env)
-                .opt("binary", binary.display())
-                .opt("build-id", build_id)
-                .opt("git-sha", git_sha)
-                .flag("dirty", *dirty)
-                .opt_some("runtime-image", runtime_image.as_ref())
-                .flag("json", *json),
-            Cmd::Up {
-                env,
-                recreate,
-                db_image,
-                overrides,
-                timeout,
-                json,
-            } => out
+                .opt("env", &b.env)
+                .opt("binary", b.binary.display())
+                .opt("build-id", &b.build_id)
+                .opt("git-sha", &b.git_sha)
+                .flag("dirty", b.dirty)
+                .opt_some("runtime-image", b.runtime_image.as_ref())
+                .flag("json", b.json),
+            Cmd::Up(u) => out
                 .word("up")
-                .opt("env", env)
-                .flag("recreate", *recreate)
-                .opt_some("db-image", db_image.as_ref())
-                .opt_each("set", overrides.iter().map(|(k, v)| format!("{k}={v}")))
-                .opt("timeout", timeout)
-                .flag("json", *json),
+                .opt("env", &u.env)
+                .flag("recreate", u.recreate)
+                .opt_some("db-image", u.db_image.as_ref())
+                .opt_each("set", u.overrides.iter().map(|(k, v)| format!("{k}={v}")))
+                .opt("timeout", u.timeout)
+                .flag("json", u.json),
             Cmd::Down { env, db_image } => out
                 .word("down")
                 .opt("env", env)
@@ -185,7 +178,7 @@ mod tests {
     #[test]
     fn every_subcommand_round_trips_through_its_argv() {
         let values = [
-            Cmd::Build {
+            Cmd::Build(BuildArgs {
                 env: "prod".into(),
                 binary: "target/x/mock-exchange".into(),
                 build_id: "b1".into(),
@@ -193,8 +186,8 @@ mod tests {
                 dirty: true,
                 runtime_image: Some("stackpilot/runtime:1".into()),
                 json: true,
-            },
-            Cmd::Up {
+            }),
+            Cmd::Up(UpArgs {
                 env: "prod".into(),
                 recreate: true,
                 db_image: Some("stackpilot/postgres:1".into()),
@@ -204,7 +197,7 @@ mod tests {
                 ],
                 timeout: 7,
                 json: true,
-            },
+            }),
             Cmd::Down {
                 env: "prod".into(),
                 db_image: Some("stackpilot/postgres:1".into()),

@@ -409,6 +409,25 @@ pub struct BuildRequest {
     pub runtime_image: PinnedImage,
 }
 
+impl BuildRequest {
+    /// The request `lifecycle build` was given; without `--runtime-image` the image lock
+    /// of `repo` pins the runtime image.
+    pub fn from_args(args: &cli::BuildArgs, repo: &Path) -> Result<Self, LifecycleError> {
+        Ok(BuildRequest {
+            env: args.env.clone(),
+            binary: args.binary.clone(),
+            build_id: args.build_id.clone(),
+            git_sha: args.git_sha.clone(),
+            dirty: args.dirty,
+            runtime_image: PinnedImage::flag_or_lock(
+                args.runtime_image.as_deref(),
+                repo,
+                LOCK_RUNTIME,
+            )?,
+        })
+    }
+}
+
 /// The `docker build` arguments (after the program) for a prepared context. The build
 /// args are the ones `apps/mock-exchange/Dockerfile` declares; the provenance labels are
 /// also set on the command line so they hold whatever the Dockerfile does.
@@ -620,6 +639,20 @@ pub struct UpRequest {
     pub overrides: Vec<(String, String)>,
     /// How long to wait for every container to be healthy.
     pub timeout: Duration,
+}
+
+impl UpRequest {
+    /// The request `lifecycle up` was given; without `--db-image` the image lock of `repo`
+    /// pins the database image.
+    pub fn from_args(args: &cli::UpArgs, repo: &Path) -> Result<Self, LifecycleError> {
+        Ok(UpRequest {
+            env: args.env.clone(),
+            recreate: args.recreate,
+            db_image: PinnedImage::flag_or_lock(args.db_image.as_deref(), repo, LOCK_POSTGRES)?,
+            overrides: args.overrides.clone(),
+            timeout: Duration::from_secs(args.timeout),
+        })
+    }
 }
 
 /// One container of the stack, as `status` shows it.

@@ -3,7 +3,6 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Parser;
 use lifecycle::cli::{Cli, Cmd};
@@ -14,8 +13,8 @@ use stackpilot_core::output::{Format, print};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let instead = match &cli.command {
-        Cmd::Build { .. } => "make demo",
-        Cmd::Up { .. } => "make up",
+        Cmd::Build(_) => "make demo",
+        Cmd::Up(_) => "make up",
         Cmd::Down { .. } => "make down",
         Cmd::LoadImage { .. } => "make deploy",
         Cmd::Status { .. } => "make verify",
@@ -28,30 +27,10 @@ fn run(allowed: &ctx_guard::Allowed, command: Cmd) -> Result<(), LifecycleError>
     let cfg = Config::load(&repo.join(stackpilot_core::config::CONFIG_FILE))?;
     let site = Site::on_node(&cfg);
     match command {
-        Cmd::Build {
-            env,
-            binary,
-            build_id,
-            git_sha,
-            dirty,
-            runtime_image,
-            json,
-        } => {
-            let runtime_image = lifecycle::PinnedImage::flag_or_lock(
-                runtime_image.as_deref(),
-                &site.repo,
-                lifecycle::LOCK_RUNTIME,
-            )?;
-            let req = BuildRequest {
-                env,
-                binary,
-                build_id,
-                git_sha,
-                dirty,
-                runtime_image,
-            };
+        Cmd::Build(args) => {
+            let req = BuildRequest::from_args(&args, &site.repo)?;
             let r = lifecycle::build(allowed, &cfg, &site, &req)?;
-            if json {
+            if args.json {
                 match serde_json::to_string_pretty(&r) {
                     Ok(text) => stackpilot_core::outln!("{text}"),
                     Err(e) => eprintln!("lifecycle: cannot print the receipt as JSON: {e}"),
@@ -68,28 +47,10 @@ fn run(allowed: &ctx_guard::Allowed, command: Cmd) -> Result<(), LifecycleError>
                     .display()
             );
         }
-        Cmd::Up {
-            env,
-            recreate,
-            db_image,
-            overrides,
-            timeout,
-            json,
-        } => {
-            let db_image = lifecycle::PinnedImage::flag_or_lock(
-                db_image.as_deref(),
-                &site.repo,
-                lifecycle::LOCK_POSTGRES,
-            )?;
-            let req = UpRequest {
-                env,
-                recreate,
-                db_image,
-                overrides,
-                timeout: Duration::from_secs(timeout),
-            };
+        Cmd::Up(args) => {
+            let req = UpRequest::from_args(&args, &site.repo)?;
             let report = lifecycle::up(allowed, &cfg, &site, &req)?;
-            print(&report, Format::from_json_flag(json));
+            print(&report, Format::from_json_flag(args.json));
         }
         Cmd::Down { env, db_image } => {
             lifecycle::down(allowed, &cfg, &site, &env, db_image.as_deref())?;
