@@ -262,12 +262,12 @@ pub fn demo_reviewer_timed(t: &Target) -> (Phases, Result<(), Error>) {
 pub fn logs(t: &Target, lines: &str, follow: bool) -> Result<(), Error> {
     let mut phases = Phases::default();
     tools(&mut phases)?;
-    let logs = ::deploy::cli::Cmd::Logs {
+    let logs = ::deploy::cli::Cmd::Logs(::deploy::cli::Logs {
         env: t.env.clone(),
         service: "api".into(),
         lines: lines.to_string(),
         since: None,
         follow,
-    };
+    });
     t.node_output(&logs.call())
 }

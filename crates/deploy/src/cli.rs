@@ -98,23 +98,27 @@ pub enum Cmd {
         env: String,
     },
     /// ENV's service logs (api by default) from the engine's log store.
-    Logs {
-        /// Environment.
-        #[arg(long)]
-        env: String,
-        /// Service (`api`, `db`).
-        #[arg(long, default_value = "api")]
-        service: String,
-        /// Lines from the end (`all` for every line).
-        #[arg(long, default_value = "100")]
-        lines: String,
-        /// Only lines since this time (RFC 3339).
-        #[arg(long)]
-        since: Option<String>,
-        /// Keep following.
-        #[arg(long)]
-        follow: bool,
-    },
+    Logs(Logs),
+}
+
+/// `deploy logs`: which lines of which service's log.
+#[derive(clap::Args, Debug, Clone, PartialEq, Eq)]
+pub struct Logs {
+    /// Environment.
+    #[arg(long)]
+    pub env: String,
+    /// Service (`api`, `db`).
+    #[arg(long, default_value = "api")]
+    pub service: String,
+    /// Lines from the end (`all` for every line).
+    #[arg(long, default_value = "100")]
+    pub lines: String,
+    /// Only lines since this time (RFC 3339).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Keep following.
+    #[arg(long)]
+    pub follow: bool,
 }
 
 /// `make logs TAIL=`: a positive number of lines or `all`, checked while parsing so a
@@ -177,19 +181,13 @@ impl ToArgv for Cmd {
             Cmd::Unlock { env, lock } => out.word("unlock").opt("env", env).opt("lock", lock),
             Cmd::InstallService { env } => out.word("install-service").opt("env", env),
             Cmd::State { env } => out.word("state").opt("env", env),
-            Cmd::Logs {
-                env,
-                service,
-                lines,
-                since,
-                follow,
-            } => out
+            Cmd::Logs(l) => out
                 .word("logs")
-                .opt("env", env)
-                .opt("service", service)
-                .opt("lines", lines)
-                .opt_some("since", since.as_ref())
-                .flag("follow", *follow),
+                .opt("env", &l.env)
+                .opt("service", &l.service)
+                .opt("lines", &l.lines)
+                .opt_some("since", l.since.as_ref())
+                .flag("follow", l.follow),
         };
     }
 }
@@ -249,13 +247,13 @@ mod tests {
             },
             Cmd::InstallService { env: env() },
             Cmd::State { env: env() },
-            Cmd::Logs {
+            Cmd::Logs(Logs {
                 env: env(),
                 service: "db".into(),
                 lines: "all".into(),
                 since: Some("2026-11-30T20:00:00Z".into()),
                 follow: true,
-            },
+            }),
         ];
         assert_eq!(round_trip::<Cli, _>(&values, |c| Some(c.command)), Ok(()));
     }

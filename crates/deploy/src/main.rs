@@ -89,22 +89,8 @@ fn run(allowed: &ctx_guard::Allowed, command: Cmd) -> Result<(), DeployError> {
             });
             stackpilot_core::outln!("{v}");
         }
-        Cmd::Logs {
-            env,
-            service,
-            lines,
-            since,
-            follow,
-        } => {
-            let mut cmd = deploy::node::logs_command(
-                &cfg,
-                &site,
-                &env,
-                &service,
-                &lines,
-                since.as_deref(),
-                follow,
-            )?;
+        Cmd::Logs(logs) => {
+            let mut cmd = deploy::node::logs_command(&cfg, &site, &logs)?;
             let line = deploy::local::render(&cmd);
             let status = cmd.status().map_err(|e| DeployError::Command {
                 command: line.clone(),

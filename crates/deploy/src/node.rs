@@ -251,24 +251,20 @@ pub fn self_check(
     }
 }
 
-/// `docker logs` of `env`'s `service` container: `--timestamps`, the last `lines`
+/// `docker logs` of the asked service's container: `--timestamps`, the last `lines`
 /// (`all` for everything), since `since` (RFC 3339) when given, following when `follow`.
 pub fn logs_command(
     cfg: &Config,
     site: &Site,
-    env: &str,
-    service: &str,
-    lines: &str,
-    since: Option<&str>,
-    follow: bool,
+    logs: &crate::cli::Logs,
 ) -> Result<Command, DeployError> {
-    let id = service_container(cfg, site, env, service)?;
+    let id = service_container(cfg, site, &logs.env, &logs.service)?;
     let mut cmd = Command::new("docker");
-    cmd.args(["logs", "--timestamps", "--tail", lines]);
-    if let Some(s) = since {
+    cmd.args(["logs", "--timestamps", "--tail", &logs.lines]);
+    if let Some(s) = &logs.since {
         cmd.args(["--since", s]);
     }
-    if follow {
+    if logs.follow {
         cmd.arg("--follow");
     }
     cmd.arg(&id);

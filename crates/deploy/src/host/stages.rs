@@ -346,13 +346,13 @@ pub fn observability<N: NodeOps + ?Sized>(
     let (after, text) = heartbeat(node, env);
     log.push_str(&format!("GET /metrics (end of window):\n{text}\n"));
     let logs = node.run_tool(
-        &DeployCmd::Logs {
+        &DeployCmd::Logs(crate::cli::Logs {
             env: env.into(),
             service: "api".into(),
             lines: "all".into(),
             since: Some(switch_started.into()),
             follow: false,
-        }
+        })
         .call(),
     );
     let counts = match &logs {

@@ -173,7 +173,7 @@ impl NodeOps for FakeNode {
                 self.images.borrow_mut().remove(&tag);
                 self.capture(&line, true, "removed\n".into())
             }
-            Cmd::Logs { .. } => self.capture(
+            Cmd::Logs(_) => self.capture(
                 &line,
                 true,
                 "{\"level\":\"INFO\",\"msg\":\"listening\"}\n".into(),
