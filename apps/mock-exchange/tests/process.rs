@@ -189,17 +189,25 @@ fn redact_report(report: &str, pg: &pg_harness::PgServer, server: Option<&str>) 
         .join("\n")
 }
 
+/// `mock-exchange self-check` against `url`: its exit code and what it printed.
+fn self_check(url: &str) -> (Option<i32>, String) {
+    let out = command(&[("DATABASE_URL", url)])
+        .arg("self-check")
+        .output()
+        .expect("run");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 #[test]
 fn self_check_reports_the_schema_version_and_exits_0() {
     let pg = postgres();
     let _svc = ready_service(&pg, &[]); // applies the migrations
     let url = pg.admin_url("postgres");
-    let out = command(&[("DATABASE_URL", &url)])
-        .arg("self-check")
-        .output()
-        .expect("run");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let (code, stdout) = self_check(&url);
+    assert_eq!(code, Some(0), "{stdout}");
     assert!(!stdout.contains(pg.password()), "password leaked: {stdout}");
     let server = pg.psql("postgres", "SHOW server_version").expect("version");
     insta::assert_snapshot!("self_check_ok", redact_report(&stdout, &pg, Some(&server)));
@@ -209,21 +217,13 @@ fn self_check_reports_the_schema_version_and_exits_0() {
 fn self_check_exits_1_when_migrations_are_pending_or_the_database_is_unreachable() {
     let pg = postgres();
     let url = pg.admin_url("postgres");
-    let out = command(&[("DATABASE_URL", &url)])
-        .arg("self-check")
-        .output()
-        .expect("run");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let (code, stdout) = self_check(&url);
+    assert_eq!(code, Some(1), "{stdout}");
     assert!(stdout.contains("migrations pending"), "{stdout}");
 
     pg.stop().expect("stop");
-    let out = command(&[("DATABASE_URL", &url)])
-        .arg("self-check")
-        .output()
-        .expect("run");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let (code, stdout) = self_check(&url);
+    assert_eq!(code, Some(1), "{stdout}");
     insta::assert_snapshot!("self_check_unreachable", redact_report(&stdout, &pg, None));
 }
 
