@@ -1,6 +1,8 @@
 //! Transports: how the host runs a command inside a lab node.
 //!
-//! VM providers go through `vagrant ssh NODE -c`; the docker provider through
+//! VM providers go through plain `ssh` with the configuration `vagrant ssh-config` gave
+//! (cached per machine, see [`ssh_route`]), or `vagrant ssh NODE -c` when there is none; the
+//! docker provider through
 //! `docker exec <container id>`, the id read from Vagrant's machine directory (Debian's
 //! Vagrant 2.3.4 `vagrant docker-exec` is broken). Every command runs from [`NODE_REPO`].
 //! Errors name the node and the command.
@@ -9,6 +11,8 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod ssh_route;
 
 use crate::config::{Provider, Reach};
 use crate::exit::{Exit, ExitStatus};
@@ -233,6 +237,15 @@ impl Transport {
             } => {
                 let quoted: Vec<String> = argv.iter().map(|a| shell_quote(a)).collect();
                 let script = format!("cd {NODE_REPO} && exec {}", quoted.join(" "));
+                if let Some(config) = ssh_route::config_file(vagrant_dir, node, *provider) {
+                    let mut c = Command::new("ssh");
+                    c.arg("-F")
+                        .arg(config)
+                        .args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=20"])
+                        .arg(if io == Io::Terminal { "-t" } else { "-T" })
+                        .args([node.as_str(), "--", &script]);
+                    return c;
+                }
                 let mut c = vagrant_command(vagrant_dir, *provider);
                 c.args(["ssh", node.as_str()]);
                 if io == Io::Terminal {
@@ -381,6 +394,20 @@ impl Transport {
         }
     }
 
+    /// ssh exits 255 for its own failures (no route, refused, host gone): the cached route
+    /// may be stale (a new address after the VM's restart), so the next command asks Vagrant.
+    fn forget_route_after(&self, status: &str) {
+        if let Transport::VagrantSsh {
+            vagrant_dir,
+            node,
+            provider,
+        } = self
+            && status.contains("255")
+        {
+            ssh_route::forget(vagrant_dir, node, *provider);
+        }
+    }
+
     fn spawn_error(&self, command: &str, source: std::io::Error) -> TransportError {
         TransportError::Spawn {
             node: self.node().to_string(),
@@ -390,6 +417,7 @@ impl Transport {
     }
 
     fn failed(&self, command: &str, status: String, stderr: String) -> TransportError {
+        self.forget_route_after(&status);
         TransportError::Failed {
             node: self.node().to_string(),
             command: command.to_string(),
@@ -460,6 +488,39 @@ mod tests {
         cmd.get_args()
             .map(|a| a.to_string_lossy().into_owned())
             .collect()
+    }
+
+    #[test]
+    fn a_vm_with_a_cached_route_is_reached_by_plain_ssh_and_a_failed_route_is_dropped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let machine = machine_dir(dir.path(), "control").join("libvirt");
+        std::fs::create_dir_all(&machine).expect("machine dir");
+        std::fs::write(machine.join("id"), "m-1").expect("id");
+        let text =
+            ssh_route::cached_text("m-1", "control", "Host control\n  Port 22\n").expect("route");
+        let route = machine.join("stackpilot-ssh-config");
+        std::fs::write(&route, text).expect("route file");
+        let t = Transport::VagrantSsh {
+            vagrant_dir: dir.path().to_path_buf(),
+            node: "control".into(),
+            provider: Provider::Libvirt,
+        };
+        let cmd = t.command(&["docker", "info"], false);
+        assert_eq!(cmd.get_program(), "ssh");
+        let a = args(&cmd);
+        assert_eq!(a[..2], ["-F".to_string(), route.display().to_string()]);
+        assert!(a.contains(&"-T".to_string()), "{a:?}");
+        assert_eq!(
+            a[a.len() - 3..],
+            ["control", "--", "cd /vagrant && exec docker info"]
+        );
+        let shell = args(&t.interactive_command(&["bash", "-l"]));
+        assert!(shell.contains(&"-t".to_string()), "{shell:?}");
+        // ssh's own failure (255) drops the route; a command's failure does not.
+        let _ = t.failed("x", "exit status: 1".into(), String::new());
+        assert!(route.exists());
+        let _ = t.failed("x", "exit status: 255".into(), String::new());
+        assert!(!route.exists());
     }
 
     #[test]
