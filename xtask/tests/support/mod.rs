@@ -215,14 +215,31 @@ pub fn seed_dependencies(from: &Path, to: &Path, profiles: &[&str]) {
                 .filter(|e| !is_workspace_output(&e.file_name().to_string_lossy()))
                 .map(|e| e.path())
                 .collect();
-            for chunk in picked.chunks(500) {
-                let ok = Command::new("cp")
+            let cp = |paths: &[PathBuf]| {
+                Command::new("cp")
                     .arg("-a")
-                    .args(chunk)
+                    .args(paths)
                     .arg(&dst)
+                    .stderr(std::process::Stdio::null())
                     .status()
-                    .is_ok_and(|s| s.success());
-                assert!(ok, "seeding {} from {}", dst.display(), src.display());
+                    .is_ok_and(|s| s.success())
+            };
+            for chunk in picked.chunks(500) {
+                if cp(chunk) {
+                    continue;
+                }
+                // Another build in `from` (a lab test compiling the node tools) may have
+                // removed its temporaries (codegen units) since the listing: what is gone
+                // was not an output; everything still there must copy.
+                for path in chunk.iter().filter(|p| p.exists()) {
+                    assert!(
+                        cp(std::slice::from_ref(path)) || !path.exists(),
+                        "seeding {} from {}: cp -a {} failed",
+                        dst.display(),
+                        src.display(),
+                        path.display()
+                    );
+                }
             }
         }
     }
