@@ -3,7 +3,6 @@
 use std::thread;
 use std::time::Duration;
 
-
 use crate::lab::LabError;
 use crate::probe::{answers_200, describe_samples, wait_sample, watch_api};
 use crate::samples::{self, Sample};
@@ -62,7 +61,10 @@ fn experiment(r: &mut Run) -> Result<(), LabError> {
             describe_samples(&bad)
         ),
     );
-    r.check_api_not_restarted("api not restarted (no restart loop)", (&api_id, restarts_before))?;
+    r.check_api_not_restarted(
+        "api not restarted (no restart loop)",
+        (&api_id, restarts_before),
+    )?;
     let t_restore = r.restore("lifecycle up (env file's password)", || {
         lab.start(&[])
             .map(|()| "api recreated with the env file's password".to_string())

@@ -37,7 +37,10 @@ fn experiment(r: &mut Run) -> Result<(), LabError> {
     r.check(
         "the manager leads the swarm again",
         leads.is_some(),
-        format!("{manager} ready and leader within {} s", BACK_LIMIT.as_secs()),
+        format!(
+            "{manager} ready and leader within {} s",
+            BACK_LIMIT.as_secs()
+        ),
         leads.map_or("not back".into(), |t| {
             format!("after {} ms", t.saturating_sub(t_restart))
         }),

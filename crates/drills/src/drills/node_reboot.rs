@@ -5,9 +5,7 @@ use std::time::Duration;
 use stackpilot_core::http::{self, TcpOutcome};
 
 use crate::lab::{Golden, LabError, LabOps};
-use crate::probe::{
-    Sampler, check_orders, create_orders, wait_sample,
-};
+use crate::probe::{Sampler, check_orders, create_orders, wait_sample};
 use crate::sequence::{Drill, Run, Undone};
 
 /// The drill.

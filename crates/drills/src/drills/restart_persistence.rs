@@ -1,11 +1,7 @@
 //! Orders survive `make down` + `make up` and `make clean` + `make demo`.
 
-
-
 use crate::lab::{Golden, LabError};
-use crate::probe::{
-    check_orders, create_orders,
-};
+use crate::probe::{check_orders, create_orders};
 use crate::sequence::{Drill, Run, nothing_to_undo};
 
 /// The drill.
