@@ -184,7 +184,7 @@ impl Registry {
 
     /// Removes an environment's repository from the registry (every tag and manifest), then
     /// garbage-collects its blobs and restarts the registry. No change when it is not
-    /// running (nothing was ever pushed in swarm mode).
+    /// running or holds nothing of `project`.
     pub fn remove_repository(&self, project: &str) -> Result<(), Error> {
         let t = self.transport()?;
         let state = t
@@ -203,6 +203,13 @@ impl Registry {
             return Ok(());
         }
         let dir = format!("{STORAGE}/docker/registry/v2/repositories/{project}");
+        // Nothing pushed yet: no repository to remove, and the garbage collector of a
+        // registry that never stored a repository fails ("Path not found").
+        if t.output(&["docker", "exec", CONTAINER, "test", "-d", &dir], CALL)
+            .is_err()
+        {
+            return Ok(());
+        }
         t.output(&["docker", "exec", CONTAINER, "rm", "-rf", &dir], CALL)?;
         t.output(
             &[
