@@ -1,6 +1,8 @@
 //! Swarm mode end to end on the docker provider: control, worker1 and worker2 form a real
 //! Docker Swarm, the app is built on control, pushed to the lab registry and deployed by
-//! digest with `docker stack deploy`; then `destroy` leaves nothing of the lab behind.
+//! digest with `docker stack deploy`; verify passes without a mutating engine event and
+//! fails at the fault's layer (a drained worker, a missing task, another digest); the
+//! three swarm drills pass; then `destroy` leaves nothing of the lab behind.
 //!
 //! The test name starts with `e2e_`: nextest runs it alone in the `lab` group.
 
@@ -38,20 +40,26 @@ fn xtask(args: &[&str]) -> Output {
 
 /// Runs a command inside a node container; its stdout, or a panic with its stderr.
 fn on(node: &str, argv: &[&str]) -> String {
+    try_on(node, argv).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Runs a command inside a node container; its stdout, or what went wrong.
+fn try_on(node: &str, argv: &[&str]) -> Result<String, String> {
     let p = root().join(format!("vagrant/.vagrant/machines/{node}/docker/id"));
-    let id = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    let id = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
     let out = Command::new("docker")
         .arg("exec")
         .arg(id.trim())
         .args(argv)
         .output()
-        .expect("docker exec runs");
-    assert!(
-        out.status.success(),
-        "{node}: {argv:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+        .map_err(|e| format!("docker exec: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{node}: {argv:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// A node's address from `lab status --json` (named labs choose their own subnet).
@@ -174,26 +182,25 @@ fn e2e_swarm_demo_reviewer_spans_the_nodes_then_destroy_leaves_nothing() {
     let registry = format!("{}:5000/{STACK}/mock-exchange@sha256:", address("control"));
     assert!(image.trim().starts_with(&registry), "{image}");
     for w in ["worker1", "worker2"] {
-        let ids = on(
+        // A task pulled by digest has no tag to inspect: ask its container for the image id.
+        let container = on(
             w,
             &[
                 "docker",
                 "ps",
+                "-q",
                 "--filter",
                 &format!("label=com.docker.stack.namespace={STACK}"),
-                "--format",
-                "{{.Image}}",
             ],
         );
         let pulled = on(
             w,
             &[
                 "docker",
-                "image",
                 "inspect",
                 "--format",
-                "{{.Id}}",
-                ids.trim(),
+                "{{.Image}}",
+                container.trim(),
             ],
         );
         assert_eq!(
@@ -223,6 +230,85 @@ fn e2e_swarm_demo_reviewer_spans_the_nodes_then_destroy_leaves_nothing() {
     );
     assert_eq!(read.answer().map(|(s, _)| s), Some(200), "{read:?}");
 
+    // Verify is read-only: no engine of the swarm records a mutating event while it runs.
+    verify_mutates_nothing();
+
+    // Verify names the layer of the fault, and passes again once the fault is undone.
+    let api = format!("{STACK}_api");
+    fails_at(
+        "a drained worker",
+        &[
+            "docker",
+            "node",
+            "update",
+            "--availability",
+            "drain",
+            "worker2",
+        ],
+        1,
+        &[
+            "docker",
+            "node",
+            "update",
+            "--availability",
+            "active",
+            "worker2",
+        ],
+    );
+    fails_at(
+        "a missing api task",
+        &[
+            "docker",
+            "service",
+            "scale",
+            "--detach",
+            &format!("{api}=1"),
+        ],
+        2,
+        &[
+            "docker",
+            "service",
+            "scale",
+            "--detach",
+            &format!("{api}=2"),
+        ],
+    );
+    let other = other_digest(image.trim());
+    let deployed = image.trim();
+    let update = [
+        "docker",
+        "service",
+        "update",
+        "--detach",
+        "--no-resolve-image",
+    ];
+    fails_at(
+        "an api replica on another digest",
+        &[&update[..], &["--image", &other, &api]].concat(),
+        5,
+        &[&update[..], &["--image", deployed, &api]].concat(),
+    );
+
+    // The three swarm drills pass, with their figures.
+    let out = xtask(&["drills", "run", "all", "--json"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let doc: serde_json::Value = text
+        .find("{\n")
+        .and_then(|i| serde_json::from_str(&text[i..]).ok())
+        .unwrap_or_else(|| panic!("drills --json printed no JSON document: {text}"));
+    for j in doc["journals"].as_array().expect("journals") {
+        eprintln!(
+            "drill {} {}: {} figures {}",
+            j["drill"], j["verdict"], j["reason"], j["figures"]
+        );
+    }
+    assert!(out.status.success(), "make drills MODE=swarm failed");
+    let names: Vec<&str> = doc["journals"]
+        .as_array()
+        .map(|js| js.iter().filter_map(|j| j["drill"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(names, ["node-loss", "rolling-update", "manager-restart"]);
+
     // Destroy: no node, engine volume (swarm state, registry, db data) or network is left.
     let out = xtask(&["destroy"]);
     assert!(out.status.success(), "make destroy MODE=swarm failed");
@@ -234,4 +320,129 @@ fn e2e_swarm_demo_reviewer_spans_the_nodes_then_destroy_leaves_nothing() {
     assert_eq!(lab_objects(&["ps", "-a"]), "", "lab containers left");
     assert_eq!(lab_objects(&["volume", "ls"]), "", "lab volumes left");
     assert_eq!(lab_objects(&["network", "ls"]), "", "lab network left");
+}
+
+/// `xtask verify --json` in swarm mode: its exit status and report.
+fn verify_json() -> (bool, serde_json::Value) {
+    let o = xtask(&["verify", "--json"]);
+    let report = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "verify --json printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&o.stdout)
+        )
+    });
+    (o.status.success(), report)
+}
+
+/// The first failed check of a report (id and layer), if any.
+fn first_failure(report: &serde_json::Value) -> Option<(String, u64)> {
+    let c = report["checks"]
+        .as_array()?
+        .iter()
+        .find(|c| c["verdict"] == "fail")?;
+    Some((c["id"].as_str()?.to_string(), c["layer"].as_u64()?))
+}
+
+/// Verifies until the report passes (`layer` None) or its first failure is at `layer`;
+/// panics with the last report after `limit`.
+fn verify_until(layer: Option<u64>, limit: Duration) -> serde_json::Value {
+    let started = Instant::now();
+    loop {
+        let (passed, report) = verify_json();
+        let at = first_failure(&report).map(|(_, l)| l);
+        if (layer.is_none() && passed) || (layer.is_some() && !passed && at == layer) {
+            return report;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "verify: wanted {}, last report: {report}",
+            layer.map_or("a pass".into(), |l| format!("a failure at layer {l}"))
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
+/// Applies `fault` on the manager, asserts that verify fails first at `layer`, undoes it
+/// with `undo` and waits for verify to pass again.
+fn fails_at(what: &str, fault: &[&str], layer: u64, undo: &[&str]) {
+    let undone = Undo::new(what, || try_on("control", undo).map(drop));
+    on("control", fault);
+    let report = verify_until(Some(layer), Duration::from_secs(120));
+    let (id, _) = first_failure(&report).expect("a failure");
+    eprintln!("--- {what}: verify fails first at layer {layer}, {id}");
+    undone.now();
+    verify_until(None, Duration::from_secs(180));
+}
+
+/// Another image than `deployed` in the lab registry (the same build with one more label),
+/// by digest.
+fn other_digest(deployed: &str) -> String {
+    let repo = deployed.split('@').next().expect("a repository");
+    let tag = format!("{repo}:e2e-other");
+    let dockerfile = format!("FROM {deployed}\nLABEL io.stackpilot.e2e=other\n");
+    on(
+        "control",
+        &[
+            "sh",
+            "-c",
+            &format!(
+                "printf '{dockerfile}' | docker build -q -t {tag} - && docker push {tag} >/dev/null"
+            ),
+        ],
+    );
+    let digest = on(
+        "control",
+        &[
+            "docker",
+            "image",
+            "inspect",
+            "--format",
+            "{{index .RepoDigests 0}}",
+            &tag,
+        ],
+    );
+    digest.trim().to_string()
+}
+
+/// Records every node engine's events around one verify run; none may mutate. The engines'
+/// own healthchecks (exec_create/exec_start naming the healthcheck command, exec_die) are
+/// allowed, as in compose mode.
+fn verify_mutates_nothing() {
+    let nodes = ["control", "worker1", "worker2"];
+    let since: Vec<String> = nodes
+        .iter()
+        .map(|n| on(n, &["date", "+%s.%N"]).trim().to_string())
+        .collect();
+    let (passed, report) = verify_json();
+    assert!(passed, "make verify MODE=swarm failed: {report}");
+    for (n, since) in nodes.iter().zip(&since) {
+        let until = on(n, &["date", "+%s.%N"]);
+        let events = on(
+            n,
+            &[
+                "docker",
+                "events",
+                "--since",
+                since,
+                "--until",
+                until.trim(),
+                "--format",
+                "{{.Type}} {{.Action}}",
+            ],
+        );
+        let actions: Vec<&str> = events
+            .lines()
+            .filter_map(|l| l.split_once(' ').map(|(_, a)| a))
+            .filter(|a| {
+                !(a.contains("/app/mock-exchange healthcheck")
+                    || a.contains("pg_isready")
+                    || *a == "exec_die")
+            })
+            .collect();
+        assert_eq!(
+            verify::events::mutating(&actions),
+            Vec::<&str>::new(),
+            "verify caused mutating events on {n}'s engine: {events}"
+        );
+    }
 }
