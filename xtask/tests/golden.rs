@@ -179,18 +179,9 @@ fn e2e_demo_reviewer_then_clean_room_rebuilds_and_keeps_data() {
             "docker events --since {since} --until {until} --format '{{{{.Type}}}} {{{{.Action}}}}'"
         ),
     );
-    let actions: Vec<&str> = events
-        .lines()
-        .filter_map(|l| l.split_once(' ').map(|(_, a)| a))
-        .filter(|a| {
-            !(a.contains("/app/mock-exchange healthcheck")
-                || a.contains("pg_isready")
-                || *a == "exec_die")
-        })
-        .collect();
     assert_eq!(
-        verify::events::mutating(&actions),
-        Vec::<&str>::new(),
+        support::mutating_events(&events),
+        Vec::<String>::new(),
         "verify caused mutating events on the node engine: {events}"
     );
     let image_check = check(&report, "provenance.image-id")["reason"].to_string();

@@ -430,18 +430,9 @@ fn verify_mutates_nothing() {
                 "{{.Type}} {{.Action}}",
             ],
         );
-        let actions: Vec<&str> = events
-            .lines()
-            .filter_map(|l| l.split_once(' ').map(|(_, a)| a))
-            .filter(|a| {
-                !(a.contains("/app/mock-exchange healthcheck")
-                    || a.contains("pg_isready")
-                    || *a == "exec_die")
-            })
-            .collect();
         assert_eq!(
-            verify::events::mutating(&actions),
-            Vec::<&str>::new(),
+            support::mutating_events(&events),
+            Vec::<String>::new(),
             "verify caused mutating events on {n}'s engine: {events}"
         );
     }

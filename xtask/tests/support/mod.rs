@@ -244,3 +244,23 @@ pub fn seed_dependencies(from: &Path, to: &Path, profiles: &[&str]) {
         }
     }
 }
+
+/// The mutating actions in `docker events --format '{{.Type}} {{.Action}}'` output, for the
+/// proof that verify changes nothing. The engine's own healthchecks are not verify's doing:
+/// their exec_create/exec_start name the healthcheck command, and exec_die names no command
+/// (an exec that changed something would show in its exec_create).
+pub fn mutating_events(events: &str) -> Vec<String> {
+    let actions: Vec<&str> = events
+        .lines()
+        .filter_map(|l| l.split_once(' ').map(|(_, a)| a))
+        .filter(|a| {
+            !(a.contains("/app/mock-exchange healthcheck")
+                || a.contains("pg_isready")
+                || *a == "exec_die")
+        })
+        .collect();
+    verify::events::mutating(&actions)
+        .into_iter()
+        .map(String::from)
+        .collect()
+}
