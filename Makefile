@@ -4,7 +4,7 @@ NODE ?= control
 ENV ?= dev
 export NODE ENV
 
-.PHONY: help up demo verify down clean demo-reviewer halt destroy shell lab-status images test check ci drill drills
+.PHONY: help up demo verify down clean demo-reviewer halt destroy shell lab-status images test test-vm check ci drill drills
 
 help: ## list the targets
 	@cargo xtask help-targets
@@ -68,8 +68,11 @@ lab-status: ## the labs on this host and their checkouts, then each node's provi
 images: ## build every lab image locally (nothing pulled), checked against the image lock
 	cargo xtask images
 
-test: ## format check, clippy (warnings denied) and the whole test suite
+test: ## format check, clippy (warnings denied) and the whole test suite (but the VM e2e: make test-vm)
 	cargo xtask test
+
+test-vm: ## the libvirt VM e2e alone (one VM under TCG, about an hour here): lab up, demo-reviewer, ctx-guard, drills, deploy, reboots, destroy
+	cargo xtask test-vm
 
 ci: ## runtime verification: capabilities, checks, lab e2e when possible (else skipped), teardown always; ci/logs/
 	cargo xtask ci

@@ -30,8 +30,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Install what the test suite needs, then format check, clippy (warnings denied) and
-    /// every test of the workspace (`make test`).
+    /// every test of the workspace but the VM e2e (`make test`).
     Test,
+    /// The libvirt VM e2e alone: one VM under TCG through the golden path, drills, deploy,
+    /// reboots and destroy (`make test-vm`; about an hour on a 2-core host).
+    TestVm,
     /// Repo-level contracts without Docker: pinned images, no secrets, Makefile and
     /// workflow shape, ctx-guard first, verify read-only; then format, lint, unit tests
     /// (`make check`).
@@ -182,6 +185,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Test => test::run(),
+        Cmd::TestVm => test::vm(),
         Cmd::Check => check::run(),
         Cmd::Ci => ci::run(),
         Cmd::HelpTargets => help_targets(),

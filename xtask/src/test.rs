@@ -15,6 +15,27 @@ use ::lab::prereq;
 /// passing tests' output, where the skip markers are (see .config/nextest.toml).
 const PROFILE: &str = "make-test";
 
+/// The test make test leaves out (the profile's default-filter) and make test-vm runs.
+const VM_E2E: &str = "xtask::vm_libvirt e2e_vm_libvirt_*";
+
+/// `make test-vm`: the libvirt VM e2e alone, its output as it runs.
+pub fn vm() -> Result<(), Error> {
+    prereq::ensure(prereq::EntryPoint::Test)?;
+    step(
+        "vm e2e",
+        Command::new("cargo").args([
+            "nextest",
+            "run",
+            "--locked",
+            "-p",
+            "xtask",
+            "--test",
+            "vm_libvirt",
+            "--no-capture",
+        ]),
+    )
+}
+
 /// Runs the whole test suite the way CI does.
 pub fn run() -> Result<(), Error> {
     prereq::ensure(prereq::EntryPoint::Test)?;
@@ -56,6 +77,7 @@ pub fn run() -> Result<(), Error> {
         // `--show-output` prints passing tests' output too: the skip markers are in it.
         libtest_run()
     };
+    eprintln!("==> tests: not run here: the libvirt VM e2e ({VM_E2E}); run it with make test-vm");
     match &skipped {
         Some(s) => eprint!("{}", suite::skipped_report(s)),
         None => eprintln!("==> tests: skipped tests could not be counted"),
