@@ -13,7 +13,7 @@ use stackpilot_core::time::millis;
 use crate::lab::LabError;
 use crate::samples::{self, OrderAttempt, POLL_MS, Sample};
 use crate::sequence::Run;
-use crate::swarm::SpreadLoad;
+use crate::swarm::{Failover, SpreadLoad};
 
 /// Probe timeouts: a failing request must fail within 1 s; one that does not is a hang.
 pub(crate) const PROBE: Timeouts = Timeouts {
@@ -217,15 +217,20 @@ pub(crate) fn spread_load(
     nodes: &[(String, SocketAddr)],
     clients: usize,
     pause: Duration,
+    failover: Failover,
 ) -> SpreadLoad {
-    let load = SpreadLoad::start(nodes, clients, pause, r.start);
+    let load = SpreadLoad::start(nodes, clients, pause, failover, r.start);
     let names: Vec<&str> = nodes.iter().map(|(n, _)| n.as_str()).collect();
     r.observe(
         "load",
         format!(
-            "{clients} clients posting orders round-robin to {}, {} ms pause each",
+            "{clients} clients posting orders round-robin to {}, {} ms pause each{}",
             names.join(", "),
-            pause.as_millis()
+            pause.as_millis(),
+            match failover {
+                Failover::Never => "",
+                Failover::OnRefused => "; a refused connection goes to the next node",
+            }
         ),
     );
     thread::sleep(Duration::from_secs(2));

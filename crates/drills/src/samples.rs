@@ -21,6 +21,9 @@ pub struct Sample {
     pub elapsed_ms: u64,
 }
 
+/// A sample's detail when the connection was refused.
+const REFUSED: &str = "refused";
+
 impl Sample {
     /// A sample from a probe sent at `t_ms`.
     pub fn of(t_ms: u64, probe: &HttpProbe) -> Sample {
@@ -28,7 +31,7 @@ impl Sample {
             HttpOutcome::Answered { status, body } => {
                 (Some(*status), body.chars().take(200).collect())
             }
-            HttpOutcome::Refused => (None, "refused".into()),
+            HttpOutcome::Refused => (None, REFUSED.into()),
             HttpOutcome::Timeout { phase } => (None, format!("timeout ({phase})")),
             HttpOutcome::ResetWithoutAnswer { detail } => (None, format!("reset: {detail}")),
             HttpOutcome::Failed { detail } => (None, format!("failed: {detail}")),
@@ -39,6 +42,11 @@ impl Sample {
             detail,
             elapsed_ms: probe.elapsed_ms,
         }
+    }
+
+    /// The connection was refused: nothing was sent, so the request may go elsewhere.
+    pub fn refused(&self) -> bool {
+        self.status.is_none() && self.detail == REFUSED
     }
 
     /// The server answered with `code`.

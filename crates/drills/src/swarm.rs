@@ -58,10 +58,23 @@ pub(crate) fn require(lab: &dyn crate::LabOps) -> Result<&dyn SwarmOps, LabError
 /// One request of the spread load: which node it went to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeAttempt {
-    /// The node addressed.
+    /// The node addressed (the last one, after a failover).
     pub node: String,
     /// The request.
     pub attempt: OrderAttempt,
+    /// The nodes that refused the connection before (nothing was sent to them), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused_by: Vec<String>,
+}
+
+/// What a load client does when a node refuses the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failover {
+    /// Counts it as a request without an answer.
+    Never,
+    /// Sends the request to the next node at once, as a balancer in front of the nodes
+    /// would (safe: a refused connection carried nothing); each node is tried once.
+    OnRefused,
 }
 
 /// Clients posting orders round-robin over every api node until stopped.
@@ -73,11 +86,12 @@ pub(crate) struct SpreadLoad {
 
 impl SpreadLoad {
     /// Starts `clients` clients, each posting one order, then pausing `pause`, to the next
-    /// node in turn (clients start on different nodes).
+    /// node in turn (clients start on different nodes), with `failover` on a refusal.
     pub(crate) fn start(
         nodes: &[(String, SocketAddr)],
         clients: usize,
         pause: Duration,
+        failover: Failover,
         origin: Instant,
     ) -> SpreadLoad {
         let stop = Arc::new(AtomicBool::new(false));
@@ -88,12 +102,25 @@ impl SpreadLoad {
             handles.push(thread::spawn(move || {
                 let mut i = c;
                 while !stop.load(Ordering::Relaxed) && !nodes.is_empty() {
-                    let (node, addr) = &nodes[i % nodes.len()];
+                    let first = i;
                     i += 1;
-                    let url = format!("http://{addr}/order?symbol=BTC&side=buy&qty=1");
-                    let a = NodeAttempt {
-                        node: node.clone(),
-                        attempt: post_order(&url, origin),
+                    let mut refused_by = Vec::new();
+                    let a = loop {
+                        let (node, addr) = &nodes[(first + refused_by.len()) % nodes.len()];
+                        let url = format!("http://{addr}/order?symbol=BTC&side=buy&qty=1");
+                        let attempt = post_order(&url, origin);
+                        if failover == Failover::OnRefused
+                            && attempt.sample.refused()
+                            && refused_by.len() + 1 < nodes.len()
+                        {
+                            refused_by.push(node.clone());
+                            continue;
+                        }
+                        break NodeAttempt {
+                            node: node.clone(),
+                            attempt,
+                            refused_by,
+                        };
                     };
                     if let Ok(mut v) = attempts.lock() {
                         v.push(a);
@@ -136,6 +163,11 @@ pub fn by_node(attempts: &[NodeAttempt]) -> BTreeMap<String, LoadSummary> {
     per.into_iter()
         .map(|(n, v)| (n, samples::summarize(&v)))
         .collect()
+}
+
+/// Requests that a node refused and another then took (see [`Failover::OnRefused`]). Pure.
+pub fn failed_over(attempts: &[NodeAttempt]) -> u64 {
+    attempts.iter().filter(|a| !a.refused_by.is_empty()).count() as u64
 }
 
 /// Requests answered with a status outside 2xx. Pure.

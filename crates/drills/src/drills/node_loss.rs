@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::lab::LabError;
 use crate::probe::{check_none_lost, spread_load};
 use crate::sequence::{Drill, Run, Undone};
-use crate::swarm::{self, API};
+use crate::swarm::{self, API, Failover};
 
 /// The drill.
 pub const DRILL: Drill = Drill {
@@ -45,7 +45,8 @@ fn experiment(r: &mut Run) -> Result<(), LabError> {
         )
     })?;
     let expected: Vec<String> = nodes.iter().map(|(n, _)| n.clone()).collect();
-    let load = spread_load(r, &nodes, CLIENTS, PAUSE);
+    // No failover: the requests the lost node cannot take are part of what is measured.
+    let load = spread_load(r, &nodes, CLIENTS, PAUSE, Failover::Never);
     let result = (|| -> Result<(), LabError> {
         let t_halt = r.inject(&format!("cargo xtask lab halt {victim}"), || {
             ops.halt(&victim).map(|()| String::new())

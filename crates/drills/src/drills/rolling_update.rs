@@ -1,18 +1,25 @@
 //! Swarm mode: a new build rolled through the api's replicas under a steady order load,
 //! with the service's own update policy. Every request is counted: non-2xx answers and
 //! requests without any answer, goal 0, at the stated request rate.
+//!
+//! Without IPVS each node publishes its port for its own replica only (host mode), and the
+//! update must stop a node's old replica before its new one can take the port: for those
+//! seconds that node refuses connections. The load therefore sends a refused request to
+//! the next node, as the balancer in front of a host-mode swarm does; nothing was sent on
+//! a refused connection, so nothing can be placed twice. Those failovers are counted and
+//! journalled; a request that every node refused still counts as unanswered.
 
 use std::time::Duration;
 
 use crate::lab::LabError;
 use crate::probe::{check_none_lost, spread_load};
 use crate::sequence::{Drill, Run, nothing_to_undo};
-use crate::swarm::{self, API};
+use crate::swarm::{self, API, Failover};
 
 /// The drill.
 pub const DRILL: Drill = Drill {
     name: "rolling-update",
-    describe: "swarm: roll a new build through the api replicas under order load → 0 non-2xx and 0 unanswered requests, every replica on the new image, no acknowledged order lost",
+    describe: "swarm: roll a new build through the api replicas under order load (a refused connection goes to the next node, counted) → 0 non-2xx and 0 unanswered requests, every replica on the new image, no acknowledged order lost",
     experiment,
     // The new build is what the stack runs afterwards; the recovery's verify checks it
     // against the deployment record the roll wrote.
@@ -28,7 +35,7 @@ fn experiment(r: &mut Run) -> Result<(), LabError> {
     let expected: Vec<String> = nodes.iter().map(|(n, _)| n.clone()).collect();
     let before = ops.inspect()?;
     let image_before = api_image(&before);
-    let load = spread_load(r, &nodes, CLIENTS, PAUSE);
+    let load = spread_load(r, &nodes, CLIENTS, PAUSE, Failover::OnRefused);
     let rolled = r.inject("roll a new build through the api replicas", || {
         ops.roll_new_build()
     });
@@ -45,6 +52,13 @@ fn experiment(r: &mut Run) -> Result<(), LabError> {
     r.figures.requests_unanswered = Some(unanswered);
     r.figures.request_rate_per_s = rate.map(|x| x.round() as u64);
     r.figures.recovery_ms = Some(t_done);
+    r.observe(
+        "failover",
+        format!(
+            "{} requests refused by a node whose replica was being replaced, then answered by the next node",
+            swarm::failed_over(&attempts)
+        ),
+    );
     for (node, s) in swarm::by_node(&attempts) {
         r.observe("load summary", format!("{node}: {s:?}"));
     }

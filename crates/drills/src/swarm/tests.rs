@@ -16,6 +16,7 @@ fn attempt(node: &str, t_ms: u64, status: Option<u16>, id: Option<&str>) -> Node
             },
             order_id: id.map(String::from),
         },
+        refused_by: vec![],
     }
 }
 
@@ -132,4 +133,85 @@ fn two_replicas_on_one_node_are_not_whole_where_one_per_node_is_asked() {
     ]);
     assert!(whole(&d, API, &[]));
     assert!(!whole(&d, API, &["worker1".into(), "worker2".into()]));
+}
+
+/// A loopback api that acknowledges every order (its own id each), until the test ends.
+fn acknowledging_api() -> SocketAddr {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let addr = listener.local_addr().expect("addr");
+    thread::spawn(move || {
+        for (n, stream) in listener.incoming().enumerate() {
+            let Ok(stream) = stream else { return };
+            let mut reader = BufReader::new(stream);
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).map_or(true, |n| n == 0) || line == "\r\n" {
+                    break;
+                }
+            }
+            let body = format!(r#"{{"order_id":"o-{n}"}}"#);
+            let _ = write!(
+                reader.get_mut(),
+                "HTTP/1.1 201 Created\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    addr
+}
+
+/// An address nothing listens on: bound once, then released.
+fn refusing_address() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    l.local_addr().expect("addr")
+}
+
+fn run_load(failover: Failover) -> Vec<NodeAttempt> {
+    let nodes = vec![
+        ("worker1".to_string(), refusing_address()),
+        ("worker2".to_string(), acknowledging_api()),
+    ];
+    let load = SpreadLoad::start(
+        &nodes,
+        2,
+        Duration::from_millis(20),
+        failover,
+        Instant::now(),
+    );
+    thread::sleep(Duration::from_millis(400));
+    load.finish()
+}
+
+#[test]
+fn with_failover_a_refused_request_is_taken_by_the_next_node_and_counted() {
+    let attempts = run_load(Failover::OnRefused);
+    assert!(attempts.len() >= 4, "{attempts:?}");
+    assert_eq!(unanswered(&attempts), 0, "{attempts:?}");
+    assert_eq!(non_2xx(&attempts), 0, "{attempts:?}");
+    assert!(attempts.iter().all(|a| a.node == "worker2"), "{attempts:?}");
+    let moved = failed_over(&attempts);
+    assert!(moved >= 1, "{attempts:?}");
+    assert!(
+        attempts
+            .iter()
+            .filter(|a| !a.refused_by.is_empty())
+            .all(|a| a.refused_by == ["worker1"]),
+        "{attempts:?}"
+    );
+    assert_eq!(acknowledged(&attempts).len(), attempts.len());
+}
+
+#[test]
+fn without_failover_a_refused_request_stays_unanswered() {
+    let attempts = run_load(Failover::Never);
+    assert!(unanswered(&attempts) >= 1, "{attempts:?}");
+    assert_eq!(failed_over(&attempts), 0, "{attempts:?}");
+    assert!(
+        attempts
+            .iter()
+            .filter(|a| a.node == "worker1")
+            .all(|a| a.attempt.sample.refused()),
+        "{attempts:?}"
+    );
 }
