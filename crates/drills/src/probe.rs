@@ -229,7 +229,9 @@ pub(crate) fn spread_load(
             pause.as_millis(),
             match failover {
                 Failover::Never => "",
-                Failover::OnRefused => "; a refused connection goes to the next node",
+                Failover::OnRefused => {
+                    "; a connection a node does not take goes to the next node"
+                }
             }
         ),
     );

@@ -23,6 +23,8 @@ pub struct Sample {
 
 /// A sample's detail when the connection was refused.
 const REFUSED: &str = "refused";
+/// A sample's detail when no connection was made within the connect timeout.
+const CONNECT_TIMEOUT: &str = "timeout (connect)";
 
 impl Sample {
     /// A sample from a probe sent at `t_ms`.
@@ -44,9 +46,16 @@ impl Sample {
         }
     }
 
-    /// The connection was refused: nothing was sent, so the request may go elsewhere.
+    /// The connection was refused: nothing was sent.
     pub fn refused(&self) -> bool {
         self.status.is_none() && self.detail == REFUSED
+    }
+
+    /// No connection was made (refused, or not accepted within the connect timeout: a
+    /// published port whose container is going away): nothing was sent, so the request may
+    /// go elsewhere without being placed twice.
+    pub fn never_sent(&self) -> bool {
+        self.refused() || (self.status.is_none() && self.detail == CONNECT_TIMEOUT)
     }
 
     /// The server answered with `code`.
@@ -410,6 +419,22 @@ mod tests {
         let err = demo_order(&base).expect_err("a 500 is not asked again");
         assert!(err.contains("HTTP 500"), "{err}");
         assert_eq!(seen.lock().expect("log").len(), 1);
+    }
+
+    #[test]
+    fn only_a_request_without_a_connection_counts_as_never_sent() {
+        let at = |status: Option<u16>, detail: &str| Sample {
+            t_ms: 0,
+            status,
+            detail: detail.into(),
+            elapsed_ms: 1,
+        };
+        assert!(at(None, "refused").never_sent());
+        assert!(at(None, "timeout (connect)").never_sent());
+        // Sent, then no answer: the order may have been placed.
+        assert!(!at(None, "timeout (global)").never_sent());
+        assert!(!at(None, "reset: connection reset by peer").never_sent());
+        assert!(!at(Some(503), "refused").never_sent());
     }
 
     #[test]

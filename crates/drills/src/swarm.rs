@@ -62,7 +62,8 @@ pub struct NodeAttempt {
     pub node: String,
     /// The request.
     pub attempt: OrderAttempt,
-    /// The nodes that refused the connection before (nothing was sent to them), in order.
+    /// The nodes that took no connection before (refused, or not accepted in time; nothing
+    /// was sent to them), in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub refused_by: Vec<String>,
 }
@@ -73,7 +74,8 @@ pub enum Failover {
     /// Counts it as a request without an answer.
     Never,
     /// Sends the request to the next node at once, as a balancer in front of the nodes
-    /// would (safe: a refused connection carried nothing); each node is tried once.
+    /// would, when a node refused the connection or did not accept it within the connect
+    /// timeout (safe: nothing was sent); each node is tried once.
     OnRefused,
 }
 
@@ -110,7 +112,7 @@ impl SpreadLoad {
                         let url = format!("http://{addr}/order?symbol=BTC&side=buy&qty=1");
                         let attempt = post_order(&url, origin);
                         if failover == Failover::OnRefused
-                            && attempt.sample.refused()
+                            && attempt.sample.never_sent()
                             && refused_by.len() + 1 < nodes.len()
                         {
                             refused_by.push(node.clone());
@@ -165,7 +167,7 @@ pub fn by_node(attempts: &[NodeAttempt]) -> BTreeMap<String, LoadSummary> {
         .collect()
 }
 
-/// Requests that a node refused and another then took (see [`Failover::OnRefused`]). Pure.
+/// Requests that a node did not take and another then did (see [`Failover::OnRefused`]). Pure.
 pub fn failed_over(attempts: &[NodeAttempt]) -> u64 {
     attempts.iter().filter(|a| !a.refused_by.is_empty()).count() as u64
 }

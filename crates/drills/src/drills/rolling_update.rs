@@ -4,9 +4,10 @@
 //!
 //! Without IPVS each node publishes its port for its own replica only (host mode), and the
 //! update must stop a node's old replica before its new one can take the port: for those
-//! seconds that node refuses connections. The load therefore sends a refused request to
-//! the next node, as the balancer in front of a host-mode swarm does; nothing was sent on
-//! a refused connection, so nothing can be placed twice. Those failovers are counted and
+//! seconds that node refuses connections (or, while the old container goes away, does not
+//! accept them). The load therefore sends a request whose connection was never made to the
+//! next node, as the balancer in front of a host-mode swarm does; nothing was sent on it,
+//! so nothing can be placed twice. Those failovers are counted and
 //! journalled; a request that every node refused still counts as unanswered.
 
 use std::time::Duration;
@@ -19,7 +20,7 @@ use crate::swarm::{self, API, Failover};
 /// The drill.
 pub const DRILL: Drill = Drill {
     name: "rolling-update",
-    describe: "swarm: roll a new build through the api replicas under order load (a refused connection goes to the next node, counted) → 0 non-2xx and 0 unanswered requests, every replica on the new image, no acknowledged order lost",
+    describe: "swarm: roll a new build through the api replicas under order load (a connection a node does not take goes to the next node, counted) → 0 non-2xx and 0 unanswered requests, every replica on the new image, no acknowledged order lost",
     experiment,
     // The new build is what the stack runs afterwards; the recovery's verify checks it
     // against the deployment record the roll wrote.
@@ -55,7 +56,7 @@ fn experiment(r: &mut Run) -> Result<(), LabError> {
     r.observe(
         "failover",
         format!(
-            "{} requests refused by a node whose replica was being replaced, then answered by the next node",
+            "{} requests whose connection a node did not take (its replica being replaced), then answered by the next node",
             swarm::failed_over(&attempts)
         ),
     );
