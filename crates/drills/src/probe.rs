@@ -229,7 +229,7 @@ pub(crate) fn spread_load(
             pause.as_millis(),
             match failover {
                 Failover::Never => "",
-                Failover::OnRefused => {
+                Failover::NeverSent => {
                     "; a connection a node does not take goes to the next node"
                 }
             }

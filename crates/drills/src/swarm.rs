@@ -76,7 +76,7 @@ pub enum Failover {
     /// Sends the request to the next node at once, as a balancer in front of the nodes
     /// would, when a node refused the connection or did not accept it within the connect
     /// timeout (safe: nothing was sent); each node is tried once.
-    OnRefused,
+    NeverSent,
 }
 
 /// Clients posting orders round-robin over every api node until stopped.
@@ -111,7 +111,7 @@ impl SpreadLoad {
                         let (node, addr) = &nodes[(first + refused_by.len()) % nodes.len()];
                         let url = format!("http://{addr}/order?symbol=BTC&side=buy&qty=1");
                         let attempt = post_order(&url, origin);
-                        if failover == Failover::OnRefused
+                        if failover == Failover::NeverSent
                             && attempt.sample.never_sent()
                             && refused_by.len() + 1 < nodes.len()
                         {
@@ -167,7 +167,7 @@ pub fn by_node(attempts: &[NodeAttempt]) -> BTreeMap<String, LoadSummary> {
         .collect()
 }
 
-/// Requests that a node did not take and another then did (see [`Failover::OnRefused`]). Pure.
+/// Requests that a node did not take and another then did (see [`Failover::NeverSent`]). Pure.
 pub fn failed_over(attempts: &[NodeAttempt]) -> u64 {
     attempts.iter().filter(|a| !a.refused_by.is_empty()).count() as u64
 }

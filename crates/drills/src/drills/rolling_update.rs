@@ -36,7 +36,7 @@ fn experiment(r: &mut Run) -> Result<(), LabError> {
     let expected: Vec<String> = nodes.iter().map(|(n, _)| n.clone()).collect();
     let before = ops.inspect()?;
     let image_before = api_image(&before);
-    let load = spread_load(r, &nodes, CLIENTS, PAUSE, Failover::OnRefused);
+    let load = spread_load(r, &nodes, CLIENTS, PAUSE, Failover::NeverSent);
     let rolled = r.inject("roll a new build through the api replicas", || {
         ops.roll_new_build()
     });
