@@ -478,6 +478,7 @@ fn with_vagrant_libvirt_installed_a_docker_lab_never_created_is_destroyed_and_va
         Capability::Docker,
         Capability::Vagrant,
         Capability::VagrantLibvirt,
+        Capability::LibvirtDaemon,
     ]) {
         return;
     }

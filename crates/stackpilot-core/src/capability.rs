@@ -29,6 +29,9 @@ pub enum Capability {
     /// The vagrant-libvirt plugin, which Debian's `vagrant` brings as a recommended package
     /// (and with it libvirt as Vagrant's default provider).
     VagrantLibvirt,
+    /// A libvirt daemon that answers on `qemu:///system` (`make test` starts one; a plain
+    /// `vagrant validate` with vagrant-libvirt installed connects to it).
+    LibvirtDaemon,
 }
 
 impl Capability {
@@ -42,6 +45,7 @@ impl Capability {
             Capability::Postgres => "postgres",
             Capability::Libvirt => "libvirt",
             Capability::VagrantLibvirt => "vagrant-libvirt",
+            Capability::LibvirtDaemon => "libvirtd",
         }
     }
 
@@ -103,6 +107,24 @@ impl Capability {
                     Ok(())
                 } else {
                     Err("the vagrant-libvirt plugin is not installed (`apt-get install vagrant` installs it as a recommended package, as the lab's prerequisite step does)".into())
+                }
+            }
+            Capability::LibvirtDaemon => {
+                let out = Command::new("virsh")
+                    .args(["-c", "qemu:///system", "uri"])
+                    .output()
+                    .map_err(|e| format!("cannot run virsh: {e} (apt-get install libvirt-clients; `make test` installs libvirt)"))?;
+                if out.status.success() {
+                    Ok(())
+                } else {
+                    let err = String::from_utf8_lossy(&out.stderr);
+                    Err(format!(
+                        "no libvirt daemon answers on qemu:///system: {} (`make test` starts it; by hand: sudo virtlogd -d && sudo libvirtd -d)",
+                        err.lines()
+                            .find(|l| !l.trim().is_empty())
+                            .unwrap_or("no message")
+                            .trim()
+                    ))
                 }
             }
             Capability::Libvirt => {
