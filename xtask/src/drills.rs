@@ -67,19 +67,44 @@ pub enum DrillsCmd {
         /// The environment of stackpilot.toml.
         #[arg(long, env = "ENV", default_value = "dev")]
         env: String,
+        /// `compose` or `swarm` (a swarm drill recovers through the lab's swarm); default:
+        /// the env's `mode`.
+        #[arg(long, env = "MODE")]
+        mode: Option<stackpilot_core::config::Mode>,
     },
 }
 
 /// Runs a `drills` subcommand.
 pub fn run(cmd: DrillsCmd) -> Result<(), Error> {
     match cmd {
-        DrillsCmd::Recover { name, node, env } => {
-            let drill = Drill::named(&name).map_err(Error::Usage)?;
+        DrillsCmd::Recover {
+            name,
+            node,
+            env,
+            mode,
+        } => {
             let t = Target::new(&node, &env)?;
+            let swarm = t.mode(mode)? == stackpilot_core::config::Mode::Swarm;
+            // The drill of that mode only: a swarm drill's recovery needs the swarm.
+            let drill = match Drill::select(&name, swarm).map_err(Error::Usage)?[..] {
+                [d] => d,
+                _ => {
+                    return Err(Error::Usage(format!(
+                        "recover one drill at a time: name it (cargo xtask drills list), not `{name}`"
+                    )));
+                }
+            };
+            if drill.swarm_only() && !swarm {
+                return Err(Error::Usage(format!(
+                    "drill {name} runs on the lab's swarm: recover it with MODE=swarm (or --mode swarm)"
+                )));
+            }
             let mut phases = Phases::default();
             golden::prepare(&t, &mut phases)?;
             let lab = HostLab::new(t)?;
-            let rec = drills::recover_only(drill, &lab, &drills::Options::default());
+            let on_swarm = lab.on_swarm(swarm)?;
+            let ops: &dyn LabOps = on_swarm.as_ref().map_or(&lab, |s| s);
+            let rec = drills::recover_only(drill, ops, &drills::Options::default());
             for a in &rec.actions {
                 stackpilot_core::outln!("{:<28} {}", a.what, a.detail);
             }
@@ -126,9 +151,7 @@ pub fn run(cmd: DrillsCmd) -> Result<(), Error> {
             let mut phases = Phases::default();
             golden::prepare(&t, &mut phases)?;
             let lab = HostLab::new(t)?;
-            let (root, cfg) = (lab.t.root.clone(), lab.t.lab_cfg()?);
-            let on_swarm = swarm.then(|| SwarmLab::new(&lab, root, cfg)).transpose();
-            let on_swarm = on_swarm.map_err(|e| Error::Usage(e.to_string()))?;
+            let on_swarm = lab.on_swarm(swarm)?;
             let ops: &dyn LabOps = on_swarm.as_ref().map_or(&lab, |s| s);
             let opts = drills::Options {
                 recovery_wait: Duration::from_secs(recovery_wait),
@@ -192,6 +215,17 @@ impl HostLab {
         let port = t.cfg.environment(&t.env)?.port();
         let addr = SocketAddr::new(IpAddr::V4(t.handle()?.address), port);
         Ok(HostLab { t, addr })
+    }
+
+    /// The lab's swarm over this node's lab, when the drills run in swarm mode.
+    fn on_swarm(&self, swarm: bool) -> Result<Option<SwarmLab<'_>>, Error> {
+        if !swarm {
+            return Ok(None);
+        }
+        let (root, cfg) = (self.t.root.clone(), self.t.lab_cfg()?);
+        SwarmLab::new(self, root, cfg)
+            .map(Some)
+            .map_err(|e| Error::Usage(e.to_string()))
     }
 
     fn output(&self, step: &str, call: &ToolCall, timeout: Duration) -> Result<String, LabError> {

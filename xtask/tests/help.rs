@@ -39,3 +39,36 @@ fn a_drill_run_without_a_name_asks_for_name() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("NAME="), "{err}");
 }
+
+#[test]
+fn drills_recover_takes_one_drill_of_the_mode_before_touching_the_lab() {
+    let recover = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(["drills", "recover"])
+            .args(args)
+            .env_remove("MODE")
+            .env_remove("ENV")
+            .output()
+            .expect("binary runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // A swarm drill on the compose-mode dev env: exit 2 naming MODE=swarm, no lab started.
+    let (code, err) = recover(&["node-loss"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("MODE=swarm"), "{err}");
+    assert!(
+        !err.contains("lab up"),
+        "refused before the golden path: {err}"
+    );
+    // A compose drill on the swarm: refused the same way, naming the swarm's drills.
+    let (code, err) = recover(&["db-down", "--mode", "swarm"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("node-loss"), "{err}");
+    // `all` is not one drill.
+    let (code, err) = recover(&["all", "--mode", "swarm"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("one drill at a time"), "{err}");
+}
