@@ -80,7 +80,12 @@ impl BuildInfo {
 
 fn static_build(root: &Path, packages: &[&str]) -> Command {
     let mut cmd = Command::new("cargo");
+    // Nodes run the binaries from /vagrant/target (see `node_binary`): the output goes there
+    // whatever CARGO_TARGET_DIR or a cargo config's target-dir says.
+    let target_dir = root.join("target");
     cmd.args(["build", "--release", "--locked", "--target", TARGET])
+        .arg("--target-dir")
+        .arg(&target_dir)
         .current_dir(root);
     for p in packages {
         cmd.args(["-p", p]);
@@ -112,4 +117,28 @@ pub fn compile_for_nodes(root: &Path, info: &BuildInfo) -> Result<(), Error> {
 /// Where a node-side binary is, as seen from inside a node (the repo is at /vagrant).
 pub fn node_binary(name: &str) -> String {
     format!("/vagrant/target/{TARGET}/release/{name}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_static_build_writes_where_nodes_run_it_whatever_the_callers_target_dir() {
+        let cmd = static_build(Path::new("/repo"), &["ctx-guard"]);
+        let args: Vec<String> = cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            args.windows(2)
+                .any(|w| w == ["--target-dir", "/repo/target"]),
+            "{args:?}"
+        );
+        // The node reads /vagrant/target/<TARGET>/release, /vagrant being the repo.
+        assert_eq!(
+            node_binary("ctx-guard"),
+            format!("/vagrant/target/{TARGET}/release/ctx-guard")
+        );
+    }
 }
