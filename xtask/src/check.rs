@@ -15,36 +15,11 @@ pub fn run() -> Result<(), Error> {
     )
 }
 
-/// Where the drill modules are (see [`format_and_lint`]).
-const DRILL_MODULES: &str = "crates/drills/src/drills";
-
 /// `cargo fmt --check` and clippy with warnings denied, shared by `make check` and `make test`.
 pub fn format_and_lint() -> Result<(), Error> {
     step(
         "format",
         Command::new("cargo").args(["fmt", "--all", "--check"]),
-    )?;
-    // The drills' modules are declared inside the `registry!` macro, where `cargo fmt`
-    // does not follow them: they are checked by name.
-    let drills = repo_root().join(DRILL_MODULES);
-    let mut files: Vec<_> = std::fs::read_dir(&drills)
-        .map_err(|e| {
-            Error::from(stackpilot_core::step::StepError::new(
-                "format",
-                &format!("read {}", drills.display()),
-                e,
-            ))
-        })?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
-        .collect();
-    files.sort();
-    step(
-        "format (drill modules)",
-        Command::new("rustfmt")
-            .args(["--check", "--edition", "2024"])
-            .args(&files),
     )?;
     step(
         "lint",
