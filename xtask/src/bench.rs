@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: runs a benchmark of the `bench` crate, prints its figures and
 //! writes them into docs/benchmarks.md. The golden path's timings are measured here,
-//! because they come from xtask's own flows; the `bench` crate renders them.
+//! because they come from xtask's own flows; the `bench` crate renders them. For
+//! `swarm-orders` xtask brings the swarm's stack up and hands the api nodes' addresses in.
 
 use std::time::Instant;
 
@@ -18,6 +19,9 @@ pub enum Which {
     Api,
     /// The golden path on NODE: a warm `demo-reviewer` and 10 verifications.
     Golden,
+    /// `POST /order` against one worker's replica and spread over both, on ENV's stack
+    /// deployed in swarm mode (`MODE=swarm make up` first, done here).
+    SwarmOrders,
 }
 
 /// Knobs of a run.
@@ -32,6 +36,9 @@ pub struct BenchArgs {
     /// Concurrent connections (wrk and pgbench alike).
     #[arg(long, default_value_t = 32)]
     pub connections: u32,
+    /// Measured runs of each case (`swarm-orders`; medians are published).
+    #[arg(long, default_value_t = 5)]
+    pub runs: u32,
     /// Print only; leave docs/benchmarks.md alone.
     #[arg(long)]
     pub no_write: bool,
@@ -49,6 +56,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Error> {
             })?,
         ),
         Which::Golden => (::bench::golden::SECTION, golden_figures()?),
+        Which::SwarmOrders => (::bench::swarm_orders::SECTION, swarm_orders(args)?),
     };
     stackpilot_core::outln!("\n{text}");
     if !args.no_write {
@@ -101,4 +109,38 @@ fn golden_figures() -> Result<String, Error> {
         &figures,
         &time::utc_minute(time::now_utc()),
     ))
+}
+
+/// The stack of ENV (default dev) brought up in swarm mode, then `POST /order` against the
+/// first worker's published port and spread over every worker's.
+fn swarm_orders(args: &BenchArgs) -> Result<String, Error> {
+    let env = std::env::var("ENV").unwrap_or_else(|_| "dev".into());
+    let t = Target::new("control", &env)?;
+    eprintln!("==> bench swarm-orders: the {env} stack up in swarm mode");
+    crate::swarm::up(&t)?;
+    let s = ::lab::swarm::Swarm::of_lab(&t.root, &t.lab_cfg()?)?;
+    let port = t.cfg.environment(&env)?.port();
+    let nodes = s
+        .workers()
+        .map(|w| (w.name.clone(), (w.address, port).into()))
+        .collect();
+    let env_prefix = if env == "dev" {
+        String::new()
+    } else {
+        format!("ENV={env} ")
+    };
+    Ok(::bench::swarm_orders::run(
+        &::bench::swarm_orders::Config {
+            root: repo_root(),
+            command: format!(
+                "{env_prefix}cargo xtask bench swarm-orders --seconds {} --connections {} --runs {}",
+                args.seconds, args.connections, args.runs
+            ),
+            seconds: args.seconds,
+            connections: args.connections,
+            runs: args.runs,
+            nodes,
+            db_node: s.manager.name.clone(),
+        },
+    )?)
 }

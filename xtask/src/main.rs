@@ -46,8 +46,9 @@ enum Cmd {
     /// List the Makefile targets with their one-line descriptions (`make help`).
     HelpTargets,
     /// Benchmarks, written to docs/benchmarks.md: `api` (mock-exchange on loopback against
-    /// a private PostgreSQL, with Postgres's own rate as the ceiling) or `golden` (a warm
-    /// demo-reviewer and the median of 10 verifications on NODE).
+    /// a private PostgreSQL, with Postgres's own rate as the ceiling), `golden` (a warm
+    /// demo-reviewer and the median of 10 verifications on NODE) or `swarm-orders`
+    /// (`POST /order` through one worker's replica and through both, in swarm mode).
     Bench(bench::BenchArgs),
     /// Build every lab image locally (root image with mmdebstrap, then postgres, runtime,
     /// node) from the recipes infra/images/images.lock pins; nothing is pulled and the

@@ -7,7 +7,7 @@
 //! service's statements at the same concurrency and returns the figures as the markdown
 //! section [`SECTION`] of docs/benchmarks.md.
 
-mod report;
+pub(crate) mod report;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -19,6 +19,10 @@ use pg_harness::{Options, PgServer};
 use stackpilot_core::step;
 
 use self::report::{Load, Report, parse_wrk};
+
+/// The wrk script that posts an order (the route the API and swarm benchmarks load).
+pub(crate) const POST_ORDER_LUA: &str =
+    "wrk.method = \"POST\"\nwrk.path = \"/order?symbol=BTC&side=buy&qty=1\"\n";
 use crate::{Error, failed, host, step_failed};
 
 /// The section of docs/benchmarks.md these figures own.
@@ -104,13 +108,10 @@ pub fn run(args: &Config) -> Result<String, Error> {
         Ok(p)
     };
     let health = script("health.lua", String::new())?;
-    let post = script(
-        "post.lua",
-        "wrk.method = \"POST\"\nwrk.path = \"/order?symbol=BTC&side=buy&qty=1\"\n".into(),
-    )?;
+    let post = script("post.lua", POST_ORDER_LUA.into())?;
     let mut loads = Vec::new();
-    loads.push(wrk_run(&wrk, "GET /health", &base, &health, c, secs)?);
-    loads.push(wrk_run(&wrk, "POST /order", &base, &post, c, secs)?);
+    loads.push(wrk_run(&wrk, "GET /health", &base, &health, 2, c, secs)?);
+    loads.push(wrk_run(&wrk, "POST /order", &base, &post, 2, c, secs)?);
     let orders: u64 = pg
         .psql("postgres", "SELECT count(*) FROM orders")
         .ok()
@@ -124,7 +125,7 @@ pub fn run(args: &Config) -> Result<String, Error> {
              return wrk.format(\"GET\", \"/orders/\" .. math.random(1, {orders}))\nend\n"
         ),
     )?;
-    loads.push(wrk_run(&wrk, "GET /orders/{id}", &base, &get, c, secs)?);
+    loads.push(wrk_run(&wrk, "GET /orders/{id}", &base, &get, 2, c, secs)?);
     let rss_peak = host::rss_kib(pid, "VmHWM");
     let still_ready = http_status(&addr, "/ready") == Some(200);
     drop(service);
@@ -152,7 +153,7 @@ pub fn run(args: &Config) -> Result<String, Error> {
 }
 
 /// Removes the scripts' directory even when the benchmark fails half-way.
-struct WorkDir(PathBuf);
+pub(crate) struct WorkDir(pub(crate) PathBuf);
 
 impl Drop for WorkDir {
     fn drop(&mut self) {
@@ -188,7 +189,7 @@ fn build_release(root: &Path) -> Result<PathBuf, Error> {
 }
 
 /// wrk from Debian's package; installed with apt-get when missing (needs root).
-fn ensure_wrk(root: &Path) -> Result<PathBuf, Error> {
+pub(crate) fn ensure_wrk(root: &Path) -> Result<PathBuf, Error> {
     if let Ok(p) = which::which("wrk") {
         return Ok(p);
     }
@@ -219,16 +220,17 @@ fn ensure_wrk(root: &Path) -> Result<PathBuf, Error> {
     })
 }
 
-fn wrk_run(
+pub(crate) fn wrk_run(
     wrk: &Path,
     route: &'static str,
     base: &str,
     script: &Path,
+    threads: usize,
     connections: u32,
     seconds: u32,
 ) -> Result<Load, Error> {
     let mut cmd = Command::new(wrk);
-    cmd.args(["-t", "2", "-c", &connections.to_string()])
+    cmd.args(["-t", &threads.to_string(), "-c", &connections.to_string()])
         .args(["-d", &format!("{seconds}s"), "--latency", "-s"])
         .arg(script)
         .arg(base);
@@ -307,7 +309,7 @@ fn pgbench(
 }
 
 /// The HTTP status of `GET path`, or None when nothing answered within 1 s.
-fn http_status(addr: &str, path: &str) -> Option<u16> {
+pub(crate) fn http_status(addr: &str, path: &str) -> Option<u16> {
     let sock = addr.parse().ok()?;
     let mut s = TcpStream::connect_timeout(&sock, Duration::from_secs(1)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(1))).ok()?;

@@ -2,15 +2,17 @@
 //!
 //! Owns the API benchmark (mock-exchange on loopback under wrk, against a private
 //! PostgreSQL, with pgbench running the service's own statements as the ceiling), the
-//! rendering of the golden path's figures, and replacing one section of
-//! docs/benchmarks.md. It reports goals as met or missed and never asserts them: a
-//! benchmark is not a test. It never touches a lab node: the golden path's timings are
-//! measured by xtask's flows and handed in as plain data.
+//! rendering of the golden path's figures, `POST /order` through the swarm's replicas
+//! against one node, and replacing one section of docs/benchmarks.md. It reports goals as
+//! met or missed and never asserts them: a benchmark is not a test. It never runs anything
+//! on a lab node: the golden path's timings are measured by xtask's flows and handed in as
+//! plain data, and the swarm benchmark only sends HTTP to the addresses xtask hands in.
 
 pub mod api;
 pub mod golden;
 mod host;
 pub mod section;
+pub mod swarm_orders;
 
 use stackpilot_core::step::StepError;
 

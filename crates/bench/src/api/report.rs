@@ -10,16 +10,16 @@ use crate::host;
 
 /// One wrk run's figures.
 #[derive(Debug, Default, Clone)]
-pub(super) struct Load {
-    pub(super) route: &'static str,
-    pub(super) rps: f64,
-    pub(super) p50_ms: f64,
-    pub(super) p99_ms: f64,
-    pub(super) non_2xx: u64,
-    pub(super) socket_errors: String,
+pub(crate) struct Load {
+    pub(crate) route: &'static str,
+    pub(crate) rps: f64,
+    pub(crate) p50_ms: f64,
+    pub(crate) p99_ms: f64,
+    pub(crate) non_2xx: u64,
+    pub(crate) socket_errors: String,
 }
 
-pub(super) fn parse_wrk(route: &'static str, text: &str) -> Option<Load> {
+pub(crate) fn parse_wrk(route: &'static str, text: &str) -> Option<Load> {
     let mut load = Load {
         route,
         ..Load::default()
@@ -57,24 +57,24 @@ fn duration_ms(v: &str) -> Option<f64> {
 }
 
 /// Everything one run measured.
-pub(super) struct Report {
-    pub(super) command: String,
-    pub(super) loads: Vec<Load>,
-    pub(super) pg_insert: f64,
-    pub(super) pg_select: f64,
-    pub(super) first_health: Duration,
-    pub(super) rss_idle: Option<u64>,
-    pub(super) rss_peak: Option<u64>,
-    pub(super) still_ready: bool,
-    pub(super) pg_version: String,
-    pub(super) connections: u32,
-    pub(super) seconds: u32,
-    pub(super) orders: u64,
-    pub(super) load_before: String,
+pub(crate) struct Report {
+    pub(crate) command: String,
+    pub(crate) loads: Vec<Load>,
+    pub(crate) pg_insert: f64,
+    pub(crate) pg_select: f64,
+    pub(crate) first_health: Duration,
+    pub(crate) rss_idle: Option<u64>,
+    pub(crate) rss_peak: Option<u64>,
+    pub(crate) still_ready: bool,
+    pub(crate) pg_version: String,
+    pub(crate) connections: u32,
+    pub(crate) seconds: u32,
+    pub(crate) orders: u64,
+    pub(crate) load_before: String,
 }
 
 impl Report {
-    pub(super) fn markdown(&self) -> String {
+    pub(crate) fn markdown(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "{SECTION}\n");
         let _ = writeln!(
