@@ -196,33 +196,40 @@ fn main() -> ExitCode {
         }),
         Cmd::Lab(cmd) => lab::run(cmd),
         Cmd::Drills(cmd) => drills::run(cmd),
-        Cmd::Deploy(a) => a.at.target().and_then(|t| {
-            deploy::deploy(
-                &t,
-                &deploy::DeployOpts {
-                    overrides: a.overrides,
-                    health_timeout: a.health_timeout,
-                    observe: ::deploy::plan::ObservePolicy {
-                        window_secs: a.window,
-                        max_errors: a.max_errors,
-                    },
-                    confirm: a.confirm_live,
+        Cmd::Deploy(a) => {
+            let opts = deploy::DeployOpts {
+                overrides: a.overrides,
+                health_timeout: a.health_timeout,
+                observe: ::deploy::plan::ObservePolicy {
+                    window_secs: a.window,
+                    max_errors: a.max_errors,
                 },
+                confirm: a.confirm_live,
+            };
+            a.at.run(
+                |t| deploy::deploy(t, &opts),
+                |t| deploy::deploy_swarm(t, &opts),
             )
-        }),
-        Cmd::Status { at, json } => at.target().and_then(|t| deploy::status(&t, json)),
-        Cmd::Restart(w) => w
-            .target()
-            .and_then(|t| deploy::act(&t, ::deploy::host::Action::Restart)),
-        Cmd::Logs { at, lines, follow } => {
-            at.target().and_then(|t| golden::logs(&t, &lines, follow))
         }
-        Cmd::Stop(w) => w
-            .target()
-            .and_then(|t| deploy::act(&t, ::deploy::host::Action::Stop)),
-        Cmd::Rollback(w) => w
-            .target()
-            .and_then(|t| deploy::act(&t, ::deploy::host::Action::Rollback)),
+        Cmd::Status { at, json } => {
+            at.run(|t| deploy::status(t, json), swarm::not_in_swarm("status"))
+        }
+        Cmd::Restart(w) => w.run(
+            |t| deploy::act(t, ::deploy::host::Action::Restart),
+            swarm::not_in_swarm("restart"),
+        ),
+        Cmd::Logs { at, lines, follow } => at.run(
+            |t| golden::logs(t, &lines, follow),
+            swarm::not_in_swarm("logs"),
+        ),
+        Cmd::Stop(w) => w.run(
+            |t| deploy::act(t, ::deploy::host::Action::Stop),
+            swarm::not_in_swarm("stop"),
+        ),
+        Cmd::Rollback(w) => w.run(
+            |t| deploy::act(t, ::deploy::host::Action::Rollback),
+            deploy::rollback_swarm,
+        ),
         Cmd::Up(w) => w.run(golden::up, swarm::up),
         Cmd::Demo(w) => w.target().and_then(|t| golden::demo(&t)),
         Cmd::Verify { at, json, junit } => at.run(

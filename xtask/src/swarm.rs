@@ -24,8 +24,20 @@ impl crate::Where {
     }
 }
 
+/// A command with no swarm mode: refused, rather than running compose mode on NODE
+/// while the operator asked for the swarm.
+pub fn not_in_swarm(what: &'static str) -> impl FnOnce(&Target) -> R {
+    move |t| {
+        Err(Error::Usage(format!(
+            "make {what} has no swarm mode ({} of {} runs as a swarm stack): use make verify MODE=swarm, make deploy MODE=swarm or make rollback MODE=swarm; nothing was touched",
+            t.env,
+            t.root.display()
+        )))
+    }
+}
+
 /// Every node up, tools compiled, swarm and registry up, then `flow`; always the summary.
-fn timed(t: &Target, flow: impl FnOnce(&Swarm, &mut Phases) -> R) -> R {
+pub(crate) fn timed(t: &Target, flow: impl FnOnce(&Swarm, &mut Phases) -> R) -> R {
     let mut phases = Phases::default();
     let result = phases
         .run("lab up", || crate::lab::run(LabCmd::Up { nodes: vec![] }))

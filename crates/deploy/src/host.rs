@@ -12,6 +12,7 @@ pub mod identity;
 pub mod ops;
 pub mod stages;
 pub mod status;
+pub mod swarm;
 #[cfg(test)]
 mod tests;
 

@@ -161,6 +161,31 @@ pub fn post_json(url: &str, body: &str, timeouts: Timeouts) -> HttpProbe {
     }
 }
 
+/// `HEAD url` with an `Accept` header: the value of the answer's header `name`, or why
+/// there is none (no answer, a status other than 200, no such header).
+pub fn head_header(
+    url: &str,
+    accept: &str,
+    name: &str,
+    timeouts: Timeouts,
+) -> Result<String, String> {
+    let response = agent(timeouts)
+        .head(url)
+        .header("accept", accept)
+        .call()
+        .map_err(|e| format!("HEAD {url}: {e}"))?;
+    let status = response.status().as_u16();
+    if status != 200 {
+        return Err(format!("HEAD {url}: status {status}"));
+    }
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .ok_or_else(|| format!("HEAD {url}: no {name} header"))
+}
+
 fn agent(t: Timeouts) -> ureq::Agent {
     ureq::Agent::config_builder()
         .timeout_connect(Some(t.connect))

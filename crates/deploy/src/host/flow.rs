@@ -105,27 +105,30 @@ pub fn preflight(
 
 /// Everything one deploy run learns: `summary.json` of its bundle.
 #[derive(Debug, Serialize)]
-struct Summary {
-    action: String,
-    node: String,
-    env: String,
-    by: String,
-    started_at: String,
-    finished_at: String,
-    release: Option<Release>,
-    previous: Option<String>,
-    stages: Vec<StageResult>,
-    outcome: String,
-    failed_stage: Option<Stage>,
-    reason: Option<String>,
-    rollback: Option<RollbackSummary>,
+pub(super) struct Summary {
+    pub(super) action: String,
+    pub(super) node: String,
+    pub(super) env: String,
+    pub(super) by: String,
+    pub(super) started_at: String,
+    pub(super) finished_at: String,
+    pub(super) release: Option<Release>,
+    pub(super) previous: Option<String>,
+    pub(super) stages: Vec<StageResult>,
+    pub(super) outcome: String,
+    pub(super) failed_stage: Option<Stage>,
+    pub(super) reason: Option<String>,
+    pub(super) rollback: Option<RollbackSummary>,
+    /// Swarm mode only: the digests the release was pinned by.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) swarm: Option<super::swarm::Digests>,
 }
 
 #[derive(Debug, Serialize)]
-struct RollbackSummary {
-    to: String,
-    passed: bool,
-    detail: String,
+pub(super) struct RollbackSummary {
+    pub(super) to: String,
+    pub(super) passed: bool,
+    pub(super) detail: String,
 }
 
 /// `make deploy`: refuses bad input first ([`preflight`] is the caller's), then under
@@ -214,6 +217,7 @@ pub fn deploy<N: NodeOps + ?Sized, B: BuildOps + ?Sized>(
                         failed_stage: None,
                         reason: None,
                         rollback: None,
+                        swarm: None,
                     };
                     let acted = finish(node, &req.env, &bundle, gate, &mut summary)?;
                     summary.finished_at = evidence::stamps().0;
@@ -261,6 +265,7 @@ fn unchanged<N: NodeOps + ?Sized>(
         failed_stage: None,
         reason: (!verified.passed).then(|| "verify failed".to_string()),
         rollback: None,
+        swarm: None,
     };
     bundle.write_json("summary.json", &summary)?;
     Ok(Acted {

@@ -18,11 +18,11 @@ use crate::local::{ComposeVars, LocalReport, LocalSpec, Transcript};
 use crate::plan::{Deployed, EnvState, LockInfo, ObservePolicy};
 
 #[derive(Default)]
-struct FakeNode {
-    state: RefCell<EnvState>,
+pub(super) struct FakeNode {
+    pub(super) state: RefCell<EnvState>,
     images: RefCell<BTreeMap<String, String>>,
     running: RefCell<Option<String>>,
-    lock: RefCell<Option<LockInfo>>,
+    pub(super) lock: RefCell<Option<LockInfo>>,
     calls: RefCell<Vec<String>>,
     /// Releases whose switch fails its health gate (stage 3).
     unhealthy: BTreeSet<String>,
@@ -226,14 +226,14 @@ fn image_id_of(tag: &str) -> String {
     format!("sha256:{}", evidence::sha256_hex(tag.as_bytes()))
 }
 
-struct FakeBuild {
+pub(super) struct FakeBuild {
     root: tempfile::TempDir,
     compiles: bool,
     runtime_id: String,
 }
 
 impl FakeBuild {
-    fn new() -> FakeBuild {
+    pub(super) fn new() -> FakeBuild {
         let root = tempfile::tempdir().expect("tempdir");
         let p = root.path();
         for (f, text) in [
@@ -263,11 +263,11 @@ impl FakeBuild {
         }
     }
 
-    fn recs(&self) -> Records {
+    pub(super) fn recs(&self) -> Records {
         Records::new(self.root(), Path::new(".stackpilot"), "worker1", "dev")
     }
 
-    fn audit(&self) -> Vec<serde_json::Value> {
+    pub(super) fn audit(&self) -> Vec<serde_json::Value> {
         std::fs::read_to_string(self.recs().audit)
             .unwrap_or_default()
             .lines()
@@ -276,7 +276,7 @@ impl FakeBuild {
     }
 
     /// The newest bundle's summary.json.
-    fn summary(&self) -> serde_json::Value {
+    pub(super) fn summary(&self) -> serde_json::Value {
         let mut dirs: Vec<PathBuf> = std::fs::read_dir(self.recs().env_dir)
             .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
             .unwrap_or_default();
@@ -287,7 +287,7 @@ impl FakeBuild {
             .unwrap_or_default()
     }
 
-    fn request(&self, build_id: &str, overrides: &[(&str, &str)]) -> DeployRequest {
+    pub(super) fn request(&self, build_id: &str, overrides: &[(&str, &str)]) -> DeployRequest {
         let image = |name: &str| LabImage {
             tag: format!("stackpilot/{name}:bookworm"),
             id: if name == "runtime" {
@@ -362,7 +362,7 @@ impl BuildOps for FakeBuild {
     }
 }
 
-const BY: &str = "op@host";
+pub(super) const BY: &str = "op@host";
 
 fn run_deploy(
     node: &FakeNode,
@@ -374,7 +374,7 @@ fn run_deploy(
     (r, report)
 }
 
-fn failure(r: Result<(), HostError>) -> String {
+pub(super) fn failure(r: Result<(), HostError>) -> String {
     match r {
         Ok(()) => String::new(),
         Err(e) => e.to_string(),

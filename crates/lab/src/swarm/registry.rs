@@ -21,6 +21,8 @@ pub const CONTAINER: &str = "stackpilot-registry";
 pub const VOLUME: &str = "stackpilot-registry";
 /// Where the registry stores repositories inside its container.
 const STORAGE: &str = "/var/lib/docker-registry";
+/// The media type of the manifests `docker push` writes (schema 2).
+const MANIFEST_V2: &str = "application/vnd.docker.distribution.manifest.v2+json";
 /// The engines' configuration file, where `insecure-registries` goes.
 const DAEMON_JSON: &str = "/etc/docker/daemon.json";
 
@@ -166,7 +168,7 @@ impl Registry {
     /// digest reference (`<repository>@sha256:…`) services pin.
     pub fn push(&self, local: &str, project: &str) -> Result<String, Error> {
         let t = self.transport()?;
-        let version = local.rsplit_once(':').map_or("build", |(_, v)| v);
+        let version = version_of(local);
         let repo = self.repository(project);
         let tagged = format!("{repo}:{version}");
         t.output(&["docker", "tag", local, &tagged], CALL)?;
@@ -180,6 +182,26 @@ impl Registry {
         })?;
         eprintln!("==> swarm: pushed {local} as {repo}@{digest}");
         Ok(format!("{repo}@{digest}"))
+    }
+
+    /// The digest the registry itself serves for `<project>/mock-exchange:<version>` (its
+    /// `Docker-Content-Digest` for the schema-2 manifest), read over HTTP from the host:
+    /// a second reading, independent of what `docker push` printed.
+    pub fn digest(&self, project: &str, version: &str) -> Result<String, Error> {
+        let url = format!(
+            "http://{}/v2/{project}/mock-exchange/manifests/{version}",
+            self.addr()
+        );
+        http::head_header(
+            &url,
+            MANIFEST_V2,
+            "docker-content-digest",
+            Timeouts {
+                connect: Duration::from_secs(2),
+                total: Duration::from_secs(10),
+            },
+        )
+        .map_err(|e| failed("swarm", &format!("HEAD {url}"), &e))
     }
 
     /// Removes an environment's repository from the registry (every tag and manifest), then
@@ -302,6 +324,11 @@ fn with_insecure(current: &str, addr: &str) -> Result<String, serde_json::Error>
         items.push(serde_json::Value::String(addr.to_string()));
     }
     Ok(format!("{}\n", serde_json::to_string_pretty(&v)?))
+}
+
+/// The tag a local image is pushed under: its own tag's version (`<git sha>-<build id>`).
+pub fn version_of(local: &str) -> &str {
+    local.rsplit_once(':').map_or("build", |(_, v)| v)
 }
 
 /// The digest `docker push` reports (`<tag>: digest: sha256:… size: N`).

@@ -41,6 +41,97 @@ pub struct Deployed {
     pub build: BuildReceipt,
     /// When it was deployed (RFC 3339, UTC).
     pub deployed_at: String,
+    /// The deployment it replaced (one level; its own `previous` is dropped): what
+    /// `make rollback MODE=swarm` goes back to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<Box<Deployed>>,
+}
+
+impl Deployed {
+    /// A deployment of `app_image` (built as `build`) replacing `replaced`, if any.
+    pub fn replacing(
+        stack: &str,
+        app_image: String,
+        build: BuildReceipt,
+        replaced: Option<Deployed>,
+    ) -> Deployed {
+        let previous = match replaced {
+            // Redeploying the same digest keeps what it replaced.
+            Some(old) if old.app_image == app_image => old.previous,
+            Some(old) => Some(Box::new(Deployed {
+                previous: None,
+                ..old
+            })),
+            None => None,
+        };
+        Deployed {
+            stack: stack.to_string(),
+            app_image,
+            build,
+            deployed_at: stackpilot_core::time::now_rfc3339(),
+            previous,
+        }
+    }
+}
+
+/// The api service as the manager reports it: its update, the image its spec pins, the
+/// image of the spec before, and its running tasks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceView {
+    /// `<stack>_api`.
+    pub service: String,
+    /// `UpdateStatus.State` (`updating`, `completed`, `rollback_completed`, `paused`, …;
+    /// empty when the service was never updated).
+    pub update_state: String,
+    /// `Spec…ContainerSpec.Image`.
+    pub spec_image: String,
+    /// `PreviousSpec…ContainerSpec.Image` (empty without a previous spec).
+    pub previous_image: String,
+    /// Replicas wanted.
+    pub desired: u32,
+    /// Tasks whose desired state is running.
+    pub tasks: Vec<TaskView>,
+}
+
+/// One task of a service: where, what image, in which state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskView {
+    /// The node it is on.
+    pub node: String,
+    /// The image its spec pins.
+    pub image: String,
+    /// `CurrentState` (`Running 5 seconds ago`, `Starting …`, …).
+    pub state: String,
+}
+
+/// `docker service inspect` format read by [`parse_service`].
+const SERVICE_FORMAT: &str = "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}|{{.Spec.TaskTemplate.ContainerSpec.Image}}|{{if .PreviousSpec}}{{.PreviousSpec.TaskTemplate.ContainerSpec.Image}}{{end}}|{{if .Spec.Mode.Replicated}}{{.Spec.Mode.Replicated.Replicas}}{{end}}";
+/// `docker service ps` format read by [`parse_tasks`].
+const TASK_FORMAT: &str = "{{.Node}}|{{.Image}}|{{.CurrentState}}";
+
+/// Parses `docker service inspect --format SERVICE_FORMAT` and `docker service ps
+/// --format TASK_FORMAT` into a view of `service`.
+pub fn parse_service(service: &str, inspect: &str, ps: &str) -> Option<ServiceView> {
+    let mut f = inspect.trim().splitn(4, '|');
+    let (state, spec, previous, desired) = (f.next()?, f.next()?, f.next()?, f.next()?);
+    Some(ServiceView {
+        service: service.to_string(),
+        update_state: state.to_string(),
+        spec_image: spec.to_string(),
+        previous_image: previous.to_string(),
+        desired: desired.parse().ok()?,
+        tasks: ps
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.trim().splitn(3, '|');
+                Some(TaskView {
+                    node: f.next()?.to_string(),
+                    image: f.next()?.to_string(),
+                    state: f.next()?.to_string(),
+                })
+            })
+            .collect(),
+    })
 }
 
 /// One service's replicas as `docker service ls` reports them.
@@ -168,6 +259,24 @@ impl Stack {
     /// deploys the stack pinned to the pushed digest, records the deployment on the host,
     /// then waits until every replica runs.
     pub fn release(&self, root: &Path, cfg: &Config, swarm: &Swarm) -> Result<Deployed, Error> {
+        let build = self.build_receipt(swarm, cfg)?;
+        let app_image = swarm.registry().push(&build.tag, &self.name)?;
+        let deployed = self.update(root, cfg, swarm, app_image, build)?;
+        self.wait_converged(swarm, super::CONVERGE)?;
+        Ok(deployed)
+    }
+
+    /// Deploys the stack with the api pinned to `app_image` (already in the lab registry,
+    /// built as `build`) and records it on the host, with the deployment it replaces;
+    /// does not wait.
+    pub fn update(
+        &self,
+        root: &Path,
+        cfg: &Config,
+        swarm: &Swarm,
+        app_image: String,
+        build: BuildReceipt,
+    ) -> Result<Deployed, Error> {
         let lock_path = stackpilot_core::images::ImageLock::path(root);
         let db_image = match stackpilot_core::images::ImageLock::read(&lock_path)? {
             Some(lock) => lock
@@ -175,19 +284,64 @@ impl Stack {
                 .to_string(),
             None => return Err(failed("swarm", "read the image lock", "no image lock")),
         };
-        let build = self.build_receipt(swarm, cfg)?;
-        let app_image = swarm.registry().push(&build.tag, &self.name)?;
         let rendered = self.render(root, cfg, swarm, &app_image, &db_image)?;
         self.deploy(swarm, &rendered)?;
-        let deployed = Deployed {
-            stack: self.name.clone(),
-            app_image,
-            build,
-            deployed_at: stackpilot_core::time::now_rfc3339(),
-        };
+        let deployed = Deployed::replacing(&self.name, app_image, build, self.deployed(root, cfg));
         self.record(root, cfg, &deployed)?;
-        self.wait_converged(swarm, super::CONVERGE)?;
         Ok(deployed)
+    }
+
+    /// The api service's name (`<stack>_api`).
+    pub fn api_service(&self) -> String {
+        format!("{}_api", self.name)
+    }
+
+    /// The api service as the manager reports it now.
+    pub fn api_view(&self, swarm: &Swarm) -> Result<ServiceView, Error> {
+        let t = swarm.manager_transport()?;
+        let svc = self.api_service();
+        let inspect = t.output(
+            &[
+                "docker",
+                "service",
+                "inspect",
+                "--format",
+                SERVICE_FORMAT,
+                &svc,
+            ],
+            CALL,
+        )?;
+        let ps = t.output(
+            &[
+                "docker",
+                "service",
+                "ps",
+                "--filter",
+                "desired-state=running",
+                "--no-trunc",
+                "--format",
+                TASK_FORMAT,
+                &svc,
+            ],
+            CALL,
+        )?;
+        parse_service(&svc, &inspect, &ps).ok_or_else(|| {
+            failed(
+                "swarm",
+                &format!("docker service inspect {svc}"),
+                &format!("unreadable: {inspect}"),
+            )
+        })
+    }
+
+    /// `docker service rollback` of the api: swarm puts back the spec before the last
+    /// update (its `PreviousSpec`); does not wait.
+    pub fn rollback_api(&self, swarm: &Swarm) -> Result<String, Error> {
+        let svc = self.api_service();
+        let out = swarm
+            .manager_transport()?
+            .output(&["docker", "service", "rollback", "--detach", &svc], CALL)?;
+        Ok(format!("$ docker service rollback --detach {svc}\n{out}"))
     }
 
     /// The swarm half of a clean room: the stack removed (volumes kept) and the
@@ -329,6 +483,52 @@ mod tests {
             ]
         );
         assert!(parse_replicas("garbage").is_empty());
+    }
+
+    #[test]
+    fn the_service_view_reads_state_images_and_running_tasks() {
+        let v = parse_service(
+            "p_api",
+            "rollback_completed|r/m@sha256:b|r/m@sha256:a|2\n",
+            "worker1|r/m@sha256:b|Running 3 seconds ago\nworker2|r/m@sha256:b|Starting 1 second ago\n",
+        )
+        .expect("view");
+        assert_eq!(v.update_state, "rollback_completed");
+        assert_eq!(
+            (v.spec_image.as_str(), v.previous_image.as_str()),
+            ("r/m@sha256:b", "r/m@sha256:a")
+        );
+        assert_eq!(v.desired, 2);
+        assert_eq!(v.tasks[1].node, "worker2");
+        assert!(v.tasks[1].state.starts_with("Starting"));
+        let never = parse_service("p_api", "|r/m@sha256:a||1", "").expect("view");
+        assert_eq!((never.update_state.as_str(), never.desired), ("", 1));
+        assert_eq!(parse_service("p_api", "garbage", ""), None);
+    }
+
+    #[test]
+    fn a_deployment_remembers_the_one_it_replaced_one_level_deep() {
+        let build = |id: &str| BuildReceipt {
+            env: "dev".into(),
+            image_id: id.into(),
+            tag: format!("t:{id}"),
+            build_id: id.into(),
+            built_at: String::new(),
+            git_sha: String::new(),
+            dirty: false,
+        };
+        let a = Deployed::replacing("s", "r@a".into(), build("a"), None);
+        assert_eq!(a.previous, None);
+        let b = Deployed::replacing("s", "r@b".into(), build("b"), Some(a.clone()));
+        assert_eq!(
+            b.previous.as_deref().map(|p| p.app_image.as_str()),
+            Some("r@a")
+        );
+        let c = Deployed::replacing("s", "r@c".into(), build("c"), Some(b.clone()));
+        let p = c.previous.expect("previous");
+        assert_eq!((p.app_image.as_str(), p.previous), ("r@b", None));
+        let again = Deployed::replacing("s", "r@b".into(), build("b"), Some(b));
+        assert_eq!(again.previous.map(|p| p.app_image), Some("r@a".to_string()));
     }
 
     #[test]

@@ -147,6 +147,7 @@ mod tests {
                 dirty: false,
             },
             deployed_at: "2026-12-01T00:01:00Z".into(),
+            previous: None,
         };
         stack.record(&root, &cfg, &record).expect("record");
         let found = deployed(&root, &cfg, "dev");
