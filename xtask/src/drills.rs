@@ -57,34 +57,24 @@ pub enum DrillsCmd {
         mode: Option<stackpilot_core::config::Mode>,
     },
     /// Run only a drill's recovery (idempotent) and verify: for a node a drill left broken
-    /// (`--keep-fault`, an interrupted run). Injects nothing.
+    /// (`--keep-fault`, an interrupted run). Injects nothing. A swarm drill recovers
+    /// through the lab's swarm (MODE=swarm).
     Recover {
         /// A drill name (see `list`).
         name: String,
-        /// The lab node.
-        #[arg(long, env = "NODE", default_value = "control")]
-        node: String,
-        /// The environment of stackpilot.toml.
-        #[arg(long, env = "ENV", default_value = "dev")]
-        env: String,
-        /// `compose` or `swarm` (a swarm drill recovers through the lab's swarm); default:
-        /// the env's `mode`.
-        #[arg(long, env = "MODE")]
-        mode: Option<stackpilot_core::config::Mode>,
+        /// NODE, ENV and MODE (a swarm drill recovers through the lab's swarm).
+        #[command(flatten)]
+        at: crate::Where,
     },
 }
 
 /// Runs a `drills` subcommand.
 pub fn run(cmd: DrillsCmd) -> Result<(), Error> {
     match cmd {
-        DrillsCmd::Recover {
-            name,
-            node,
-            env,
-            mode,
-        } => {
-            let t = Target::new(&node, &env)?;
-            let swarm = t.mode(mode)? == stackpilot_core::config::Mode::Swarm;
+        DrillsCmd::Recover { name, at } => {
+            let t = at.target()?;
+            let swarm = t.mode(at.mode)? == stackpilot_core::config::Mode::Swarm;
+            let node = &at.node;
             // The drill of that mode only: a swarm drill's recovery needs the swarm.
             let drill = match Drill::select(&name, swarm).map_err(Error::Usage)?[..] {
                 [d] => d,
