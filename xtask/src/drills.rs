@@ -52,7 +52,8 @@ pub enum DrillsCmd {
         /// Seconds the final verify may wait for the stack to pass again.
         #[arg(long, value_name = "SECS", default_value_t = 90)]
         recovery_wait: u64,
-        /// `compose` or `swarm` (whose `all` is the swarm drills); default: the env's `mode`.
+        /// `compose` or `swarm` (whose `all` is the swarm drills, db-down and
+        /// db-midflight-loss); default: the env's `mode`.
         #[arg(long, env = "MODE")]
         mode: Option<stackpilot_core::config::Mode>,
     },

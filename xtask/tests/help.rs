@@ -63,12 +63,31 @@ fn drills_recover_takes_one_drill_of_the_mode_before_touching_the_lab() {
         !err.contains("lab up"),
         "refused before the golden path: {err}"
     );
-    // A compose drill on the swarm: refused the same way, naming the swarm's drills.
-    let (code, err) = recover(&["db-down", "--mode", "swarm"]);
+    // A compose-only drill on the swarm: refused the same way, naming the swarm's drills.
+    let (code, err) = recover(&["port-unreachable", "--mode", "swarm"]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("node-loss"), "{err}");
     // `all` is not one drill.
     let (code, err) = recover(&["all", "--mode", "swarm"]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("one drill at a time"), "{err}");
+}
+
+#[test]
+fn db_bad_credentials_on_the_swarm_is_refused_with_its_reason_before_the_lab() {
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["drills", "run", "db-bad-credentials", "--mode", "swarm"])
+        .env_remove("ENV")
+        .output()
+        .expect("binary runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("replaces every api replica") && err.contains("db-down, db-midflight-loss"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("lab up"),
+        "refused before the golden path: {err}"
+    );
 }

@@ -2,7 +2,8 @@
 //! Docker Swarm, the app is built on control, pushed to the lab registry and deployed by
 //! digest with `docker stack deploy`; verify passes without a mutating engine event and
 //! fails at the fault's layer (a drained worker, a missing task, another digest); the
-//! three swarm drills pass; then `destroy` leaves nothing of the lab behind.
+//! three swarm drills and the db drills against the swarm's db pass; then `destroy` leaves
+//! nothing of the lab behind.
 //!
 //! The test name starts with `e2e_`: nextest runs it alone in the `lab` group.
 
@@ -289,7 +290,8 @@ fn e2e_swarm_demo_reviewer_spans_the_nodes_then_destroy_leaves_nothing() {
         &[&update[..], &["--image", deployed, &api]].concat(),
     );
 
-    // The three swarm drills pass, with their figures.
+    // The swarm drills pass, with their figures, and so do the db drills against the
+    // swarm's db (`all` in swarm mode runs both).
     let out = xtask(&["drills", "run", "all", "--json"]);
     let text = String::from_utf8_lossy(&out.stdout);
     let doc: serde_json::Value = text
@@ -307,7 +309,16 @@ fn e2e_swarm_demo_reviewer_spans_the_nodes_then_destroy_leaves_nothing() {
         .as_array()
         .map(|js| js.iter().filter_map(|j| j["drill"].as_str()).collect())
         .unwrap_or_default();
-    assert_eq!(names, ["node-loss", "rolling-update", "manager-restart"]);
+    assert_eq!(
+        names,
+        [
+            "db-down",
+            "db-midflight-loss",
+            "node-loss",
+            "rolling-update",
+            "manager-restart"
+        ]
+    );
 
     // Destroy: no node, engine volume (swarm state, registry, db data) or network is left.
     let out = xtask(&["destroy"]);

@@ -12,7 +12,7 @@ use stackpilot_core::time::millis;
 
 use crate::lab::LabError;
 use crate::samples::{self, OrderAttempt, POLL_MS, Sample};
-use crate::sequence::Run;
+use crate::sequence::{ApiState, Run};
 use crate::swarm::{Failover, SpreadLoad};
 
 /// Probe timeouts: a failing request must fail within 1 s; one that does not is a hang.
@@ -104,14 +104,14 @@ pub(crate) fn wait_sample(
     })
 }
 
-/// What a drill watches through its fault: the api container's id and restart count before
-/// it, and the `/health` and `/ready` samplers, running in the background from now on.
-pub(crate) type Watch = ((String, i64), Sampler, Sampler);
+/// What a drill watches through its fault: the api's containers or tasks before it, and
+/// the `/health` and `/ready` samplers, running in the background from now on.
+pub(crate) type Watch = (ApiState, Sampler, Sampler);
 
 /// Starts watching the api: see [`Watch`].
 pub(crate) fn watch_api(r: &Run) -> Result<Watch, LabError> {
     Ok((
-        r.api_restarts()?,
+        r.api_state()?,
         Sampler::start(r.url("/health"), r.start),
         Sampler::start(r.url("/ready"), r.start),
     ))
@@ -140,6 +140,44 @@ pub(crate) fn check_status_within(
         ),
     );
     delay
+}
+
+/// Polls `path` on every api node until each has answered `status` once, for up to
+/// `limit`; returns the drill time (ms) when the last one did, and each node's outcome
+/// (`None`: never within the limit).
+pub(crate) fn every_node_answers(
+    r: &Run,
+    path: &str,
+    status: u16,
+    limit: Duration,
+) -> (Option<u64>, Vec<(String, Option<u64>)>) {
+    let nodes = r.api_nodes();
+    let mut seen: Vec<(String, Option<u64>)> =
+        nodes.iter().map(|(n, _)| (n.clone(), None)).collect();
+    let done = poll(limit, || {
+        for ((_, addr), (_, at)) in nodes.iter().zip(seen.iter_mut()) {
+            if at.is_none()
+                && http::get(&format!("http://{addr}{path}"), PROBE)
+                    .answer()
+                    .is_some_and(|(c, _)| c == status)
+            {
+                *at = Some(millis(r.start.elapsed()));
+            }
+        }
+        seen.iter().map(|(_, at)| *at).collect::<Option<Vec<u64>>>()
+    });
+    (done.and_then(|v| v.into_iter().max()), seen)
+}
+
+/// `node at t ms, …` or `node never` for [`every_node_answers`]'s outcomes.
+pub(crate) fn describe_nodes(seen: &[(String, Option<u64>)], from_ms: u64) -> String {
+    seen.iter()
+        .map(|(n, at)| match at {
+            Some(t) => format!("{n} after {} ms", t.saturating_sub(from_ms)),
+            None => format!("{n} never"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub(crate) fn describe_samples(v: &[&Sample]) -> String {

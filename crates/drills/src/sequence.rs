@@ -4,6 +4,7 @@
 //! → verdict and journal. A drill only supplies its [`Drill`] parts.
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use stackpilot_core::time::{millis, now_rfc3339};
@@ -69,20 +70,33 @@ impl Drill {
         })
     }
 
-    /// What `drills run NAME` runs in a mode: `all` is every drill of that mode (the compose
-    /// drills, or with `swarm` the swarm drills), else the one drill, if that mode runs it.
+    /// Whether a stack of that mode runs it: compose mode runs every drill but the swarm
+    /// drills; swarm mode runs the swarm drills and the compose drills marked for it.
+    pub fn runs_in(self, swarm: bool) -> bool {
+        match swarm {
+            false => !self.swarm_only(),
+            true => self.swarm_only() || crate::drills::SWARM_TOO.contains(&self),
+        }
+    }
+
+    /// What `drills run NAME` runs in a mode: `all` is every drill that mode runs (in
+    /// registry order), else the one drill, if that mode runs it.
     pub fn select(name: &str, swarm: bool) -> Result<Vec<Drill>, String> {
-        let of_mode = |d: &Drill| d.swarm_only() == swarm;
+        let in_mode = |d: &Drill| d.runs_in(swarm);
         if name == "all" {
-            return Ok(crate::drills::ALL.iter().copied().filter(of_mode).collect());
+            return Ok(crate::drills::ALL.iter().copied().filter(in_mode).collect());
         }
         let d = Drill::named(name)?;
-        if !swarm || of_mode(&d) {
+        if !swarm || in_mode(&d) {
             return Ok(vec![d]);
         }
+        let on_swarm: Vec<Drill> = crate::drills::ALL.iter().copied().filter(in_mode).collect();
         Err(format!(
-            "drill {name} runs on a compose stack (MODE=compose); on the swarm: {}",
-            names(crate::drills::SWARM)
+            "drill {name} runs on a compose stack only (MODE=compose){}; on the swarm: {}",
+            crate::drills::not_on_swarm(d)
+                .map(|why| format!(": {why}"))
+                .unwrap_or_default(),
+            names(&on_swarm)
         ))
     }
 }
@@ -255,12 +269,64 @@ impl Run<'_> {
         }
     }
 
+    /// The api before or after a fault: in compose mode its container and restart count;
+    /// on the swarm its running tasks, read from the manager (a restarted replica is a
+    /// new task there).
+    pub(crate) fn api_state(&self) -> Result<ApiState, LabError> {
+        if let Some(ops) = self.lab.swarm() {
+            let doc = ops.inspect()?;
+            return Ok(ApiState {
+                ids: crate::swarm::running_tasks(&doc, crate::swarm::API),
+                restarts: 0,
+                tasks: true,
+            });
+        }
+        let (id, restarts) = self.api_restarts()?;
+        Ok(ApiState {
+            ids: vec![id],
+            restarts,
+            tasks: false,
+        })
+    }
+
+    /// The api container's id and restart count (compose mode, `lifecycle status`).
     pub(crate) fn api_restarts(&self) -> Result<(String, i64), LabError> {
         let st = self.lab.status()?;
         let api = st
             .service("api")
             .ok_or_else(|| LabError::new("lifecycle status", "no api container"))?;
         Ok((api.id.clone(), api.restarts))
+    }
+
+    /// Every node serving the api, with its address: the swarm's api nodes, or this node.
+    pub(crate) fn api_nodes(&self) -> Vec<(String, SocketAddr)> {
+        match self.lab.swarm() {
+            Some(ops) => ops.api_nodes(),
+            None => vec![(self.lab.node().to_string(), self.lab.service_addr())],
+        }
+    }
+
+    /// Stops the database as an injection: `drills node stop db` in compose mode; on the
+    /// swarm the db service scaled to 0 (a stopped task's container is replaced by swarm,
+    /// and starting the old one again would put two Postgres on one data directory). Either
+    /// returns once the db is stopped (swarm: no db task running, as the manager reports).
+    pub(crate) fn stop_db(&mut self) -> Result<u64, LabError> {
+        let lab = self.lab;
+        match lab.swarm() {
+            Some(ops) => self.inject(&scale_db(0), || ops.scale(crate::swarm::DB, 0)),
+            None => self.inject_on("drills node stop db", NodeCmd::Stop, "db"),
+        }
+    }
+
+    /// Starts the database again as a restoring step (skipped with `keep_fault`): `drills
+    /// node start db`, or on the swarm the db service scaled back to 1 (returns once its
+    /// new task runs, i.e. Postgres is healthy).
+    pub(crate) fn start_db(&mut self) -> Result<Option<u64>, LabError> {
+        let lab = self.lab;
+        match lab.swarm() {
+            Some(ops) => self.restore(&scale_db(1), || ops.scale(crate::swarm::DB, 1)),
+            None => self.restore_on("drills node start db", NodeCmd::Start, "db"),
+        }
     }
 
     pub(crate) fn url(&self, path: &str) -> String {
@@ -273,23 +339,63 @@ impl Run<'_> {
         self.inject(step.command(), || lab.golden(step).map(|()| String::new()))
     }
 
-    /// Records the change of the api container's restart count since `before` as a figure
-    /// and checks that it is the same container, not restarted.
+    /// Records how often the api restarted since `before` as a figure and checks that it
+    /// did not: the same containers or tasks, with the same restart count.
     pub(crate) fn check_api_not_restarted(
         &mut self,
         name: &str,
-        before: (&str, i64),
+        before: &ApiState,
     ) -> Result<(), LabError> {
-        let (api_id, restarts_before) = before;
-        let (api_after, restarts_after) = self.api_restarts()?;
-        self.figures.api_restarts_during_fault = Some(restarts_after - restarts_before);
+        let after = self.api_state()?;
+        self.figures.api_restarts_during_fault = Some(before.restarts_until(&after));
         self.check(
             name,
-            api_after == api_id && restarts_after == restarts_before,
-            format!("container {api_id} with {restarts_before} restarts"),
-            format!("container {api_after} with {restarts_after} restarts"),
+            after == *before,
+            before.to_string(),
+            after.to_string(),
         );
         Ok(())
+    }
+}
+
+fn scale_db(replicas: u32) -> String {
+    format!("docker service scale {}={replicas}", crate::swarm::DB)
+}
+
+/// The api as a drill sees it: the ids of its containers (compose) or running tasks
+/// (swarm), sorted, and their restart count (always 0 for tasks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ApiState {
+    pub(crate) ids: Vec<String>,
+    pub(crate) restarts: i64,
+    /// Whether the ids are swarm tasks.
+    pub(crate) tasks: bool,
+}
+
+impl ApiState {
+    /// Restarts between `self` and `later`: each container or task that was not there
+    /// before (a replacement) with the restarts the engine counted on it, or, when the
+    /// same ones run, the engine's count since. Pure.
+    pub(crate) fn restarts_until(&self, later: &ApiState) -> i64 {
+        let new = later.ids.iter().filter(|id| !self.ids.contains(id)).count() as i64;
+        match new {
+            0 => later.restarts - self.restarts,
+            _ => new + later.restarts,
+        }
+    }
+}
+
+impl fmt::Display for ApiState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.tasks {
+            true => write!(f, "api tasks {} running", self.ids.join(", ")),
+            false => write!(
+                f,
+                "api container {} with {} restarts",
+                self.ids.join(", "),
+                self.restarts
+            ),
+        }
     }
 }
 

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use stackpilot_core::time::millis;
 use verify::inspection::Fact;
 use verify::swarm::SwarmInspection;
+use verify::swarm::inspection::SwarmTask;
 
 use crate::lab::LabError;
 use crate::probe::post_order;
@@ -21,6 +22,8 @@ use crate::samples::{self, LoadSummary, OrderAttempt};
 
 /// The compose service the load goes to.
 pub const API: &str = "api";
+/// The compose service of the database (one replica, on the manager).
+pub const DB: &str = "db";
 
 /// What swarm drills need from the lab, besides [`crate::LabOps`].
 pub trait SwarmOps {
@@ -40,6 +43,9 @@ pub trait SwarmOps {
     /// service's update policy; returns when swarm reports the update complete, with the
     /// new image reference.
     fn roll_new_build(&self) -> Result<String, LabError>;
+    /// Sets the desired replicas of the stack's `service`; returns once swarm reports that
+    /// many running (0: its last task stopped), with what the manager printed.
+    fn scale(&self, service: &str, replicas: u32) -> Result<String, LabError>;
 }
 
 /// The swarm of a lab in swarm mode, or the error a swarm drill gives in compose mode.
@@ -225,19 +231,27 @@ pub fn node_state(doc: &SwarmInspection, node: &str) -> Option<String> {
     Some(ready.state.clone())
 }
 
-/// The nodes on which `service` has a running replica, sorted (one entry per replica). Pure.
-pub fn running_on(doc: &SwarmInspection, service: &str) -> Vec<String> {
-    let (Fact::Found(services), Fact::Found(tasks), Fact::Found(nodes)) =
-        (&doc.services, &doc.tasks, &doc.nodes)
-    else {
+/// The running tasks of `service` (none when the account lacks services or tasks). Pure.
+fn running<'a>(doc: &'a SwarmInspection, service: &str) -> Vec<&'a SwarmTask> {
+    let (Fact::Found(services), Fact::Found(tasks)) = (&doc.services, &doc.tasks) else {
         return vec![];
     };
     let Some(s) = services.iter().find(|s| s.service == service) else {
         return vec![];
     };
-    let mut on: Vec<String> = tasks
+    tasks
         .iter()
         .filter(|t| t.service_id == s.id && t.running())
+        .collect()
+}
+
+/// The nodes on which `service` has a running replica, sorted (one entry per replica). Pure.
+pub fn running_on(doc: &SwarmInspection, service: &str) -> Vec<String> {
+    let Fact::Found(nodes) = &doc.nodes else {
+        return vec![];
+    };
+    let mut on: Vec<String> = running(doc, service)
+        .into_iter()
         .map(|t| {
             nodes
                 .iter()
@@ -247,6 +261,17 @@ pub fn running_on(doc: &SwarmInspection, service: &str) -> Vec<String> {
         .collect();
     on.sort();
     on
+}
+
+/// The ids of `service`'s running tasks, sorted: a replica that restarts or is replaced
+/// runs as a new task, so an unchanged list means no replica restarted. Pure.
+pub fn running_tasks(doc: &SwarmInspection, service: &str) -> Vec<String> {
+    let mut ids: Vec<String> = running(doc, service)
+        .into_iter()
+        .map(|t| t.id.clone())
+        .collect();
+    ids.sort();
+    ids
 }
 
 /// The desired replicas of `service`, when it is replicated. Pure.

@@ -1,6 +1,7 @@
 //! The registry: every drill, in the order `run all` runs them (cheap and local first, the
 //! node reboot last), then the drills of swarm mode. Adding a drill = one module here
-//! (`<name>.rs` exporting `DRILL`, declared below) plus its name in the list below.
+//! (`<name>.rs` exporting `DRILL`, declared below) plus its name in the list below; a
+//! compose drill that also runs against the swarm's stack is listed under `swarm too`.
 
 use crate::sequence::Drill;
 
@@ -18,12 +19,19 @@ pub mod rolling_update;
 
 /// Lists each drill's `DRILL` in [`ALL`], in this order.
 macro_rules! registry {
-    ($($drill:ident),* $(,)?; swarm: $($swarm:ident),* $(,)?) => {
+    (
+        $($drill:ident),* $(,)?;
+        swarm too: $($both:ident),* $(,)?;
+        swarm: $($swarm:ident),* $(,)?
+    ) => {
         /// Every drill, in run order; what `drills list` shows.
         pub const ALL: &[Drill] = &[$($drill::DRILL,)* $($swarm::DRILL),*];
 
         /// The drills that only a stack on the lab's swarm can run (`MODE=swarm`).
         pub const SWARM: &[Drill] = &[$($swarm::DRILL),*];
+
+        /// The compose drills that also run against the stack on the swarm.
+        pub const SWARM_TOO: &[Drill] = &[$($both::DRILL),*];
     };
 }
 
@@ -35,5 +43,11 @@ registry![
     process_crash,
     restart_persistence,
     node_reboot;
+    swarm too: db_down, db_midflight_loss;
     swarm: node_loss, rolling_update, manager_restart,
 ];
+
+/// Why a compose drill does not run on the swarm, when it has a reason of its own.
+pub(crate) fn not_on_swarm(drill: Drill) -> Option<&'static str> {
+    (drill == db_bad_credentials::DRILL).then_some(db_bad_credentials::NOT_ON_SWARM)
+}

@@ -18,7 +18,8 @@ pub const DRILL: Drill = Drill {
 };
 
 fn experiment(r: &mut Run) -> Result<(), LabError> {
-    let ((api_id, restarts_before), health, ready) = watch_api(r)?;
+    let (before, health, ready) = watch_api(r)?;
+    let (api_id, restarts_before) = (before.ids.join(", "), before.restarts);
     thread::sleep(Duration::from_millis(200));
     let t0 = r.now_ms();
     r.inject_on("drills node kill api (SIGKILL)", NodeCmd::Kill, "api")?;

@@ -9,7 +9,7 @@ use super::*;
 use stackpilot_core::argv::ToArgv;
 
 use crate::cli::{NodeCmd, Service};
-use crate::drills::{ALL, SWARM, node_loss, port_unreachable};
+use crate::drills::{ALL, SWARM, db_bad_credentials, db_down, node_loss, port_unreachable};
 use crate::journal::Verdict;
 use crate::lab::{Container, Status};
 
@@ -345,27 +345,74 @@ fn the_swarm_drills_are_marked_and_refuse_a_compose_stack_by_naming_mode_swarm()
 }
 
 #[test]
-fn all_selects_the_drills_of_the_mode_and_a_compose_drill_is_refused_on_the_swarm() {
+fn all_selects_the_drills_of_the_mode_and_a_compose_only_drill_is_refused_on_the_swarm() {
     let of = |name: &str, swarm: bool| -> Vec<&str> {
         let drills = Drill::select(name, swarm).expect("selected");
         drills.iter().map(|d| d.name()).collect()
     };
     assert_eq!(
         of("all", true),
-        ["node-loss", "rolling-update", "manager-restart"]
+        [
+            "db-down",
+            "db-midflight-loss",
+            "node-loss",
+            "rolling-update",
+            "manager-restart"
+        ]
     );
     assert_eq!(of("all", false).len(), ALL.len() - SWARM.len());
     assert!(!of("all", false).contains(&"node-loss"));
     assert_eq!(of("db-down", false), ["db-down"]);
+    assert_eq!(of("db-down", true), ["db-down"]);
     assert_eq!(of("node-loss", true), ["node-loss"]);
-    let refused = Drill::select("db-down", true).expect_err("compose drill on the swarm");
+    let refused = Drill::select("port-unreachable", true).expect_err("compose-only drill");
     assert!(
-        refused.contains("MODE=compose") && refused.contains("node-loss"),
+        refused.contains("MODE=compose") && refused.contains("node-loss, rolling-update"),
         "{refused}"
     );
     let unknown = Drill::select("nope", false).expect_err("unknown drill");
     assert!(
         unknown.contains("no drill named 'nope'") && unknown.contains("db-down"),
         "{unknown}"
+    );
+}
+
+#[test]
+fn db_bad_credentials_is_refused_on_the_swarm_with_its_reason() {
+    let refused = Drill::select("db-bad-credentials", true).expect_err("refused on the swarm");
+    assert!(
+        refused.contains("MODE=compose")
+            && refused.contains("replaces every api replica")
+            && refused.contains("db-down, db-midflight-loss"),
+        "{refused}"
+    );
+    assert!(db_bad_credentials::DRILL.runs_in(false));
+    assert!(!db_bad_credentials::DRILL.runs_in(true));
+    assert!(db_down::DRILL.runs_in(true) && db_down::DRILL.runs_in(false));
+    assert!(!node_loss::DRILL.runs_in(false));
+}
+
+fn api(ids: &[&str], restarts: i64) -> ApiState {
+    ApiState {
+        ids: ids.iter().map(|s| s.to_string()).collect(),
+        restarts,
+        tasks: false,
+    }
+}
+
+#[test]
+fn api_restarts_count_the_engines_restarts_and_each_replacement() {
+    assert_eq!(api(&["c1"], 2).restarts_until(&api(&["c1"], 2)), 0);
+    assert_eq!(api(&["c1"], 2).restarts_until(&api(&["c1"], 3)), 1);
+    // A recreated container starts its own count.
+    assert_eq!(api(&["c1"], 2).restarts_until(&api(&["c2"], 0)), 1);
+    // Swarm: one of two replicas replaced by a new task.
+    assert_eq!(
+        api(&["t1", "t2"], 0).restarts_until(&api(&["t1", "t3"], 0)),
+        1
+    );
+    assert_eq!(
+        api(&["t1", "t2"], 0).restarts_until(&api(&["t1", "t2"], 0)),
+        0
     );
 }

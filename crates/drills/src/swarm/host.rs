@@ -19,6 +19,10 @@ use super::SwarmOps;
 use crate::cli::NodeCmd;
 use crate::lab::{Golden, LabError, LabOps, Status};
 
+/// How long a scaled service may take to run the new count (the db stops within its 20 s
+/// grace period; a new db task runs once Postgres is healthy).
+const SCALE_LIMIT: Duration = Duration::from_secs(60);
+
 /// How long the manager's engine may take to stop its containers when it restarts.
 const ENGINE_STOP_SECS: &str = "30";
 
@@ -207,5 +211,11 @@ impl SwarmOps for SwarmLab<'_> {
             .release(self.lab.root(), self.lab.cfg(), &self.swarm)
             .map_err(|e| LabError::new("swarm deploy", e))?;
         Ok(d.app_image)
+    }
+
+    fn scale(&self, service: &str, replicas: u32) -> Result<String, LabError> {
+        self.stack
+            .scale(&self.swarm, service, replicas, SCALE_LIMIT)
+            .map_err(|e| LabError::new(format!("docker service scale {service}={replicas}"), e))
     }
 }

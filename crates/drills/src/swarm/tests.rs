@@ -215,3 +215,17 @@ fn without_failover_a_refused_request_stays_unanswered() {
         "{attempts:?}"
     );
 }
+
+#[test]
+fn running_tasks_are_the_running_replicas_of_the_service_only() {
+    let mut stopped = task(1, "n1", "shutdown", "t0", "");
+    stopped.desired_state = "shutdown".into();
+    let d = doc(vec![
+        task(2, "n2", "running", "t1", ""),
+        task(1, "n1", "running", "t1", ""),
+        stopped,
+        task(3, "n2", "pending", "t1", "no suitable node"),
+    ]);
+    assert_eq!(running_tasks(&d, API), ["t1n1running", "t2n2running"]);
+    assert!(running_tasks(&d, DB).is_empty());
+}

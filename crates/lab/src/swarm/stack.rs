@@ -364,6 +364,29 @@ impl Stack {
         })
     }
 
+    /// Sets the desired replicas of the stack's `service` (`docker service scale --detach`
+    /// on the manager), then waits up to `limit` until swarm reports that many running (0:
+    /// the last task stopped; a task with a health check runs once healthy). Returns what
+    /// the manager printed. The next deploy sets the stack file's count again.
+    pub fn scale(
+        &self,
+        swarm: &Swarm,
+        service: &str,
+        replicas: u32,
+        limit: Duration,
+    ) -> Result<String, Error> {
+        let full = format!("{}_{service}", self.name);
+        let target = format!("{full}={replicas}");
+        let argv = ["docker", "service", "scale", "--detach", &target];
+        let out = swarm.manager_transport()?.output(&argv, CALL)?;
+        wait_until(&format!("{full}: {replicas} running"), limit, || {
+            let r = self.replicas(swarm)?;
+            Ok(r.iter()
+                .any(|s| s.service == full && s.running == replicas && s.desired == replicas))
+        })?;
+        Ok(out)
+    }
+
     /// Each service of the stack with its replica counts.
     pub fn replicas(&self, swarm: &Swarm) -> Result<Vec<Replicas>, Error> {
         let out = swarm.manager_transport()?.output(
