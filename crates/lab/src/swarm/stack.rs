@@ -456,7 +456,17 @@ impl Stack {
             return Ok(());
         }
         if !self.replicas(swarm)?.is_empty() {
-            t.output(&["docker", "stack", "rm", &self.name], CALL)?;
+            // `docker stack rm` fails on the stack's network while a task of it is still
+            // shutting down ("network … is in use by task", seen here on Docker 20.10 right
+            // after the drills); again a moment later it removes what is left.
+            wait_until(
+                &format!("docker stack rm {}", self.name),
+                Duration::from_secs(60),
+                || {
+                    Ok(t.output(&["docker", "stack", "rm", &self.name], CALL)
+                        .map(|_| true)?)
+                },
+            )?;
             eprintln!("==> swarm: stack {} removed", self.name);
         }
         let label = format!("label={NAMESPACE_LABEL}={}", self.name);
