@@ -76,20 +76,7 @@ pub fn run(cmd: DrillsCmd) -> Result<(), Error> {
             let t = at.target()?;
             let swarm = t.mode(at.mode)? == stackpilot_core::config::Mode::Swarm;
             let node = &at.node;
-            // The drill of that mode only: a swarm drill's recovery needs the swarm.
-            let drill = match Drill::select(&name, swarm).map_err(Error::Usage)?[..] {
-                [d] => d,
-                _ => {
-                    return Err(Error::Usage(format!(
-                        "recover one drill at a time: name it (cargo xtask drills list), not `{name}`"
-                    )));
-                }
-            };
-            if drill.swarm_only() && !swarm {
-                return Err(Error::Usage(format!(
-                    "drill {name} runs on the lab's swarm: recover it with MODE=swarm (or --mode swarm)"
-                )));
-            }
+            let drill = Drill::select_one(&name, swarm).map_err(Error::Usage)?;
             let mut phases = Phases::default();
             golden::prepare(&t, &mut phases)?;
             let lab = HostLab::new(t)?;

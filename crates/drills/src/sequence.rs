@@ -101,6 +101,27 @@ impl Drill {
     }
 }
 
+impl Drill {
+    /// The one drill `drills recover NAME` recovers in a mode: not `all`, and a swarm
+    /// drill only with the swarm (its recovery goes through it).
+    pub fn select_one(name: &str, swarm: bool) -> Result<Drill, String> {
+        if name == "all" {
+            return Err(format!(
+                "recover one drill at a time: name it (cargo xtask drills list), not `{name}`"
+            ));
+        }
+        let d = Drill::select(name, swarm)?
+            .pop()
+            .ok_or_else(|| format!("no drill named '{name}'"))?;
+        if d.swarm_only() && !swarm {
+            return Err(format!(
+                "drill {name} runs on the lab's swarm: recover it with MODE=swarm (or --mode swarm)"
+            ));
+        }
+        Ok(d)
+    }
+}
+
 fn names(drills: &[Drill]) -> String {
     let names: Vec<&str> = drills.iter().map(|d| d.name).collect();
     names.join(", ")

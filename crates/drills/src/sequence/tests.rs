@@ -416,3 +416,18 @@ fn api_restarts_count_the_engines_restarts_and_each_replacement() {
         0
     );
 }
+
+#[test]
+fn recover_takes_one_drill_and_a_swarm_drill_only_with_the_swarm() {
+    let one = |name: &str, swarm: bool| Drill::select_one(name, swarm).map(|d| d.name());
+    assert_eq!(one("db-down", false), Ok("db-down"));
+    assert_eq!(one("db-down", true), Ok("db-down"));
+    assert_eq!(one("node-loss", true), Ok("node-loss"));
+    let compose = one("node-loss", false).expect_err("a swarm drill without the swarm");
+    assert!(compose.contains("MODE=swarm"), "{compose}");
+    let all = one("all", true).expect_err("all is not one drill");
+    assert!(all.contains("one drill at a time"), "{all}");
+    let other_mode = one("port-unreachable", true).expect_err("compose-only on the swarm");
+    assert!(other_mode.contains("MODE=compose"), "{other_mode}");
+    assert!(one("nope", false).is_err());
+}
