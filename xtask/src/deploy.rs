@@ -4,11 +4,9 @@
 use std::time::Duration;
 
 use deploy::host::flow::{LabImage, ReleaseBuild};
-use deploy::host::swarm::{Pinned, ServiceView, SwarmOps};
-use deploy::host::{self, BuildOps, Capture, DeployRequest, HostError, NodeOps, Records, Verified};
-use deploy::local::{self, LocalReport, LocalSpec};
+use deploy::host::workshop::Workshop;
+use deploy::host::{self, Capture, DeployRequest, HostError, NodeOps, Records, Verified};
 use deploy::plan::ObservePolicy;
-use deploy::plan::Release;
 use stackpilot_core::argv::{ToArgv, ToolCall};
 use stackpilot_core::http::{self, Timeouts};
 use stackpilot_core::images;
@@ -17,12 +15,8 @@ use stackpilot_core::output::{Format, print};
 use crate::golden;
 use crate::run::Error;
 use crate::run::Phases;
-use crate::swarm;
 use crate::target::Target;
 use ::lab::build::{self, BuildInfo};
-use ::lab::swarm::stack::Deployed as SwarmDeployed;
-use ::lab::swarm::{Stack, Swarm, registry};
-use stackpilot_core::receipts::BuildReceipt;
 
 /// Choices of one deploy: compose overrides (tests, drills), the health gate (seconds),
 /// stage 4's policy, the live confirmation's value.
@@ -35,7 +29,7 @@ pub struct DeployOpts {
 }
 
 /// The lab node of a target, as the deploy flows drive it.
-struct Node<'a>(&'a Target);
+pub(crate) struct Node<'a>(pub(crate) &'a Target);
 
 impl NodeOps for Node<'_> {
     fn node(&self) -> &str {
@@ -129,42 +123,6 @@ impl NodeOps for Node<'_> {
     }
 }
 
-/// This machine, where releases are compiled, built and proven first.
-struct Workshop<'a> {
-    t: &'a Target,
-    info: BuildInfo,
-}
-
-impl BuildOps for Workshop<'_> {
-    fn root(&self) -> &std::path::Path {
-        &self.t.root
-    }
-
-    fn compile(&self) -> Result<(), String> {
-        build::compile_for_nodes(&self.t.root, &self.info).map_err(|e| e.to_string())
-    }
-
-    fn run_locally(&self, spec: &LocalSpec, tag: &str) -> LocalReport {
-        local::verify(spec, tag)
-    }
-
-    fn image_id(&self, reference: &str) -> Result<String, String> {
-        let out = std::process::Command::new("docker")
-            .args(["image", "inspect", "--format", "{{.Id}}", reference])
-            .output()
-            .map_err(|e| e.to_string())?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
-        }
-    }
-
-    fn compose_config(&self, vars: &local::ComposeVars<'_>) -> Result<(String, String), String> {
-        local::compose_config(&self.t.cfg, &self.t.root, vars)
-    }
-}
-
 fn handle(t: &Target) -> Result<stackpilot_core::node::NodeHandle, HostError> {
     t.handle().map_err(|e| host_err("deploy", e))
 }
@@ -174,7 +132,7 @@ fn host_err(action: &str, e: impl std::fmt::Display) -> HostError {
 }
 
 /// A flow's failure as xtask reports it (exit codes of ARCHITECTURE.md).
-fn to_error(e: HostError) -> Error {
+pub(crate) fn to_error(e: HostError) -> Error {
     use stackpilot_core::exit::ExitStatus;
     match (e.exit(), e) {
         (_, HostError::Usage(m)) => Error::Usage(m),
@@ -209,7 +167,7 @@ fn done(report: &str, phases: &Phases, r: Result<(), HostError>) -> Result<(), E
 
 /// The request of one deploy of ENV from this checkout, gathered at the edge: the env
 /// file checked, the locked images, the build's identity.
-fn request(t: &Target, opts: &DeployOpts) -> Result<(DeployRequest, BuildInfo), Error> {
+pub(crate) fn request(t: &Target, opts: &DeployOpts) -> Result<(DeployRequest, BuildInfo), Error> {
     let env = t.cfg.environment(&t.env)?;
     let env_file = env.env_file.display().to_string();
     let vars = host::preflight(&t.root, &env.env_file, &t.env, opts.confirm.as_deref())
@@ -261,7 +219,7 @@ fn request(t: &Target, opts: &DeployOpts) -> Result<(DeployRequest, BuildInfo), 
 }
 
 /// Bad input (env file, live confirmation) is refused before the lab is touched.
-fn refuse_early(t: &Target, opts: &DeployOpts) -> Result<(), Error> {
+pub(crate) fn refuse_early(t: &Target, opts: &DeployOpts) -> Result<(), Error> {
     let env = t.cfg.environment(&t.env)?;
     host::preflight(&t.root, &env.env_file, &t.env, opts.confirm.as_deref())
         .map(drop)
@@ -278,7 +236,7 @@ pub fn deploy(t: &Target, opts: &DeployOpts) -> Result<(), Error> {
     let by = deploy::evidence::who();
     let r = host::deploy(
         &Node(t),
-        &Workshop { t, info },
+        &workshop(t, info),
         &Records::new(&t.root, &t.cfg.state.host_dir, &t.node, &t.env),
         &by,
         &req,
@@ -287,200 +245,10 @@ pub fn deploy(t: &Target, opts: &DeployOpts) -> Result<(), Error> {
     done(&report, &phases, r)
 }
 
-/// The swarm of the lab as the swarm deploy flows drive it: the lab registry, the env's
-/// stack on the manager, the host's record of what is deployed, swarm verify.
-struct SwarmSide<'a> {
-    t: &'a Target,
-    swarm: &'a Swarm,
-    manager: Node<'a>,
-    stack: Stack,
-}
-
-/// The host's records of swarm deploys: `deploys/swarm/<env>` (the lock is the manager's).
-fn swarm_records(t: &Target) -> Records {
-    Records::new(&t.root, &t.cfg.state.host_dir, "swarm", &t.env)
-}
-
-fn pinned(d: &SwarmDeployed) -> Pinned {
-    let b = &d.build;
-    Pinned {
-        reference: d.app_image.clone(),
-        release: Release {
-            tag: b.tag.clone(),
-            image_id: b.image_id.clone(),
-            build_id: b.build_id.clone(),
-            git_sha: b.git_sha.clone(),
-            dirty: b.dirty,
-            built_at: b.built_at.clone(),
-            // The swarm record keeps the build, not what it was made from.
-            source_digest: String::new(),
-            config_digest: String::new(),
-            overrides: vec![],
-        },
-    }
-}
-
-impl SwarmSide<'_> {
-    fn receipt(&self, r: &Release) -> BuildReceipt {
-        deploy::node::receipt_for(&self.t.env, r)
-    }
-
-    fn deployed_record(&self, p: &Pinned, previous: Option<SwarmDeployed>) -> SwarmDeployed {
-        SwarmDeployed {
-            stack: self.stack.name.clone(),
-            app_image: p.reference.clone(),
-            build: self.receipt(&p.release),
-            deployed_at: stackpilot_core::time::now_rfc3339(),
-            previous: previous.map(Box::new),
-        }
-    }
-}
-
-impl SwarmOps for SwarmSide<'_> {
-    fn push(&self, release: &Release) -> Result<(String, String), HostError> {
-        let mut log = match self.manager.image_id(&release.tag)? {
-            Some(id) if id == release.image_id => format!(
-                "{} already in the manager's engine as {id}: not loaded again\n",
-                release.tag
-            ),
-            _ => self.manager.load_image(&release.tag, &release.image_id)?,
-        };
-        let reference = self
-            .swarm
-            .registry()
-            .push(&release.tag, &self.stack.name)
-            .map_err(|e| host_err("deploy", e))?;
-        log.push_str(&format!("pushed {} as {reference}\n", release.tag));
-        Ok((log, reference))
-    }
-
-    fn registry_digest(&self, release: &Release) -> Result<String, HostError> {
-        self.swarm
-            .registry()
-            .digest(&self.stack.name, registry::version_of(&release.tag))
-            .map_err(|e| host_err("deploy", e))
-    }
-
-    fn deployed(&self) -> (Option<Pinned>, Option<Pinned>) {
-        let cfg = &self.t.cfg;
-        match self.stack.deployed(&self.t.root, cfg) {
-            None => (None, None),
-            Some(d) => (Some(pinned(&d)), d.previous.as_deref().map(pinned)),
-        }
-    }
-
-    fn update(&self, to: &Pinned) -> Result<String, HostError> {
-        let cfg = self.t.lab_cfg().map_err(|e| host_err("deploy", e))?;
-        self.stack
-            .update(
-                &self.t.root,
-                &cfg,
-                self.swarm,
-                to.reference.clone(),
-                self.receipt(&to.release),
-            )
-            .map_err(|e| host_err("deploy", e))?;
-        Ok(format!(
-            "docker stack deploy {} on {} with the api pinned to {}; recorded as deployed\n",
-            self.stack.name, self.swarm.manager.name, to.reference
-        ))
-    }
-
-    fn record(&self, current: &Pinned, previous: Option<&Pinned>) -> Result<(), HostError> {
-        let before = previous.map(|p| self.deployed_record(p, None));
-        let d = self.deployed_record(current, before);
-        self.stack
-            .record(&self.t.root, &self.t.cfg, &d)
-            .map_err(|e| host_err("deploy", e))
-    }
-
-    fn rollback(&self) -> Result<String, HostError> {
-        self.stack
-            .rollback_api(self.swarm)
-            .map_err(|e| host_err("rollback", e))
-    }
-
-    fn view(&self) -> Result<ServiceView, HostError> {
-        self.stack
-            .api_view(self.swarm)
-            .map_err(|e| host_err("deploy", e))
-    }
-
-    fn remove(&self) -> Result<String, HostError> {
-        self.stack
-            .remove(self.swarm)
-            .map_err(|e| host_err("deploy", e))?;
-        Ok(format!(
-            "stack {} removed (volumes kept)\n",
-            self.stack.name
-        ))
-    }
-
-    fn verify(&self, wait: Option<Duration>) -> Result<Verified, HostError> {
-        let (t, cfg) = (self.t, &self.t.cfg);
-        let opts = verify::setup::Options {
-            wait,
-            ..Default::default()
-        };
-        let deployed = verify::swarm::setup::deployed(&t.root, cfg, &t.env);
-        let r = verify::swarm::setup::verify(cfg, &self.swarm.nodes, &t.env, deployed, &opts)
-            .map_err(|e| HostError::Usage(e.to_string()))?;
-        Ok(Verified {
-            passed: r.passed,
-            report: stackpilot_core::output::Render::human(&r),
-        })
-    }
-}
-
-/// The lab up with its swarm and registry, then `flow` on the env's stack; its report on
-/// stdout.
-fn on_swarm(
-    t: &Target,
-    flow: impl FnOnce(&SwarmSide<'_>, &mut String) -> Result<(), Error>,
-) -> Result<(), Error> {
-    swarm::timed(t, |s, _| {
-        let manager = t.on(s.manager.name.clone());
-        let side = SwarmSide {
-            t,
-            swarm: s,
-            manager: Node(&manager),
-            stack: Stack::for_env(&t.cfg, &t.env)?,
-        };
-        let mut report = String::new();
-        let r = flow(&side, &mut report);
-        stackpilot_core::out!("{report}");
-        r
-    })
-}
-
-/// `make deploy ENV=… MODE=swarm`: the four stages of `deploy::host::swarm`, with the
-/// manager's deploy lock.
-pub fn deploy_swarm(t: &Target, opts: &DeployOpts) -> Result<(), Error> {
-    refuse_early(t, opts)?;
-    on_swarm(t, |side, report| {
-        let (req, info) = request(t, opts)?;
-        let by = deploy::evidence::who();
-        let build = Workshop { t, info };
-        host::swarm::deploy(
-            &side.manager,
-            &build,
-            side,
-            &swarm_records(t),
-            &by,
-            &req,
-            report,
-        )
-        .map_err(to_error)
-    })
-}
-
-/// `make rollback ENV=… MODE=swarm`: the service's own rollback to the deployment the
-/// current one replaced, proven and recorded.
-pub fn rollback_swarm(t: &Target) -> Result<(), Error> {
-    on_swarm(t, |side, report| {
-        let by = deploy::evidence::who();
-        host::swarm::rollback(&side.manager, side, &swarm_records(t), &by, report).map_err(to_error)
-    })
+/// This checkout as the workshop the release is built and proven in.
+pub(crate) fn workshop(t: &Target, info: BuildInfo) -> Workshop {
+    let (root, cfg) = (t.root.clone(), t.cfg.clone());
+    Workshop { root, cfg, info }
 }
 
 /// `make rollback|restart|stop ENV=…`: one of the guarded node actions.

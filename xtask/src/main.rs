@@ -208,7 +208,7 @@ fn main() -> ExitCode {
             };
             a.at.run(
                 |t| deploy::deploy(t, &opts),
-                |t| deploy::deploy_swarm(t, &opts),
+                |t| swarm::deploy_swarm(t, &opts),
             )
         }
         Cmd::Status { at, json } => {
@@ -228,7 +228,7 @@ fn main() -> ExitCode {
         ),
         Cmd::Rollback(w) => w.run(
             |t| deploy::act(t, ::deploy::host::Action::Rollback),
-            deploy::rollback_swarm,
+            swarm::rollback_swarm,
         ),
         Cmd::Up(w) => w.run(golden::up, swarm::up),
         Cmd::Demo(w) => w.target().and_then(|t| golden::demo(&t)),

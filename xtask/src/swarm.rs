@@ -1,11 +1,16 @@
 //! Swarm mode's golden paths (`MODE=swarm`, or `mode = "swarm"` in stackpilot.toml),
 //! composed from `lab::swarm`: the same phases as compose mode, across every node.
 
+use std::time::Duration;
+
 use ::lab::swarm::{self, Stack, Swarm};
+use deploy::host::swarm::on_lab::LabSwarm;
+use deploy::host::{self, HostError, Records, Verified};
 use stackpilot_core::config::Mode;
 
 use stackpilot_core::argv::ToArgv;
 
+use crate::deploy::{DeployOpts, Node, refuse_early, request, to_error, workshop};
 use crate::golden;
 use crate::lab::LabCmd;
 use crate::run::{Error, Phases};
@@ -110,4 +115,66 @@ pub fn verify(t: &Target, json: bool, junit: Option<&std::path::Path>) -> R {
 pub fn down(t: &Target) -> R {
     let s = Swarm::of_lab(&t.root, &t.lab_cfg()?)?;
     Ok(Stack::for_env(&t.cfg, &t.env)?.remove(&s)?)
+}
+
+/// The host's records of swarm deploys: `deploys/swarm/<env>` (the lock is the manager's).
+fn swarm_records(t: &Target) -> Records {
+    Records::new(&t.root, &t.cfg.state.host_dir, "swarm", &t.env)
+}
+
+/// The lab up with its swarm and registry, then `flow` with the manager and the env's
+/// stack on the lab's swarm (`deploy::host::swarm::on_lab`); its report on stdout.
+fn on_swarm(
+    t: &Target,
+    flow: impl FnOnce(&Node<'_>, &LabSwarm<'_>, &mut String) -> Result<(), Error>,
+) -> Result<(), Error> {
+    timed(t, |s, _| {
+        let manager = t.on(s.manager.name.clone());
+        let verify = |wait: Option<Duration>| {
+            let (cfg, opts) = (
+                &t.cfg,
+                verify::setup::Options {
+                    wait,
+                    ..Default::default()
+                },
+            );
+            let deployed = verify::swarm::setup::deployed(&t.root, cfg, &t.env);
+            let r = verify::swarm::setup::verify(cfg, &s.nodes, &t.env, deployed, &opts)
+                .map_err(|e| HostError::Usage(e.to_string()))?;
+            let report = stackpilot_core::output::Render::human(&r);
+            Ok(Verified {
+                passed: r.passed,
+                report,
+            })
+        };
+        let node = Node(&manager);
+        let side = LabSwarm::new(t.root.clone(), t.cfg.clone(), &t.env, s, &node, &verify)
+            .map_err(to_error)?;
+        let mut report = String::new();
+        let r = flow(&node, &side, &mut report);
+        stackpilot_core::out!("{report}");
+        r
+    })
+}
+
+/// `make deploy ENV=… MODE=swarm`: the four stages of `deploy::host::swarm`, with the
+/// manager's deploy lock.
+pub fn deploy_swarm(t: &Target, opts: &DeployOpts) -> Result<(), Error> {
+    refuse_early(t, opts)?;
+    on_swarm(t, |manager, side, report| {
+        let (req, info) = request(t, opts)?;
+        let by = deploy::evidence::who();
+        let build = workshop(t, info);
+        host::swarm::deploy(manager, &build, side, &swarm_records(t), &by, &req, report)
+            .map_err(to_error)
+    })
+}
+
+/// `make rollback ENV=… MODE=swarm`: the service's own rollback to the deployment the
+/// current one replaced, proven and recorded.
+pub fn rollback_swarm(t: &Target) -> Result<(), Error> {
+    on_swarm(t, |manager, side, report| {
+        let by = deploy::evidence::who();
+        host::swarm::rollback(manager, side, &swarm_records(t), &by, report).map_err(to_error)
+    })
 }

@@ -2,11 +2,11 @@
 //! then the tests that skipped for a missing capability, counted and named (a skipped test
 //! is not a passed one; under `CI=true` those tests fail instead).
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use ::ci::suite::{self, Skipped};
+use ::ci::suite;
+use stackpilot_core::step::StepError;
 
 use crate::run::{Error, repo_root, step};
 use ::lab::prereq;
@@ -92,8 +92,9 @@ pub fn run() -> Result<(), Error> {
         (result, skipped)
     } else {
         eprintln!("==> tests: cargo-nextest not installed, using cargo test");
-        // `--show-output` prints passing tests' output too: the skip markers are in it.
-        libtest_run()
+        let (result, skipped) = suite::libtest_run(&repo_root());
+        let failed = |status| StepError::new("tests", "cargo test --workspace", status);
+        (result.map_err(|s| Error::from(failed(s))), Some(skipped))
     };
     eprintln!("==> tests: not run here: the libvirt VM e2e ({VM_E2E}); run it with make test-vm");
     match &skipped {
@@ -117,36 +118,9 @@ pub fn run() -> Result<(), Error> {
     leftovers
 }
 
-/// This checkout's lab resources on the host: containers, networks and volumes labelled
-/// with the checkout (`io.stackpilot.checkout`), one `kind name` line each.
+/// This checkout's lab resources on the host.
 fn lab_leftovers() -> Vec<String> {
-    let root = repo_root();
-    let root = root.canonicalize().unwrap_or(root);
-    let filter = format!(
-        "label={}={}",
-        stackpilot_core::labs::CHECKOUT_LABEL,
-        root.display()
-    );
-    let mut found = Vec::new();
-    for (kind, args) in [
-        ("container", &["ps", "-a", "--format", "{{.Names}}"][..]),
-        ("network", &["network", "ls", "--format", "{{.Name}}"][..]),
-        ("volume", &["volume", "ls", "--format", "{{.Name}}"][..]),
-    ] {
-        let out = Command::new("docker")
-            .args(args)
-            .args(["--filter", &filter])
-            .output();
-        if let Some(o) = out.ok().filter(|o| o.status.success()) {
-            found.extend(
-                String::from_utf8_lossy(&o.stdout)
-                    .lines()
-                    .filter(|l| !l.trim().is_empty())
-                    .map(|l| format!("{kind} {}", l.trim())),
-            );
-        }
-    }
-    found
+    ::lab::named::checkout_resources(&repo_root())
 }
 
 /// The suite must leave no lab resource of this checkout that was not there before it.
@@ -173,48 +147,4 @@ fn junit_path() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("target"));
     target.join("nextest").join(PROFILE).join("junit.xml")
-}
-
-/// `cargo test` with output streamed through, scanned for skip markers.
-fn libtest_run() -> (Result<(), Error>, Option<Vec<Skipped>>) {
-    let args = [
-        "test",
-        "--workspace",
-        "--locked",
-        "--no-fail-fast",
-        "--",
-        "--show-output",
-    ];
-    let line = format!("cargo {}", args.join(" "));
-    eprintln!("==> tests: {line}");
-    let failed = |status: String| {
-        Error::from(stackpilot_core::step::StepError {
-            step: "tests".into(),
-            cmd: line.clone(),
-            status,
-        })
-    };
-    let mut child = match Command::new("cargo")
-        .args(args)
-        .current_dir(repo_root())
-        .stdout(Stdio::piped())
-        .spawn()
-    {
-        Ok(c) => c,
-        Err(e) => return (Err(failed(format!("could not start: {e}"))), None),
-    };
-    let mut out = String::new();
-    if let Some(stdout) = child.stdout.take() {
-        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
-            stackpilot_core::outln!("{l}");
-            out.push_str(&l);
-            out.push('\n');
-        }
-    }
-    let result = match child.wait() {
-        Ok(s) if s.success() => Ok(()),
-        Ok(s) => Err(failed(s.to_string())),
-        Err(e) => Err(failed(e.to_string())),
-    };
-    (result, Some(suite::skips_in_libtest(&out)))
 }

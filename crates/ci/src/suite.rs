@@ -65,6 +65,45 @@ pub fn skips_in_junit(xml: &str) -> Vec<Skipped> {
 }
 
 /// Tests whose section of `cargo test -- --show-output` holds a skip marker.
+/// `cargo test` of the workspace at `root` (no nextest), its output streamed through and
+/// scanned for skip markers: the run's failure (what to show) and the skipped tests.
+pub fn libtest_run(root: &std::path::Path) -> (Result<(), String>, Vec<Skipped>) {
+    use std::io::{BufRead, BufReader};
+    // `--show-output` prints passing tests' output too: the skip markers are in it.
+    let args = [
+        "test",
+        "--workspace",
+        "--locked",
+        "--no-fail-fast",
+        "--",
+        "--show-output",
+    ];
+    eprintln!("==> tests: cargo {}", args.join(" "));
+    let spawned = std::process::Command::new("cargo")
+        .args(args)
+        .current_dir(root)
+        .stdout(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => return (Err(format!("could not start: {e}")), vec![]),
+    };
+    let mut out = String::new();
+    if let Some(stdout) = child.stdout.take() {
+        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+            stackpilot_core::outln!("{l}");
+            out.push_str(&l);
+            out.push('\n');
+        }
+    }
+    let result = match child.wait() {
+        Ok(s) if s.success() => Ok(()),
+        Ok(s) => Err(s.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    (result, skips_in_libtest(&out))
+}
+
 pub fn skips_in_libtest(out: &str) -> Vec<Skipped> {
     let mut found: Vec<Skipped> = Vec::new();
     let mut current: Option<String> = None;

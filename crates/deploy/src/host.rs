@@ -15,6 +15,7 @@ pub mod status;
 pub mod swarm;
 #[cfg(test)]
 mod tests;
+pub mod workshop;
 
 use std::path::{Path, PathBuf};
 

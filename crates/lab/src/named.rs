@@ -30,6 +30,26 @@ fn docker_lines(args: &[&str]) -> Result<Vec<String>, Error> {
         .collect())
 }
 
+/// The lab resources of the checkout at `root` on this host: containers, networks and
+/// volumes labelled with it (`io.stackpilot.checkout`), one `kind name` line each; none
+/// when Docker does not answer.
+pub fn checkout_resources(root: &Path) -> Vec<String> {
+    let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    let filter = format!("label={CHECKOUT_LABEL}={}", root.display());
+    [
+        ("container", &["ps", "-a", "--format", "{{.Names}}"][..]),
+        ("network", &["network", "ls", "--format", "{{.Name}}"][..]),
+        ("volume", &["volume", "ls", "--format", "{{.Name}}"][..]),
+    ]
+    .iter()
+    .flat_map(|(kind, args)| {
+        let args: Vec<&str> = args.iter().copied().chain(["--filter", &filter]).collect();
+        let lines = docker_lines(&args).unwrap_or_default();
+        lines.into_iter().map(move |l| format!("{kind} {l}"))
+    })
+    .collect()
+}
+
 /// Every subnet (CIDR) of every Docker network on this host.
 pub fn used_subnets() -> Result<Vec<String>, Error> {
     let ids = docker_lines(&["network", "ls", "-q"])?;

@@ -593,5 +593,7 @@ pub fn rollback<N: NodeOps + ?Sized, S: SwarmOps + ?Sized>(
     )
 }
 
+pub mod on_lab;
+
 #[cfg(test)]
 mod tests;
