@@ -4,8 +4,8 @@
 //! Owns the contracts and their names (the names docs/guarantees-map.txt cites as
 //! `check:<name>`): pinned images, a Makefile of one-`cargo xtask`-call targets, a
 //! workflow of Makefile targets, ctx-guard first on every node-side binary, verify
-//! read-only, the inventory matching stackpilot.toml, no secrets, and a guarantees map
-//! whose proofs exist. It only reads the tree (and runs the pinned secret scanner); it
+//! read-only, xtask small enough to only compose, the inventory matching stackpilot.toml,
+//! no secrets, and a guarantees map whose proofs exist. It only reads the tree (and runs the pinned secret scanner); it
 //! never changes a file, and it does not run format, lint or tests: xtask composes those.
 
 mod guarantees;
@@ -14,6 +14,7 @@ mod images;
 mod make;
 mod output;
 mod secrets;
+mod size;
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +26,7 @@ pub use images::floating_images;
 pub use make::{makefile_targets, target_docs, workflow_calls_make_only};
 pub use output::prints_survive_closed_stdout;
 pub use secrets::LAB_ONLY;
+pub use size::xtask_composes_only;
 
 /// Why the contracts could not be checked (a violation is not an error: see [`Checked`]):
 /// the secret scanner could not be installed or run.
@@ -183,6 +185,12 @@ pub fn check(root: &Path) -> Result<Checked, Error> {
     results.push((
         "closed-stdout-is-not-a-crash",
         prints_survive_closed_stdout(&read_all(root, &printing)),
+    ));
+
+    let xtask = files(root, "xtask/src", &|n| n.ends_with(".rs"));
+    results.push((
+        "xtask-composes-only",
+        xtask_composes_only(&read_all(root, &xtask)),
     ));
 
     results.push(("inventory-consistent", inventory(root)));
