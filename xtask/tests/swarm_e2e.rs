@@ -19,9 +19,15 @@ const STACK: &str = "stackpilot-dev";
 
 /// Runs `cargo xtask <args>` (the real binary) in swarm mode; output is kept and echoed.
 fn xtask(args: &[&str]) -> Output {
+    xtask_with(args, &[])
+}
+
+/// [`xtask`] with more environment variables.
+fn xtask_with(args: &[&str], vars: &[(&str, &str)]) -> Output {
     let started = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args(args)
+        .envs(vars.iter().copied())
         .env("NODE", "control")
         .env("ENV", "dev")
         .env("MODE", "swarm")
@@ -290,6 +296,10 @@ fn e2e_swarm_demo_reviewer_spans_the_nodes_then_destroy_leaves_nothing() {
         &[&update[..], &["--image", deployed, &api]].concat(),
     );
 
+    // Deploy MODE=swarm pins the registry's digest of the verified build on every replica;
+    // a deploy failing after the switch goes back to it with the service's own rollback.
+    deploy_by_digest_then_roll_back(&api);
+
     // The swarm drills pass, with their figures, and so do the db drills against the
     // swarm's db (`all` in swarm mode runs both).
     let out = xtask(&["drills", "run", "all", "--json"]);
@@ -331,6 +341,157 @@ fn e2e_swarm_demo_reviewer_spans_the_nodes_then_destroy_leaves_nothing() {
     assert_eq!(lab_objects(&["ps", "-a"]), "", "lab containers left");
     assert_eq!(lab_objects(&["volume", "ls"]), "", "lab volumes left");
     assert_eq!(lab_objects(&["network", "ls"]), "", "lab network left");
+}
+
+/// The image the api service's spec pins.
+fn spec_image(api: &str) -> String {
+    let format = "{{.Spec.TaskTemplate.ContainerSpec.Image}}";
+    on(
+        "control",
+        &["docker", "service", "inspect", "--format", format, api],
+    )
+    .trim()
+    .to_string()
+}
+
+/// The images of the api's running tasks, as the manager reports them.
+fn running_task_images(api: &str) -> Vec<String> {
+    let argv = [
+        "docker",
+        "service",
+        "ps",
+        "--no-trunc",
+        "--filter",
+        "desired-state=running",
+        "--format",
+        "{{.Image}} {{.CurrentState}}",
+        api,
+    ];
+    on("control", &argv)
+        .lines()
+        .filter(|l| l.contains(" Running "))
+        .map(|l| l.split_whitespace().next().unwrap_or("").to_string())
+        .collect()
+}
+
+/// The image id of each worker's running api container.
+fn worker_image_ids() -> Vec<String> {
+    ["worker1", "worker2"]
+        .iter()
+        .map(|w| {
+            let label = format!("label=com.docker.stack.namespace={STACK}");
+            let c = on(w, &["docker", "ps", "-q", "--filter", &label]);
+            on(
+                w,
+                &["docker", "inspect", "--format", "{{.Image}}", c.trim()],
+            )
+            .trim()
+            .to_string()
+        })
+        .collect()
+}
+
+/// The newest swarm deploy's summary.json and the last audit line.
+fn newest_evidence() -> (serde_json::Value, serde_json::Value) {
+    let deploys = root().join(".stackpilot/deploys");
+    let mut dirs: Vec<_> = std::fs::read_dir(deploys.join("swarm/dev"))
+        .expect("swarm evidence")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
+    dirs.sort();
+    let read = |p: std::path::PathBuf| std::fs::read_to_string(&p).unwrap_or_default();
+    let summary = dirs.last().map(|d| read(d.join("summary.json")));
+    let audit = read(deploys.join("audit.log"));
+    let last = audit.lines().last().unwrap_or("{}");
+    (
+        serde_json::from_str(&summary.unwrap_or_default()).expect("summary.json"),
+        serde_json::from_str(last).expect("audit line"),
+    )
+}
+
+/// What the host recorded as deployed in swarm mode.
+fn swarm_record() -> serde_json::Value {
+    let p = root().join(".stackpilot/swarm/dev.json");
+    serde_json::from_str(&std::fs::read_to_string(&p).expect("swarm record")).expect("JSON")
+}
+
+fn deploy_by_digest_then_roll_back(api: &str) {
+    let before = spec_image(api);
+    let out = xtask(&["deploy"]);
+    assert!(out.status.success(), "make deploy MODE=swarm failed");
+    let (s, audit) = newest_evidence();
+    assert_eq!(
+        (s["outcome"].as_str(), audit["outcome"].as_str()),
+        (Some("deployed"), Some("deployed")),
+        "{s}"
+    );
+    let reference = s["swarm"]["reference"]
+        .as_str()
+        .expect("reference")
+        .to_string();
+    let digest = s["swarm"]["registry_digest"]
+        .as_str()
+        .expect("registry digest");
+    assert!(reference.ends_with(&format!("@{digest}")), "{s}");
+    assert_eq!(s["swarm"]["previous"].as_str(), Some(before.as_str()));
+    // The registry itself serves that digest for the verified build's tag.
+    let tag = s["release"]["tag"].as_str().expect("tag");
+    let version = tag.rsplit_once(':').map_or(tag, |(_, v)| v);
+    let served = http::head_header(
+        &format!(
+            "http://{}:5000/v2/{STACK}/mock-exchange/manifests/{version}",
+            address("control")
+        ),
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "docker-content-digest",
+        timeouts(),
+    );
+    assert_eq!(served.as_deref(), Ok(digest));
+    assert_eq!(spec_image(api), reference);
+    assert_eq!(running_task_images(api), [reference.as_str(); 2]);
+    let built = s["release"]["image_id"].as_str().expect("image id");
+    assert_eq!(
+        worker_image_ids(),
+        [built; 2],
+        "every replica runs the verified build"
+    );
+    assert_eq!(
+        swarm_record()["app_image"].as_str(),
+        Some(reference.as_str())
+    );
+
+    // A health gate no update can meet: stage 3 fails after the switch, the service rolls back.
+    let out = xtask_with(&["deploy"], &[("HEALTH_TIMEOUT", "1")]);
+    assert!(
+        !out.status.success(),
+        "a deploy past its health gate must fail"
+    );
+    let (s, audit) = newest_evidence();
+    assert_eq!(
+        (s["outcome"].as_str(), audit["outcome"].as_str()),
+        (Some("rolled-back"), Some("rolled-back")),
+        "{s}"
+    );
+    assert_eq!(s["failed_stage"], "remote-execution", "{s}");
+    assert_eq!(s["rollback"]["passed"], true, "{s}");
+    assert_eq!(s["swarm"]["previous"].as_str(), Some(reference.as_str()));
+    assert_ne!(
+        s["swarm"]["reference"].as_str(),
+        Some(reference.as_str()),
+        "a new digest was tried"
+    );
+    assert_eq!(
+        spec_image(api),
+        reference,
+        "the service is back on the previous digest"
+    );
+    assert_eq!(running_task_images(api), [reference.as_str(); 2]);
+    assert_eq!(worker_image_ids(), [built; 2]);
+    assert_eq!(
+        swarm_record()["app_image"].as_str(),
+        Some(reference.as_str())
+    );
 }
 
 /// `xtask verify --json` in swarm mode: its exit status and report.

@@ -473,13 +473,27 @@ impl Stack {
         for node in swarm.nodes.iter().filter(|n| n.transport.is_some()) {
             let nt = node.transport()?;
             wait_until(
-                &format!("{}: containers of stack {} gone", node.name, self.name),
+                &format!("{}: containers of stack {} stopped", node.name, self.name),
                 Duration::from_secs(90),
                 || {
-                    let left = nt.output(&["docker", "ps", "-aq", "--filter", &label], CALL)?;
+                    let left = nt.output(&["docker", "ps", "-q", "--filter", &label], CALL)?;
                     Ok(left.trim().is_empty())
                 },
             )?;
+            // An exited task container whose task swarm pruned while the node was down (a
+            // halted worker during many updates) is never removed by its agent: remove it.
+            let exited = nt.output(&["docker", "ps", "-aq", "--filter", &label], CALL)?;
+            let ids: Vec<&str> = exited.split_whitespace().collect();
+            if !ids.is_empty() {
+                let argv = [&["docker", "rm", "-f"][..], &ids].concat();
+                nt.output(&argv, CALL)?;
+                eprintln!(
+                    "==> swarm: {}: {} exited container(s) of stack {} removed",
+                    node.name,
+                    ids.len(),
+                    self.name
+                );
+            }
         }
         wait_until(
             &format!("stack {}: network removed", self.name),
