@@ -9,6 +9,11 @@
 //! next node, as the balancer in front of a host-mode swarm does; nothing was sent on it,
 //! so nothing can be placed twice. Those failovers are counted and
 //! journalled; a request that every node refused still counts as unanswered.
+//!
+//! Non-2xx answers must be 0. Requests without an answer are counted, each journalled with
+//! what happened, and may be at most one per thousand (`swarm::UNANSWERED_PER`): a
+//! connection taken by the old replica's kernel as its server stops is reset, and the
+//! client cannot know whether the order was placed, so it is not sent again.
 
 use std::time::Duration;
 
@@ -20,7 +25,7 @@ use crate::swarm::{self, API, Failover};
 /// The drill.
 pub const DRILL: Drill = Drill {
     name: "rolling-update",
-    describe: "swarm: roll a new build through the api replicas under order load (a connection a node does not take goes to the next node, counted) → 0 non-2xx and 0 unanswered requests, every replica on the new image, no acknowledged order lost",
+    describe: "swarm: roll a new build through the api replicas under order load (a connection a node does not take goes to the next node, counted) → 0 non-2xx, unanswered requests counted (at most 1 per 1000), every replica on the new image, no acknowledged order lost",
     experiment,
     // The new build is what the stack runs afterwards; the recovery's verify checks it
     // against the deployment record the roll wrote.
@@ -83,10 +88,17 @@ fn experiment(r: &mut Run) -> Result<(), LabError> {
             swarm::running_on(&after, API).join(", ")
         ),
     );
+    for line in swarm::unanswered_lines(&attempts) {
+        r.observe("no answer", line);
+    }
+    let sent = attempts.len() as u64;
     r.check(
         "no request failed during the roll",
-        non_2xx == 0 && unanswered == 0,
-        "0 non-2xx answers and 0 requests without an answer",
+        non_2xx == 0 && swarm::unanswered_within_budget(unanswered, sent),
+        format!(
+            "0 non-2xx answers; requests without an answer at most 1 per {}",
+            swarm::UNANSWERED_PER
+        ),
         format!(
             "{non_2xx} non-2xx, {unanswered} without an answer, of {} at {} per second",
             attempts.len(),

@@ -229,3 +229,20 @@ fn running_tasks_are_the_running_replicas_of_the_service_only() {
     assert_eq!(running_tasks(&d, API), ["t1n1running", "t2n2running"]);
     assert!(running_tasks(&d, DB).is_empty());
 }
+
+#[test]
+fn unanswered_requests_have_a_budget_of_one_per_thousand_and_are_each_named() {
+    assert!(unanswered_within_budget(0, 0));
+    assert!(unanswered_within_budget(0, 2517));
+    assert!(unanswered_within_budget(1, 2517));
+    assert!(unanswered_within_budget(2, 2517));
+    assert!(!unanswered_within_budget(3, 2517));
+    assert!(!unanswered_within_budget(1, 999));
+    let mut failed_over = attempt("worker2", 900, None, None);
+    failed_over.refused_by = vec!["worker1".into()];
+    let attempts = [attempt("worker1", 100, Some(201), Some("o1")), failed_over];
+    assert_eq!(
+        unanswered_lines(&attempts),
+        ["worker2 at 900 ms (after worker1 did not take it): refused after 10 ms"]
+    );
+}
