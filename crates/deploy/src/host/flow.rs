@@ -124,6 +124,36 @@ pub(super) struct Summary {
     pub(super) swarm: Option<super::swarm::Digests>,
 }
 
+impl Summary {
+    /// A deploy's summary as it starts: no outcome, failure, rollback or swarm digests yet.
+    pub(super) fn deploy(
+        node: &str,
+        env: &str,
+        by: &str,
+        started_at: String,
+        release: Option<Release>,
+        previous: Option<String>,
+        stages: Vec<StageResult>,
+    ) -> Summary {
+        Summary {
+            action: "deploy".into(),
+            node: node.to_string(),
+            env: env.to_string(),
+            by: by.to_string(),
+            started_at,
+            finished_at: String::new(),
+            release,
+            previous,
+            stages,
+            outcome: String::new(),
+            failed_stage: None,
+            reason: None,
+            rollback: None,
+            swarm: None,
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub(super) struct RollbackSummary {
     pub(super) to: String,
@@ -203,22 +233,15 @@ pub fn deploy<N: NodeOps + ?Sized, B: BuildOps + ?Sized>(
                     results.push(r);
                 }
                 gate => {
-                    let mut summary = Summary {
-                        action: "deploy".into(),
-                        node: node.node().to_string(),
-                        env: req.env.clone(),
-                        by: a.by.clone(),
+                    let mut summary = Summary::deploy(
+                        node.node(),
+                        &req.env,
+                        &a.by,
                         started_at,
-                        finished_at: String::new(),
-                        release: release.clone(),
-                        previous: previous.as_ref().map(|p| p.tag.clone()),
-                        stages: results,
-                        outcome: String::new(),
-                        failed_stage: None,
-                        reason: None,
-                        rollback: None,
-                        swarm: None,
-                    };
+                        release.clone(),
+                        previous.as_ref().map(|p| p.tag.clone()),
+                        results,
+                    );
                     let acted = finish(node, &req.env, &bundle, gate, &mut summary)?;
                     summary.finished_at = evidence::stamps().0;
                     a.extra(stage_table(&summary.stages));
@@ -247,25 +270,23 @@ fn unchanged<N: NodeOps + ?Sized>(
     bundle.write("verify.txt", &verified.report)?;
     let d = a.node.state.current.as_ref();
     let summary = Summary {
-        action: "deploy".into(),
-        node: node.node().to_string(),
-        env: req.env.clone(),
-        by: a.by.clone(),
-        started_at: started_at.to_string(),
         finished_at: evidence::stamps().0,
-        release: Some(current.clone()),
-        previous: None,
-        stages: vec![],
         outcome: if verified.passed {
             "unchanged"
         } else {
             "unchanged-verify-failed"
         }
         .into(),
-        failed_stage: None,
         reason: (!verified.passed).then(|| "verify failed".to_string()),
-        rollback: None,
-        swarm: None,
+        ..Summary::deploy(
+            node.node(),
+            &req.env,
+            &a.by,
+            started_at.to_string(),
+            Some(current.clone()),
+            None,
+            vec![],
+        )
     };
     bundle.write_json("summary.json", &summary)?;
     Ok(Acted {

@@ -387,20 +387,16 @@ where
             results.push(r);
         };
         let mut summary = Summary {
-            action: "deploy".into(),
-            node: manager.node().to_string(),
-            env: req.env.clone(),
-            by: a.by.clone(),
-            started_at,
-            finished_at: String::new(),
-            release,
-            previous: current.as_ref().map(|p| p.release.tag.clone()),
-            stages: results,
-            outcome: String::new(),
-            failed_stage: None,
-            reason: None,
-            rollback: None,
             swarm: Some(digests),
+            ..Summary::deploy(
+                manager.node(),
+                &req.env,
+                &a.by,
+                started_at,
+                release,
+                current.as_ref().map(|p| p.release.tag.clone()),
+                results,
+            )
         };
         let acted = finish(swarm, &bundle, gate, before.as_ref(), &mut summary)?;
         summary.outcome = acted.outcome.clone();
