@@ -77,10 +77,9 @@ impl Capability {
                 if out.status.success() {
                     Ok(())
                 } else {
-                    let err = String::from_utf8_lossy(&out.stderr);
                     Err(format!(
                         "no Docker engine answers `docker info`: {}",
-                        err.lines().next().unwrap_or("no message").trim()
+                        first_line(&out.stderr)
                     ))
                 }
             }
@@ -117,13 +116,9 @@ impl Capability {
                 if out.status.success() {
                     Ok(())
                 } else {
-                    let err = String::from_utf8_lossy(&out.stderr);
                     Err(format!(
                         "no libvirt daemon answers on qemu:///system: {} (`make test` starts it; by hand: sudo virtlogd -d && sudo libvirtd -d)",
-                        err.lines()
-                            .find(|l| !l.trim().is_empty())
-                            .unwrap_or("no message")
-                            .trim()
+                        first_line(&out.stderr)
                     ))
                 }
             }
@@ -201,6 +196,13 @@ fn decide(missing: &[(Capability, String)], ci: bool) -> Decision {
 /// The line a skipping test prints: `SKIP(<capability>): <reason>`.
 pub fn skip_line(cap: Capability, why: &str) -> String {
     format!("{SKIP_MARKER}{}): {why}", cap.name())
+}
+
+/// A command's first non-empty line of stderr, for a probe's reason.
+fn first_line(stderr: &[u8]) -> String {
+    let err = String::from_utf8_lossy(stderr);
+    let line = err.lines().find(|l| !l.trim().is_empty());
+    line.unwrap_or("no message").trim().to_string()
 }
 
 fn uid() -> Option<u32> {
