@@ -6,10 +6,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use deadpool_postgres::{
+    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+};
 use tokio::sync::Semaphore;
-use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::{NoTls, Statement};
 
 use crate::config::Config;
 use crate::order::NewOrder;
@@ -199,11 +201,19 @@ pub struct Db {
     pg: tokio_postgres::Config,
     timeout: Duration,
     ready_timeout: Duration,
+    create_timeout: Duration,
     ready_checks: Arc<Semaphore>,
 }
 
 /// Connections reserved for /ready and the heartbeat.
 const PROBE_POOL_SIZE: usize = 2;
+
+/// How long making one pooled connection may take (TCP, startup, SCRAM, first prepare).
+/// Longer than the request bound on purpose: it runs in its own task, so on a slow host
+/// the connection a request gave up on still lands in the pool for the next one. The cap
+/// frees the slot of a server that accepts and never answers (`connect_timeout` bounds
+/// only the TCP connect in tokio-postgres, not the startup and authentication).
+const CREATE_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Db {
     /// Builds the pools; they connect lazily, so a database that is down does not stop
@@ -213,6 +223,7 @@ impl Db {
         // Bounds connecting to an address that never answers (no RST, no SYN-ACK).
         pg.connect_timeout(cfg.db_timeout);
         pg.application_name("mock-exchange");
+        let create_timeout = cfg.db_timeout.max(CREATE_TIMEOUT);
         let build = |size: usize| {
             let manager = Manager::from_config(
                 pg.clone(),
@@ -225,7 +236,7 @@ impl Db {
                 .max_size(size)
                 .runtime(Runtime::Tokio1)
                 .wait_timeout(Some(cfg.db_timeout))
-                .create_timeout(Some(cfg.db_timeout))
+                .create_timeout(Some(create_timeout))
                 .recycle_timeout(Some(cfg.db_timeout))
                 .build()
                 .map_err(|e| DbError::Connect(e.to_string()))
@@ -236,6 +247,7 @@ impl Db {
             pg,
             timeout: cfg.db_timeout,
             ready_timeout: cfg.ready_timeout,
+            create_timeout,
             ready_checks: Arc::new(Semaphore::new(PROBE_POOL_SIZE)),
         })
     }
@@ -257,6 +269,33 @@ impl Db {
         }
     }
 
+    /// A connection from `pool` with `sql` prepared on it. Getting it runs in a spawned task
+    /// bounded by the create timeout, not by the caller's bound: a caller that gives up (503
+    /// at its bound) leaves a connection being made to finish and return to the pool, where
+    /// the next call finds it. Without that, when a new connection takes longer than the
+    /// bound, every call cancels its half-made one and the pool never gets a connection.
+    /// The first prepare on a fresh connection is a round trip too, so it is in the task and
+    /// lands in the connection's statement cache.
+    async fn prepared(
+        &self,
+        pool: &Pool,
+        sql: &'static str,
+    ) -> Result<(Object, Statement), DbError> {
+        let (pool, limit) = (pool.clone(), self.create_timeout);
+        let task = tokio::spawn(async move {
+            let get = async {
+                let client = pool.get().await?;
+                let stmt = client.prepare_cached(sql).await?;
+                Ok((client, stmt))
+            };
+            tokio::time::timeout(limit, get)
+                .await
+                .unwrap_or(Err(DbError::Timeout(limit)))
+        });
+        task.await
+            .unwrap_or_else(|join| Err(DbError::Query(format!("connection task failed: {join}"))))
+    }
+
     /// Readiness: the database answers within the ready bound and the schema is current.
     /// Returns the schema version found.
     ///
@@ -270,8 +309,7 @@ impl Db {
             let db = self.clone();
             async move {
                 Self::bounded(db.timeout, async {
-                    let client = db.probe_pool.get().await?;
-                    let stmt = client.prepare_cached(SCHEMA_VERSION).await?;
+                    let (client, stmt) = db.prepared(&db.probe_pool, SCHEMA_VERSION).await?;
                     let row = client.query_one(&stmt, &[]).await?;
                     let found: Option<i64> = row.try_get(0)?;
                     let found = found.unwrap_or(0);
@@ -306,8 +344,7 @@ impl Db {
     /// Stores an order; returns only after the row is committed.
     pub async fn insert_order(&self, o: &NewOrder) -> Result<Order, DbError> {
         Self::bounded(self.timeout, async {
-            let client = self.pool.get().await?;
-            let stmt = client.prepare_cached(INSERT_ORDER).await?;
+            let (client, stmt) = self.prepared(&self.pool, INSERT_ORDER).await?;
             let row = client
                 .query_one(&stmt, &[&o.symbol, &o.side.as_str(), &o.qty])
                 .await?;
@@ -325,8 +362,7 @@ impl Db {
     /// Reads an order; `None` when absent.
     pub async fn get_order(&self, id: i64) -> Result<Option<Order>, DbError> {
         Self::bounded(self.timeout, async {
-            let client = self.pool.get().await?;
-            let stmt = client.prepare_cached(SELECT_ORDER).await?;
+            let (client, stmt) = self.prepared(&self.pool, SELECT_ORDER).await?;
             let Some(row) = client.query_opt(&stmt, &[&id]).await? else {
                 return Ok(None);
             };
@@ -344,8 +380,7 @@ impl Db {
     /// Records one heartbeat of `instance`; returns its beat count.
     pub async fn heartbeat(&self, instance: &str) -> Result<i64, DbError> {
         Self::bounded(self.timeout, async {
-            let client = self.probe_pool.get().await?;
-            let stmt = client.prepare_cached(UPSERT_HEARTBEAT).await?;
+            let (client, stmt) = self.prepared(&self.probe_pool, UPSERT_HEARTBEAT).await?;
             let row = client.query_one(&stmt, &[&instance]).await?;
             Ok(row.try_get(0)?)
         })
