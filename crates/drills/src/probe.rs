@@ -194,13 +194,24 @@ pub(crate) fn describe_samples(v: &[&Sample]) -> String {
         .join(", ")
 }
 
-/// GETs every order; returns the ids that did not answer 200 (with why).
+/// How long reads that could not tell (a 5xx, no answer) are retried. A service just back
+/// (an api started at a VM's boot, making its first database connections under emulation)
+/// may answer 503 to its first reads; only a 404 says an order is gone. The bound is shared
+/// by all reads, so a database that stays down costs it once, not once per order.
+const READ_BACK_RETRY: Duration = Duration::from_secs(20);
+
+/// GETs every order; returns the ids that did not answer 200 (with why): a 404 at once,
+/// any other answer only when it still was not 200 after [`READ_BACK_RETRY`].
 pub(crate) fn read_back(r: &Run, ids: &[String]) -> Vec<String> {
-    let base = r.lab.base_url();
+    read_back_at(&r.lab.base_url(), ids, READ_BACK_RETRY)
+}
+
+fn read_back_at(base: &str, ids: &[String], retry: Duration) -> Vec<String> {
     let timeouts = Timeouts {
         connect: Duration::from_secs(2),
         total: Duration::from_secs(5),
     };
+    let deadline = Instant::now() + retry;
     let chunks: Vec<Vec<String>> = ids
         .chunks(ids.len().div_ceil(8).max(1))
         .map(<[String]>::to_vec)
@@ -208,16 +219,23 @@ pub(crate) fn read_back(r: &Run, ids: &[String]) -> Vec<String> {
     let handles: Vec<_> = chunks
         .into_iter()
         .map(|chunk| {
-            let base = base.clone();
+            let base = base.to_string();
             thread::spawn(move || {
                 chunk
                     .into_iter()
                     .filter_map(|id| {
-                        let p = http::get(&format!("{base}/orders/{id}"), timeouts);
-                        match p.answer() {
-                            Some((200, _)) => None,
-                            Some((c, _)) => Some(format!("{id} ({c})")),
-                            None => Some(format!("{id} ({:?})", p.outcome)),
+                        loop {
+                            let p = http::get(&format!("{base}/orders/{id}"), timeouts);
+                            let answer = p.answer().map(|(c, _)| c);
+                            match answer {
+                                Some(200) => break None,
+                                Some(404) => break Some(format!("{id} (404)")),
+                                _ if Instant::now() < deadline => {
+                                    thread::sleep(Duration::from_millis(500));
+                                }
+                                Some(c) => break Some(format!("{id} ({c})")),
+                                None => break Some(format!("{id} ({:?})", p.outcome)),
+                            }
                         }
                     })
                     .collect::<Vec<_>>()
@@ -359,4 +377,80 @@ pub(crate) fn answers_200(url: &str, limit: Duration) -> Option<()> {
             .filter(|(c, _)| *c == 200)
             .map(|_| ())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::io::{BufRead, Write};
+
+    /// A loopback service answering `GET /orders/{id}` from a script per id (the last
+    /// status repeats); returns its base URL and how often each id was asked.
+    fn orders_service(script: &[(&str, &[u16])]) -> (String, Arc<Mutex<HashMap<String, usize>>>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let script: HashMap<String, Vec<u16>> = script
+            .iter()
+            .map(|(id, s)| (id.to_string(), s.to_vec()))
+            .collect();
+        let asked = Arc::new(Mutex::new(HashMap::new()));
+        let log = asked.clone();
+        thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut reader = std::io::BufReader::new(stream);
+                let mut line = String::new();
+                let _ = reader.read_line(&mut line);
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).map_or(true, |n| n == 0) || h == "\r\n" {
+                        break;
+                    }
+                }
+                let id = line
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|p| p.strip_prefix("/orders/"))
+                    .unwrap_or("")
+                    .to_string();
+                let n = {
+                    let mut log = log.lock().expect("log");
+                    let n = log.entry(id.clone()).or_insert(0);
+                    *n += 1;
+                    *n
+                };
+                let statuses = script.get(&id).cloned().unwrap_or_else(|| vec![500]);
+                let status = statuses[(n - 1).min(statuses.len() - 1)];
+                let _ = write!(
+                    reader.get_mut(),
+                    "HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{{}}"
+                );
+            }
+        });
+        (base, asked)
+    }
+
+    #[test]
+    fn a_503_is_read_again_and_a_404_is_lost_at_once() {
+        let (base, asked) = orders_service(&[("1", &[503, 503, 200]), ("2", &[404])]);
+        let ids = vec!["1".to_string(), "2".to_string()];
+        assert_eq!(
+            read_back_at(&base, &ids, Duration::from_secs(10)),
+            ["2 (404)"]
+        );
+        let asked = asked.lock().expect("log");
+        assert_eq!(asked["1"], 3, "the 503s were asked again until 200");
+        assert_eq!(asked["2"], 1, "a 404 is not asked again");
+    }
+
+    #[test]
+    fn a_read_still_503_after_the_bound_is_reported_with_its_status() {
+        let (base, asked) = orders_service(&[("3", &[503])]);
+        let lost = read_back_at(&base, &["3".to_string()], Duration::from_secs(1));
+        assert_eq!(lost, ["3 (503)"]);
+        assert!(
+            asked.lock().expect("log")["3"] > 1,
+            "asked again within the bound"
+        );
+    }
 }
