@@ -21,6 +21,11 @@ use crate::node::NODE_REPO;
 /// The Vagrant project directory, relative to the repo root.
 pub const VAGRANT_DIR: &str = "vagrant";
 
+/// The least time one command over `ssh` to a VM node is given ([`Transport::command_limit`]):
+/// a deploy's verify saw 30 s run out on the `ssh` handshake alone to a TCG-emulated guest on
+/// a 2-core host at load 7.
+pub const VM_COMMAND_LIMIT: Duration = Duration::from_secs(90);
+
 /// How the host reaches one node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transport {
@@ -194,6 +199,16 @@ impl Transport {
                 provider,
             },
         })
+    }
+
+    /// How long one command through this transport may take when the same command in a
+    /// container node is given `local`: never less than [`VM_COMMAND_LIMIT`] over `ssh` to
+    /// a VM, whose handshake alone takes 15–30 s on a TCG-emulated guest on a loaded host.
+    pub fn command_limit(&self, local: Duration) -> Duration {
+        match self {
+            Transport::DockerExec { .. } => local,
+            Transport::VagrantSsh { .. } => local.max(VM_COMMAND_LIMIT),
+        }
     }
 
     /// The node this transport reaches.
@@ -481,6 +496,15 @@ mod tests {
             node: node.into(),
             provider: Provider::Libvirt,
         }
+    }
+
+    #[test]
+    fn a_vm_command_gets_at_least_the_vm_limit_and_a_container_command_its_own() {
+        let short = Duration::from_secs(30);
+        assert_eq!(docker().command_limit(short), short);
+        assert_eq!(vagrant("control").command_limit(short), VM_COMMAND_LIMIT);
+        let long = Duration::from_secs(300);
+        assert_eq!(vagrant("control").command_limit(long), long);
     }
 
     /// The arguments of a host command, as text.

@@ -26,18 +26,13 @@ use stackpilot_core::{Config, Provider};
 /// The TCP port every node listens on: the engine's read-only metrics endpoint.
 pub use stackpilot_core::node::PROBE_PORT;
 
-/// Limit of every command run in a node and of every connect.
+/// Limit of every command run in a container node and of every connect (a VM node's
+/// commands get [`Transport::command_limit`]).
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
-/// The same through `vagrant ssh` to a VM: Vagrant's own start plus an ssh handshake on a
-/// TCG-emulated guest took 15–30 s per command on a loaded 2-core host.
-const VM_CALL_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// How long one command in the node may take over this transport.
 fn call_timeout(t: &Transport) -> Duration {
-    match t {
-        Transport::DockerExec { .. } => CALL_TIMEOUT,
-        Transport::VagrantSsh { .. } => VM_CALL_TIMEOUT,
-    }
+    t.command_limit(CALL_TIMEOUT)
 }
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 

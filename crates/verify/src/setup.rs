@@ -112,11 +112,15 @@ pub fn prepare(
             env_file: repo.join(&e.env_file).display().to_string(),
         },
     };
+    let mut run = opts.run_config();
     let runner = match node.transport() {
-        Ok(t) => HostRunner::Transport(t.clone()),
+        Ok(t) => {
+            run.node_timeout = t.command_limit(run.node_timeout);
+            HostRunner::Transport(t.clone())
+        }
         Err(e) => HostRunner::Missing(e.to_string()),
     };
-    Ok((NodeUnderTest { expect, addr }, runner, opts.run_config()))
+    Ok((NodeUnderTest { expect, addr }, runner, run))
 }
 
 /// Verifies `env` on the resolved `node`: the one call xtask and the binary make.
@@ -194,8 +198,27 @@ mod tests {
             }),
             ..worker1()
         };
-        let (_, runner, _) = prepare(&cfg(), &node, "dev", &Options::default()).expect("prepare");
+        let (_, runner, run) = prepare(&cfg(), &node, "dev", &Options::default()).expect("prepare");
         assert!(matches!(runner, HostRunner::Transport(_)));
+        assert_eq!(run.node_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn a_vm_node_gives_its_node_side_commands_the_vm_limit() {
+        // A deploy's verify on a TCG-emulated VM saw 30 s run out on the ssh handshake.
+        let node = NodeHandle {
+            transport: Some(Transport::VagrantSsh {
+                vagrant_dir: PathBuf::from("/repo/vagrant"),
+                node: "control".into(),
+                provider: stackpilot_core::Provider::Libvirt,
+            }),
+            ..worker1()
+        };
+        let (_, _, run) = prepare(&cfg(), &node, "dev", &Options::default()).expect("prepare");
+        assert_eq!(
+            run.node_timeout,
+            stackpilot_core::transport::VM_COMMAND_LIMIT
+        );
     }
 
     #[test]
