@@ -224,6 +224,8 @@ pub fn ensure(repo: &Path, cfg: &Config) -> Result<(ImageLock, Vec<Built>), Erro
             ),
         ));
     }
+    // One build of the host's images at a time (they are the host's, not this checkout's).
+    let _building = crate::host_lock::acquire("images", "images")?;
     let state = state_dir();
     let mut out = Vec::new();
     let root = &have.root;

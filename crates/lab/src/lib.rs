@@ -8,6 +8,7 @@
 
 pub mod build;
 pub mod error;
+pub mod host_lock;
 pub mod images;
 pub mod inventory;
 pub mod named;

@@ -30,6 +30,91 @@ fn docker_lines(args: &[&str]) -> Result<Vec<String>, Error> {
         .collect())
 }
 
+/// The host's lab records for creating a VM lab in `checkout`, less other checkouts' VM
+/// labs whose checkout is gone (`labs::vm_lab_vanished`). Such a record is removed, and
+/// said so, unless libvirt still has one of `domains` (the lab's `{lab}-{node}` names),
+/// which the error names with the commands that remove them: the VMs would still hold
+/// 192.168.56.x and the names.
+pub fn vm_lab_records(checkout: &str, domains: &[String]) -> Result<Vec<LabRecord>, Error> {
+    let state = host_state_dir();
+    let records = LabRecord::list(&state).map_err(|e| {
+        failed(
+            "lab record",
+            &state.join("labs").display().to_string(),
+            &e.to_string(),
+        )
+    })?;
+    let mut kept = Vec::new();
+    for r in records {
+        if !stackpilot_core::labs::vm_lab_vanished(&r, checkout) {
+            kept.push(r);
+            continue;
+        }
+        let left: Vec<&String> = if r.provider == "libvirt" {
+            let listed = virsh_domains()?;
+            domains.iter().filter(|d| listed.contains(d)).collect()
+        } else {
+            Vec::new()
+        };
+        if !left.is_empty() {
+            let names: Vec<&str> = left.iter().map(|d| d.as_str()).collect();
+            return Err(failed(
+                "lab up",
+                "virsh -c qemu:///system list --all --name",
+                &format!(
+                    "the VM lab '{}' of checkout {} (gone: no {} there) left libvirt domain(s) {}\n  expected: remove them, then run `cargo xtask lab up` again: {}",
+                    r.name,
+                    r.checkout,
+                    stackpilot_core::node::LAB_MARKER,
+                    names.join(", "),
+                    names
+                        .iter()
+                        .map(|d| format!("virsh -c qemu:///system destroy {d}; virsh -c qemu:///system undefine {d} --remove-all-storage"))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+            ));
+        }
+        LabRecord::remove(&state, &r.name).map_err(|e| {
+            failed(
+                "lab record",
+                &state.join("labs").display().to_string(),
+                &e.to_string(),
+            )
+        })?;
+        eprintln!(
+            "==> lab: the VM lab '{}' ({}) of checkout {} is gone with its checkout (no {} there) and left no VM: its record is removed",
+            r.name,
+            r.provider,
+            r.checkout,
+            stackpilot_core::node::LAB_MARKER
+        );
+    }
+    Ok(kept)
+}
+
+/// Every libvirt domain on the host (`qemu:///system`), running or not.
+fn virsh_domains() -> Result<Vec<String>, Error> {
+    let cmd = "virsh -c qemu:///system list --all --name";
+    let out = Command::new("virsh")
+        .args(["-c", "qemu:///system", "list", "--all", "--name"])
+        .output()
+        .map_err(|e| failed("lab up", cmd, &e.to_string()))?;
+    if !out.status.success() {
+        return Err(failed(
+            "lab up",
+            cmd,
+            String::from_utf8_lossy(&out.stderr).trim(),
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect())
+}
+
 /// The lab resources of the checkout at `root` on this host: containers, networks and
 /// volumes labelled with it (`io.stackpilot.checkout`), one `kind name` line each; none
 /// when Docker does not answer.

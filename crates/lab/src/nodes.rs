@@ -97,6 +97,15 @@ impl Lab {
         c
     }
 
+    /// The libvirt domain names of this lab's nodes (the Vagrantfile's `default_prefix`).
+    fn domain_names(&self) -> Vec<String> {
+        self.cfg
+            .node_names()
+            .iter()
+            .map(|n| format!("{}-{n}", self.cfg.lab.name))
+            .collect()
+    }
+
     /// The named nodes (all by default) that Vagrant has a machine for under `provider`.
     fn created(&self, names: &[String], provider: Provider) -> Result<Vec<String>, Error> {
         let vagrant_dir = self.vagrant_dir();
@@ -281,7 +290,7 @@ impl Lab {
             next.docker_subnet = Some(subnet.to_string());
             Some(subnet.to_string())
         } else {
-            let records = LabRecord::list(&state).map_err(record_err)?;
+            let records = crate::named::vm_lab_records(&checkout, &self.domain_names())?;
             labs::check_vm_lab_free(&records, &checkout).map_err(record_err)?;
             None
         };
@@ -372,7 +381,7 @@ impl Lab {
         let docker = !provider.desc().is_vm;
         if !docker && self.created(&nodes, provider)?.is_empty() {
             // Refuse a second VM lab before building anything.
-            let records = LabRecord::list(&host_state_dir()).unwrap_or_default();
+            let records = crate::named::vm_lab_records(&self.checkout(), &self.domain_names())?;
             labs::check_vm_lab_free(&records, &self.checkout()).map_err(|e| {
                 Error::from(stackpilot_core::step::StepError {
                     step: "lab up".into(),
@@ -961,10 +970,11 @@ fn state_dir_for_transport_user(t: &Transport, dir: &str) -> Result<(), Error> {
 /// How long one command through the transport may take, and the engine wait in all: a
 /// `vagrant ssh` to a TCG-emulated VM on a loaded host takes 15 s or more on its own.
 fn transport_waits(t: &Transport) -> (Duration, Duration) {
-    match t {
-        Transport::DockerExec { .. } => (Duration::from_secs(10), ENGINE_WAIT),
-        Transport::VagrantSsh { .. } => (Duration::from_secs(90), Duration::from_secs(300)),
-    }
+    let engine_wait = match t {
+        Transport::DockerExec { .. } => ENGINE_WAIT,
+        Transport::VagrantSsh { .. } => Duration::from_secs(300),
+    };
+    (t.command_limit(Duration::from_secs(10)), engine_wait)
 }
 
 fn wait_for_engine(t: &Transport) -> Result<(), Error> {

@@ -97,6 +97,8 @@ pub fn recipe_digest(dir: &Path, suite: &str, sources: &str) -> Result<String, E
 /// building it when not. Returns the box and the build's seconds (`None`: reused).
 pub fn ensure(repo: &Path, cfg: &Config) -> Result<(VmBox, Option<f64>), Error> {
     let b = planned(repo, cfg)?;
+    // One box build on the host at a time; a waiter then finds the box the holder made.
+    let _building = crate::host_lock::acquire("libvirt-box", "images: box")?;
     if registered(&b.name)? && b.kernel.is_file() && b.initrd.is_file() {
         eprintln!("==> images: box {} present, recipe matches", b.name);
         return Ok((b, None));

@@ -333,6 +333,17 @@ impl LabRecord {
     }
 }
 
+/// Whether `r` is another checkout's VM lab whose checkout is gone: its lab marker no
+/// longer exists, so no `lab destroy` can ever run from there and the record would hold
+/// 192.168.56.x for good (a deleted clone, a CI workspace removed without a destroy).
+pub fn vm_lab_vanished(r: &LabRecord, checkout: &str) -> bool {
+    r.is_vm()
+        && r.checkout != checkout
+        && !Path::new(&r.checkout)
+            .join(crate::node::LAB_MARKER)
+            .exists()
+}
+
 /// A VM lab may be created only when no other checkout's VM lab holds 192.168.56.x.
 pub fn check_vm_lab_free(records: &[LabRecord], checkout: &str) -> Result<(), LabError> {
     match records.iter().find(|r| r.is_vm() && r.checkout != checkout) {
@@ -415,6 +426,33 @@ mod tests {
             choose_subnet(pref, &all),
             Err(LabError::NoFreeSubnet)
         ));
+    }
+
+    #[test]
+    fn a_vm_lab_whose_checkout_lost_its_marker_has_vanished() {
+        let dir = std::env::temp_dir().join(format!("sp-vanished-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp checkout");
+        let rec = |checkout: &Path, provider: &str| LabRecord {
+            name: "a".into(),
+            checkout: checkout.display().to_string(),
+            provider: provider.into(),
+            subnet: None,
+        };
+        let gone = dir.join("deleted-clone");
+        assert!(vm_lab_vanished(&rec(&gone, "libvirt"), "/src/b"));
+        assert!(
+            vm_lab_vanished(&rec(&dir, "libvirt"), "/src/b"),
+            "no marker"
+        );
+        std::fs::write(dir.join(crate::node::LAB_MARKER), "").expect("marker");
+        assert!(!vm_lab_vanished(&rec(&dir, "libvirt"), "/src/b"), "marker");
+        assert!(
+            !vm_lab_vanished(&rec(&gone, "docker"), "/src/b"),
+            "not a VM lab"
+        );
+        let own = gone.display().to_string();
+        assert!(!vm_lab_vanished(&rec(&gone, "libvirt"), &own), "its own");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
