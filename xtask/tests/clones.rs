@@ -4,9 +4,11 @@
 //!
 //! The clones are real `git clone`s of this checkout's HEAD with their own `target/` (the
 //! golden path compiles from the checkout it runs in). Each clone's `target/` is seeded
-//! with copies of this checkout's compiled registry dependencies, so a clone compiles only
-//! the workspace's own crates: the point here is the clean tree and the separate labs, not
-//! a cold dependency build (about 5 GB and several minutes per clone otherwise).
+//! with copies of this checkout's compiled registry dependencies (xtask's debug build) and
+//! of its whole static build when this checkout is HEAD's tree (`support::seed_static_build`),
+//! so a clone compiles xtask's own crates and the app's build id: the point here is the
+//! clean tree and the separate labs, not a cold build (about 5 GB and several minutes per
+//! clone otherwise; CI's own fresh clone is the cold build).
 //! The clones' labs are their own, so nextest runs this test in its own group, beside the
 //! lab e2e tests of this checkout (.config/nextest.toml); its builds and make runs go at a
 //! lower CPU priority (`nice`) so the timed tests running beside it keep their figures.
@@ -38,11 +40,14 @@ impl Clone {
             "git clone: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        // xtask's own debug build: its registry dependencies; the static build nodes run:
+        // whole when this checkout is HEAD's tree (see `seed_static_build`).
         support::seed_dependencies(
             &support::root().join("target"),
             &dir.join("target"),
-            support::PROFILES,
+            &["debug"],
         );
+        support::seed_static_build(&dir.join("target"));
         Clone { dir }
     }
 

@@ -37,14 +37,19 @@ const CTX_GUARD: &str = "/vagrant/target/x86_64-unknown-linux-gnu/release/ctx-gu
 /// The test's own checkout, at a fixed place under this checkout's target/.
 struct VmCheckout {
     dir: PathBuf,
+    /// Held for the whole test: a host holds one VM lab (192.168.56.x), so a second
+    /// checkout's VM e2e (two clones running make test at once) waits for this one.
+    _host: lab::host_lock::HostLock,
 }
 
 impl VmCheckout {
     /// A checkout of HEAD: the previous run's lab destroyed first (it may have stopped
     /// half-way), then everything but its target/ reset to this checkout's HEAD.
     fn prepare() -> VmCheckout {
+        let host = lab::host_lock::acquire("vm-e2e", "vm e2e (one VM lab per host)")
+            .expect("the host-wide vm-e2e lock");
         let dir = support::root().join("target/vm-e2e/checkout");
-        let c = VmCheckout { dir };
+        let c = VmCheckout { dir, _host: host };
         if c.dir.join("vagrant/.vagrant/machines").exists() {
             eprintln!(
                 "a previous run left a lab in {}: destroying it",
@@ -70,17 +75,9 @@ impl VmCheckout {
         // Lab state of earlier runs (marker, Vagrant's machines, .stackpilot/) goes; the
         // compiled target/ stays.
         git(&c.dir, &["clean", "-fdxq", "-e", "/target"]);
-        if !c
-            .dir
-            .join("target/x86_64-unknown-linux-gnu/release/deps")
-            .is_dir()
-        {
-            support::seed_dependencies(
-                &support::root().join("target"),
-                &c.dir.join("target"),
-                &["x86_64-unknown-linux-gnu/release"],
-            );
-        }
+        // What the lab compiles for the VM is this checkout's static build (630 s cold at
+        // load 8 in a checkout of its own, docs/benchmarks.md).
+        support::seed_static_build(&c.dir.join("target"));
         c
     }
 
@@ -353,7 +350,29 @@ fn e2e_vm_libvirt_one_node_golden_path_drills_deploy_reboot_destroy() {
         // objects are listed once it is there.
         ok(&vm.xtask(&["images"]), "images (the box)");
         let before = libvirt_objects();
-        ok(&vm.xtask(&["lab", "up", NODE]), "lab up control");
+        // The record of a VM lab whose checkout was deleted without a destroy (and which
+        // left no domain) must not hold the host: lab up removes it and says so.
+        let state = stackpilot_core::labs::host_state_dir();
+        let vanished = stackpilot_core::labs::LabRecord {
+            name: "sp-vm-e2e-vanished".into(),
+            checkout: vm.dir.join("deleted-clone").display().to_string(),
+            provider: "libvirt".into(),
+            subnet: None,
+        };
+        vanished
+            .write(&state)
+            .expect("write a vanished lab's record");
+        let up = vm.xtask(&["lab", "up", NODE]);
+        ok(&up, "lab up control");
+        assert!(
+            text(&up).contains("'sp-vm-e2e-vanished' (libvirt) of checkout")
+                && text(&up).contains("is gone with its checkout"),
+            "lab up names the vanished lab whose record it removed"
+        );
+        assert!(
+            !stackpilot_core::labs::LabRecord::path(&state, &vanished.name).exists(),
+            "the vanished lab's record is removed"
+        );
         before
     });
     phases.run("lab verify", || {

@@ -192,11 +192,6 @@ pub fn is_workspace_output(name: &str) -> bool {
     })
 }
 
-/// The debug profile (xtask) and the static release build (the node tools), as target/
-/// subdirectories.
-#[allow(dead_code)]
-pub const PROFILES: &[&str] = &["debug", "x86_64-unknown-linux-gnu/release"];
-
 /// Copies the compiled registry dependencies of `profiles` (target/ subdirectories) from
 /// `from` into `to`. Copies, never hard links: cargo must not share a file between two
 /// target directories.
@@ -243,6 +238,94 @@ pub fn seed_dependencies(from: &Path, to: &Path, profiles: &[&str]) {
             }
         }
     }
+}
+
+/// The profiles (target/ subdirectories) of the static release build nodes run: with
+/// `--target`, build scripts and proc macros are compiled for the host into `release/`, the
+/// rest into `<triple>/release/`.
+#[allow(dead_code)]
+pub const STATIC_PROFILES: &[&str] = &["release", "x86_64-unknown-linux-gnu/release"];
+
+/// Seeds the target/ dir `to` of a checkout of this checkout's HEAD with this checkout's
+/// static release build (node-side tools and app), which the lab tests here need too: it
+/// is built here first (cargo's lock makes a lab test building it at the same time wait,
+/// or this wait), with both package sets the lab builds (the tools alone at lab up, tools
+/// and app at demo-reviewer), then copied.
+///
+/// When this checkout has no change against HEAD, the copy is whole: registry
+/// dependencies, the workspace's own crates and binaries, modification times kept, and
+/// then every dep-info file touched, so it is newer than the other checkout's freshly
+/// checked-out sources. cargo then takes every copied unit as fresh (paths in its
+/// fingerprints are relative to the workspace) and compiles only what changes per build,
+/// the app's build id. With local changes here only the registry dependencies are copied
+/// and the other checkout compiles HEAD's own crates itself.
+#[allow(dead_code)]
+pub fn seed_static_build(to: &Path) {
+    let root = root();
+    lab::build::compile_tools(&root)
+        .unwrap_or_else(|e| panic!("the static build of this checkout (node tools): {e}"));
+    let info = lab::build::BuildInfo::collect(&root).expect("git state of this checkout");
+    lab::build::compile_for_nodes(&root, &info)
+        .unwrap_or_else(|e| panic!("the static build of this checkout (tools and app): {e}"));
+    let from = root.join("target");
+    if !tree_is_clean(&root) {
+        eprintln!("this checkout has changes against HEAD: seeding only the registry dependencies");
+        seed_dependencies(&from, to, STATIC_PROFILES);
+        return;
+    }
+    eprintln!(
+        "seeding {} with this checkout's whole static build",
+        to.display()
+    );
+    for profile in STATIC_PROFILES {
+        let (src, dst) = (from.join(profile), to.join(profile));
+        std::fs::create_dir_all(&dst).expect("create the checkout's target dir");
+        let entries: Vec<PathBuf> = std::fs::read_dir(&src)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.path())
+                    // cargo's own lock of that directory stays with its directory.
+                    .filter(|p| p.file_name().is_some_and(|n| n != ".cargo-lock"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if entries.is_empty() {
+            continue;
+        }
+        let copied = Command::new("cp")
+            .arg("-a")
+            .args(&entries)
+            .arg(&dst)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            copied,
+            "seeding {} from {}: cp -a failed",
+            dst.display(),
+            src.display()
+        );
+        let touched = Command::new("find")
+            .arg(dst.join(".fingerprint"))
+            .args(["-name", "dep-*", "-exec", "touch", "{}", "+"])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            touched,
+            "touching the dep-info files under {}",
+            dst.display()
+        );
+    }
+}
+
+/// Whether the git checkout at `dir` has no change at all (tracked or untracked) against
+/// its HEAD.
+#[allow(dead_code)]
+pub fn tree_is_clean(dir: &Path) -> bool {
+    Command::new("git")
+        .args(["status", "--porcelain"])
+        .current_dir(dir)
+        .output()
+        .is_ok_and(|o| o.status.success() && o.stdout.is_empty())
 }
 
 /// The mutating actions in `docker events --format '{{.Type}} {{.Action}}'` output, for the
