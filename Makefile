@@ -12,7 +12,7 @@ help: ## list the targets
 up: ## lab nodes up, then the service stack started on NODE
 	cargo xtask up
 
-demo: ## forced rebuild from source, recreate, wait healthy, demo order (NODE)
+demo: ## forced rebuild from source, recreate, wait healthy, demo order (NODE; MODE=swarm: built on control, deployed by digest, the order through the workers)
 	cargo xtask demo
 
 verify: ## host-driven, read-only verification of ENV on NODE: the definition of working
@@ -68,10 +68,10 @@ lab-status: ## the labs on this host and their checkouts, then each node's provi
 images: ## build every lab image locally (nothing pulled), checked against the image lock
 	cargo xtask images
 
-test: ## format check, clippy (warnings denied) and the whole test suite (but the VM e2e: make test-vm)
+test: ## format check, clippy (warnings denied) and the whole test suite (but the libvirt VM e2e: make test-vm)
 	cargo xtask test
 
-test-vm: ## the libvirt VM e2e alone (one VM under TCG, about an hour here): lab up, demo-reviewer, ctx-guard, drills, deploy, reboots, destroy
+test-vm: ## the libvirt VM e2e alone (one VM under TCG, about 35 min here): lab up, demo-reviewer, ctx-guard, drills, deploy, reboots, destroy
 	cargo xtask test-vm
 
 ci: ## runtime verification: capabilities, checks, lab e2e when possible (else skipped), teardown always; ci/logs/

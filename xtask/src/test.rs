@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use ::ci::background::Background;
 use ::ci::suite;
 use stackpilot_core::step::StepError;
 
@@ -21,19 +22,8 @@ const VM_E2E: &str = "xtask::vm_libvirt e2e_vm_libvirt_*";
 /// `make test-vm`: the libvirt VM e2e alone, its output as it runs.
 pub fn vm() -> Result<(), Error> {
     prereq::ensure(prereq::EntryPoint::Test)?;
-    step(
-        "vm e2e",
-        Command::new("cargo").args([
-            "nextest",
-            "run",
-            "--locked",
-            "-p",
-            "xtask",
-            "--test",
-            "vm_libvirt",
-            "--no-capture",
-        ]),
-    )
+    let args = "nextest run --locked -p xtask --test vm_libvirt --no-capture";
+    step("vm e2e", Command::new("cargo").args(args.split(' ')))
 }
 
 /// The suite has tests that talk to libvirt (a plain `vagrant validate` with vagrant-libvirt
@@ -53,10 +43,28 @@ fn libvirt_host() -> Result<(), Error> {
     }
 }
 
+/// The lab images built in the background while the suite compiles: on a fresh host they
+/// take minutes of mostly downloads and package installs that would otherwise wait for the
+/// first lab test. Tests that need them meanwhile wait on the host's build lock
+/// (`lab::host_lock`) and then find them built. (The libvirt box is make test-vm's.)
+fn images_in_background() -> Option<Background> {
+    let mut cmd = Command::new(std::env::current_exe().ok()?);
+    cmd.arg("images");
+    let log = repo_root().join("target/make-test/images.log");
+    Background::start("images", "cargo xtask images", cmd, log)
+        .map_err(|e| {
+            eprintln!(
+                "==> images: not built in the background ({e}); the first lab test builds them"
+            )
+        })
+        .ok()
+}
+
 /// Runs the whole test suite the way CI does.
 pub fn run() -> Result<(), Error> {
     prereq::ensure(prereq::EntryPoint::Test)?;
     libvirt_host()?;
+    let images = images_in_background();
     crate::check::contracts()?;
     crate::check::format_and_lint()?;
     let before = lab_leftovers();
@@ -113,32 +121,16 @@ pub fn run() -> Result<(), Error> {
             eprintln!("==> tests: lab destroy failed: {e}");
         }
     }
-    let leftovers = check_no_leftovers(&before, &lab_leftovers());
+    let leftovers = suite::no_leftovers(&before, &lab_leftovers()).map_err(Error::from);
+    let images = images.map_or(Ok(0.0), Background::finish);
     result?;
+    images?;
     leftovers
 }
 
 /// This checkout's lab resources on the host.
 fn lab_leftovers() -> Vec<String> {
     ::lab::named::checkout_resources(&repo_root())
-}
-
-/// The suite must leave no lab resource of this checkout that was not there before it.
-fn check_no_leftovers(before: &[String], after: &[String]) -> Result<(), Error> {
-    let left = suite::left_behind(before, after);
-    if left.is_empty() {
-        eprintln!("==> tests: no lab container, network or volume of this checkout left");
-        return Ok(());
-    }
-    Err(Error::from(stackpilot_core::step::StepError {
-        step: "tests: leftover check".into(),
-        cmd: "docker ps/network ls/volume ls --filter label=io.stackpilot.checkout=<this checkout>"
-            .into(),
-        status: format!(
-            "the suite left lab resources of this checkout behind:\n    {}\n  a test did not clean up; remove them with: cargo xtask destroy",
-            left.join("\n    ")
-        ),
-    }))
 }
 
 /// Where nextest writes the JUnit report of [`PROFILE`].

@@ -13,6 +13,7 @@
 //! as a child process (the binary is handed in), so CI proves exactly what an operator
 //! types. It never reads the environment: the xtask edge maps variables into [`Config`].
 
+pub mod background;
 pub mod caps;
 pub mod report;
 pub mod suite;

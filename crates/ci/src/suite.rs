@@ -3,6 +3,7 @@
 //! the lab resources a suite left behind.
 
 use stackpilot_core::capability::SKIP_MARKER;
+use stackpilot_core::step::StepError;
 
 /// A test that printed a skip marker, with the marker lines.
 #[derive(Debug, PartialEq, Eq)]
@@ -29,6 +30,24 @@ pub fn skipped_report(skipped: &[Skipped]) -> String {
         }
     }
     s
+}
+
+/// make test's last check: the suite must leave no lab resource of this checkout (`after`)
+/// that was not there before it (`before`).
+pub fn no_leftovers(before: &[String], after: &[String]) -> Result<(), StepError> {
+    let left = left_behind(before, after);
+    if left.is_empty() {
+        eprintln!("==> tests: no lab container, network or volume of this checkout left");
+        return Ok(());
+    }
+    Err(StepError::new(
+        "tests: leftover check",
+        "docker ps/network ls/volume ls --filter label=io.stackpilot.checkout=<this checkout>",
+        format!(
+            "the suite left lab resources of this checkout behind:\n    {}\n  a test did not clean up; remove them with: cargo xtask destroy",
+            left.join("\n    ")
+        ),
+    ))
 }
 
 /// The lab resources in `after` that were not there `before`: what the suite left.
