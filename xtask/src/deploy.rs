@@ -13,8 +13,7 @@ use stackpilot_core::images;
 use stackpilot_core::output::{Format, print};
 
 use crate::golden;
-use crate::run::Error;
-use crate::run::Phases;
+use crate::run::{Error, Phases};
 use crate::target::Target;
 use ::lab::build::{self, BuildInfo};
 

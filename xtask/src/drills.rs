@@ -17,8 +17,7 @@ use stackpilot_core::output::{Format, print};
 
 use crate::golden;
 use crate::lab::{self, LabCmd};
-use crate::run::Error;
-use crate::run::Phases;
+use crate::run::{Error, Phases};
 use crate::target::Target;
 use ::lab::build;
 
@@ -285,7 +284,7 @@ impl LabOps for HostLab {
                 let mut phases = Phases::default();
                 golden::build_image(t, &mut phases)
                     .and_then(|_| phases.run("start + healthy", || golden::start(t, true)))
-                    .and_then(|()| phases.run("demo order", || golden::demo_order(t)))
+                    .and_then(|()| phases.run("demo order", || golden::demo_order(&t.base_url()?)))
             }
             Golden::Build => golden::build_image(t, &mut Phases::default()).map(drop),
             Golden::HaltNode => lab::run(LabCmd::Halt { nodes }),

@@ -9,8 +9,7 @@ use stackpilot_core::argv::ToArgv;
 use stackpilot_core::images;
 
 use crate::lab::{self, LabCmd};
-use crate::run::Phases;
-use crate::run::{Error, repo_root};
+use crate::run::{Error, Phases, repo_root};
 use crate::target::Target;
 use ::lab::build::{self, BuildInfo};
 
@@ -201,13 +200,12 @@ pub fn prepare(t: &Target, phases: &mut Phases) -> Result<(), Error> {
 fn demo_phases(t: &Target, phases: &mut Phases) -> Result<(), Error> {
     build_image(t, phases)?;
     phases.run("start + healthy", || start(t, true))?;
-    phases.run("demo order", || demo_order(t))
+    phases.run("demo order", || demo_order(&t.base_url()?))
 }
 
-/// Creates an order and reads it back from the host, as the runbook does with curl.
-pub fn demo_order(t: &Target) -> Result<(), Error> {
-    let base = t.base_url()?;
-    let order = drills::samples::demo_order(&base).map_err(|status| {
+/// Creates an order at `base` and reads it back from the host, as the runbook does with curl.
+pub fn demo_order(base: &str) -> Result<(), Error> {
+    let order = drills::samples::demo_order(base).map_err(|status| {
         Error::from(stackpilot_core::step::StepError {
             step: "demo order".into(),
             cmd: format!("POST {base}{}", drills::samples::DEMO_ORDER),

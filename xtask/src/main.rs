@@ -30,10 +30,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Install what the test suite needs, then format check, clippy (warnings denied) and
-    /// every test of the workspace but the VM e2e (`make test`).
+    /// every test of the workspace but the VM e2e; the lab images build in the background
+    /// meanwhile (`make test`).
     Test,
     /// The libvirt VM e2e alone: one VM under TCG through the golden path, drills, deploy,
-    /// reboots and destroy (`make test-vm`; about an hour on a 2-core host).
+    /// reboots and destroy (`make test-vm`; about 35 minutes on a 2-core host).
     TestVm,
     /// Repo-level contracts without Docker: pinned images, no secrets, Makefile and
     /// workflow shape, ctx-guard first, verify read-only; then format, lint, unit tests
@@ -231,7 +232,7 @@ fn main() -> ExitCode {
             swarm::rollback_swarm,
         ),
         Cmd::Up(w) => w.run(golden::up, swarm::up),
-        Cmd::Demo(w) => w.target().and_then(|t| golden::demo(&t)),
+        Cmd::Demo(w) => w.run(golden::demo, swarm::demo),
         Cmd::Verify { at, json, junit } => at.run(
             |t| golden::verify(t, json, junit.as_deref()),
             |t| swarm::verify(t, json, junit.as_deref()),

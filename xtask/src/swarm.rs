@@ -6,9 +6,7 @@ use std::time::Duration;
 use ::lab::swarm::{self, Stack, Swarm};
 use deploy::host::swarm::on_lab::LabSwarm;
 use deploy::host::{self, HostError, Records, Verified};
-use stackpilot_core::config::Mode;
-
-use stackpilot_core::argv::ToArgv;
+use stackpilot_core::{argv::ToArgv, config::Mode};
 
 use crate::deploy::{DeployOpts, Node, refuse_early, request, to_error, workshop};
 use crate::golden;
@@ -65,7 +63,8 @@ fn release(t: &Target, s: &Swarm, phases: &mut Phases, rebuild: bool) -> R {
     }
     let stack = Stack::for_env(&t.cfg, &t.env)?;
     phases.run("deploy", || {
-        Ok(stack.release(&t.root, &t.lab_cfg()?, s).map(drop)?)
+        stack.release(&t.root, &t.lab_cfg()?, s)?;
+        Ok(stack.wait_ready(s, &t.cfg)?)
     })
 }
 
@@ -97,6 +96,18 @@ pub fn demo_reviewer(t: &Target) -> R {
         clean_room(t, s, p)?;
         release(t, s, p, true)?;
         p.run("verify", || verify(t, false, None))
+    })
+}
+
+/// `make demo MODE=swarm`: forced rebuild, deployed by digest, the demo order on each worker.
+pub fn demo(t: &Target) -> R {
+    let port = t.cfg.environment(&t.env)?.port();
+    let order = |w: &stackpilot_core::node::NodeHandle| {
+        golden::demo_order(&format!("http://{}:{port}", w.address))
+    };
+    timed(t, |s, p| {
+        release(t, s, p, true)?;
+        p.run("demo order", || s.workers().try_for_each(order))
     })
 }
 

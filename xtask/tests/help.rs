@@ -74,20 +74,19 @@ fn drills_recover_takes_one_drill_of_the_mode_before_touching_the_lab() {
 }
 
 #[test]
-fn db_bad_credentials_on_the_swarm_is_refused_with_its_reason_before_the_lab() {
+fn db_bad_credentials_is_listed_with_what_it_does_on_the_swarm() {
     let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(["drills", "run", "db-bad-credentials", "--mode", "swarm"])
-        .env_remove("ENV")
+        .args(["drills", "list"])
         .output()
         .expect("binary runs");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.contains("db-bad-credentials"))
+        .unwrap_or_else(|| panic!("no db-bad-credentials in: {text}"));
     assert!(
-        err.contains("replaces every api replica") && err.contains("db-down, db-midflight-loss"),
-        "{err}"
-    );
-    assert!(
-        !err.contains("lab up"),
-        "refused before the golden path: {err}"
+        line.contains("swarm: docker service update") && line.contains("stack redeploy"),
+        "{line}"
     );
 }

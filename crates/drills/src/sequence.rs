@@ -92,10 +92,7 @@ impl Drill {
         }
         let on_swarm: Vec<Drill> = crate::drills::ALL.iter().copied().filter(in_mode).collect();
         Err(format!(
-            "drill {name} runs on a compose stack only (MODE=compose){}; on the swarm: {}",
-            crate::drills::not_on_swarm(d)
-                .map(|why| format!(": {why}"))
-                .unwrap_or_default(),
+            "drill {name} runs on a compose stack only (MODE=compose); on the swarm: {}",
             names(&on_swarm)
         ))
     }

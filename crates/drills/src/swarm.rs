@@ -46,6 +46,13 @@ pub trait SwarmOps {
     /// Sets the desired replicas of the stack's `service`; returns once swarm reports that
     /// many running (0: its last task stopped), with what the manager printed.
     fn scale(&self, service: &str, replicas: u32) -> Result<String, LabError>;
+    /// Updates the api service alone with `overrides` in place of the env file's values
+    /// (`docker service update --env-add`, on the deployed digest); returns once the
+    /// update was issued (swarm then replaces every replica), with the command.
+    fn update_api_env(&self, overrides: &[(&str, &str)]) -> Result<String, LabError>;
+    /// Deploys the stack again as the host recorded it (`docker stack deploy` with the
+    /// deployed digest and the env file's values); returns once every replica runs.
+    fn redeploy(&self) -> Result<String, LabError>;
 }
 
 /// The swarm of a lab in swarm mode, or the error a swarm drill gives in compose mode.
@@ -303,6 +310,105 @@ pub fn running_tasks(doc: &SwarmInspection, service: &str) -> Vec<String> {
         .collect();
     ids.sort();
     ids
+}
+
+/// The tasks of `service` in `after` that `before` did not list (in any state), per node
+/// name (`""` while not scheduled), each as `id state`. Swarm never reuses a task id: a
+/// replica replaced by an update, or restarted after its container exited or turned
+/// unhealthy, shows here as one more task. Pure.
+pub fn new_tasks(
+    before: &SwarmInspection,
+    after: &SwarmInspection,
+    service: &str,
+) -> BTreeMap<String, Vec<String>> {
+    let known: Vec<&str> = tasks_of(before, service)
+        .iter()
+        .map(|t| t.id.as_str())
+        .collect();
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for t in tasks_of(after, service) {
+        if known.contains(&t.id.as_str()) {
+            continue;
+        }
+        out.entry(node_name(after, &t.node_id))
+            .or_default()
+            .push(format!("{} {}", t.id, t.state));
+    }
+    out
+}
+
+/// Whether an update replaced each replica of `service` exactly once between `before` and
+/// `after`: on each of `nodes` one new task, running, and no other new task anywhere
+/// (a second one on a node is a replica that failed and was restarted). Pure.
+pub fn replaced_once(
+    before: &SwarmInspection,
+    after: &SwarmInspection,
+    service: &str,
+    nodes: &[String],
+) -> bool {
+    let new = new_tasks(before, after, service);
+    let running: Vec<&str> = running(after, service)
+        .into_iter()
+        .map(|t| t.id.as_str())
+        .collect();
+    new.len() == nodes.len()
+        && nodes.iter().all(|n| {
+            new.get(n).is_some_and(|ts| {
+                ts.len() == 1
+                    && ts[0]
+                        .split_whitespace()
+                        .next()
+                        .is_some_and(|id| running.contains(&id))
+            })
+        })
+}
+
+/// `node: task state, …; …` for [`new_tasks`], or `none`. Pure.
+pub fn describe_new_tasks(new: &BTreeMap<String, Vec<String>>) -> String {
+    if new.is_empty() {
+        return "none".into();
+    }
+    new.iter()
+        .map(|(n, ts)| {
+            let n = if n.is_empty() { "(unscheduled)" } else { n };
+            format!("{n}: {}", ts.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Every task of `service`, in any state. Pure.
+fn tasks_of<'a>(doc: &'a SwarmInspection, service: &str) -> Vec<&'a SwarmTask> {
+    let (Fact::Found(services), Fact::Found(tasks)) = (&doc.services, &doc.tasks) else {
+        return vec![];
+    };
+    let Some(s) = services.iter().find(|s| s.service == service) else {
+        return vec![];
+    };
+    tasks.iter().filter(|t| t.service_id == s.id).collect()
+}
+
+/// The name of the node with id `id` (the id itself when the account lacks it). Pure.
+fn node_name(doc: &SwarmInspection, id: &str) -> String {
+    match &doc.nodes {
+        Fact::Found(nodes) => nodes
+            .iter()
+            .find(|n| n.id == id)
+            .map_or_else(|| id.to_string(), |n| n.name().to_string()),
+        _ => id.to_string(),
+    }
+}
+
+/// The state of `service`'s last update (`updating`, `completed`, …), if any. Pure.
+pub fn update_state(doc: &SwarmInspection, service: &str) -> Option<String> {
+    match &doc.services {
+        Fact::Found(s) => s
+            .iter()
+            .find(|s| s.service == service)?
+            .update_state
+            .clone(),
+        _ => None,
+    }
 }
 
 /// The desired replicas of `service`, when it is replicated. Pure.

@@ -43,11 +43,6 @@ registry![
     process_crash,
     restart_persistence,
     node_reboot;
-    swarm too: db_down, db_midflight_loss;
+    swarm too: db_down, db_bad_credentials, db_midflight_loss;
     swarm: node_loss, rolling_update, manager_restart,
 ];
-
-/// Why a compose drill does not run on the swarm, when it has a reason of its own.
-pub(crate) fn not_on_swarm(drill: Drill) -> Option<&'static str> {
-    (drill == db_bad_credentials::DRILL).then_some(db_bad_credentials::NOT_ON_SWARM)
-}

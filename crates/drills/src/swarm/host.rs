@@ -218,4 +218,21 @@ impl SwarmOps for SwarmLab<'_> {
             .scale(&self.swarm, service, replicas, SCALE_LIMIT)
             .map_err(|e| LabError::new(format!("docker service scale {service}={replicas}"), e))
     }
+
+    fn update_api_env(&self, overrides: &[(&str, &str)]) -> Result<String, LabError> {
+        self.stack
+            .update_api_env(self.lab.root(), self.lab.cfg(), &self.swarm, overrides)
+            .map_err(|e| LabError::new("docker service update", e))
+    }
+
+    fn redeploy(&self) -> Result<String, LabError> {
+        let d = self
+            .stack
+            .redeploy(self.lab.root(), self.lab.cfg(), &self.swarm)
+            .map_err(|e| LabError::new("swarm deploy", e))?;
+        Ok(format!(
+            "docker stack deploy {} with the api pinned to {}; every replica running",
+            self.stack.name, d.app_image
+        ))
+    }
 }

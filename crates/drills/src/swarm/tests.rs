@@ -246,3 +246,107 @@ fn unanswered_requests_have_a_budget_of_one_per_thousand_and_are_each_named() {
         ["worker2 at 900 ms (after worker1 did not take it): refused after 10 ms"]
     );
 }
+
+/// A task of the api with its own id, as swarm lists it after an update: the replaced one
+/// wanted `shutdown`, its successor `running`.
+fn api_task(id: &str, slot: i64, node_id: &str, desired: &str, state: &str) -> SwarmTask {
+    SwarmTask {
+        id: id.into(),
+        desired_state: desired.into(),
+        ..task(slot, node_id, state, "", "")
+    }
+}
+
+/// worker1 (n1) and worker2 (n2), each running its api replica (a1, a2).
+fn steady() -> Vec<SwarmTask> {
+    vec![
+        api_task("a1", 1, "n1", "running", "running"),
+        api_task("a2", 2, "n2", "running", "running"),
+    ]
+}
+
+fn workers() -> Vec<String> {
+    vec!["worker1".into(), "worker2".into()]
+}
+
+#[test]
+fn an_update_that_replaced_each_replica_once_on_its_node_is_told_apart() {
+    let before = doc(steady());
+    let replaced = |more: Vec<SwarmTask>| {
+        let mut t = vec![
+            api_task("a1", 1, "n1", "shutdown", "shutdown"),
+            api_task("a2", 2, "n2", "shutdown", "shutdown"),
+        ];
+        t.extend(more);
+        doc(t)
+    };
+    let once = replaced(vec![
+        api_task("b1", 1, "n1", "running", "running"),
+        api_task("b2", 2, "n2", "running", "running"),
+    ]);
+    assert!(replaced_once(&before, &once, API, &workers()));
+    assert_eq!(
+        describe_new_tasks(&new_tasks(&before, &once, API)),
+        "worker1: b1 running; worker2: b2 running"
+    );
+    // A replica that failed with the wrong password and was started again: two new tasks.
+    let restarted = replaced(vec![
+        api_task("b1", 1, "n1", "shutdown", "failed"),
+        api_task("c1", 1, "n1", "running", "running"),
+        api_task("b2", 2, "n2", "running", "running"),
+    ]);
+    assert!(!replaced_once(&before, &restarted, API, &workers()));
+    // Still rolling: worker2's new replica not running yet.
+    let rolling = replaced(vec![
+        api_task("b1", 1, "n1", "running", "running"),
+        api_task("b2", 2, "n2", "running", "starting"),
+    ]);
+    assert!(!replaced_once(&before, &rolling, API, &workers()));
+    // Not replaced at all.
+    assert!(!replaced_once(&before, &before, API, &workers()));
+    // Moved: both new replicas on worker1.
+    let moved = replaced(vec![
+        api_task("b1", 1, "n1", "running", "running"),
+        api_task("b2", 2, "n1", "running", "running"),
+    ]);
+    assert!(!replaced_once(&before, &moved, API, &workers()));
+}
+
+#[test]
+fn a_stable_task_list_shows_no_restart_and_a_new_task_is_one() {
+    let held = doc(steady());
+    assert!(new_tasks(&held, &held, API).is_empty());
+    assert_eq!(describe_new_tasks(&new_tasks(&held, &held, API)), "none");
+    let mut looping = steady();
+    looping[1] = api_task("a2", 2, "n2", "shutdown", "failed");
+    looping.push(api_task("c2", 2, "n2", "running", "starting"));
+    let new = new_tasks(&held, &doc(looping), API);
+    assert_eq!(describe_new_tasks(&new), "worker2: c2 starting");
+}
+
+/// The manager's account recorded on the lab (2026-12-01, docker provider) around `docker
+/// service update --env-add DATABASE_URL=<wrong password> stackpilot-dev_api`: before it,
+/// once a new task ran on both workers (8 s later), and 8 s after that.
+fn recorded(name: &str) -> SwarmInspection {
+    let text = match name {
+        "before" => include_str!("fixtures/bad-credentials-before.json"),
+        "replaced" => include_str!("fixtures/bad-credentials-replaced.json"),
+        _ => include_str!("fixtures/bad-credentials-held.json"),
+    };
+    serde_json::from_str(text).expect("a recorded inspection")
+}
+
+#[test]
+fn a_recorded_wrong_password_update_replaced_each_replica_once_and_then_held() {
+    let (before, replaced, held) = (recorded("before"), recorded("replaced"), recorded("held"));
+    assert!(replaced_once(&before, &replaced, API, &workers()));
+    assert_eq!(running_on(&replaced, API), workers());
+    assert_eq!(update_state(&replaced, API).as_deref(), Some("updating"));
+    // No restart over the hold; the update then completed.
+    assert!(new_tasks(&replaced, &held, API).is_empty());
+    assert!(whole(&held, API, &workers()));
+    assert_eq!(update_state(&held, API).as_deref(), Some("completed"));
+    // Before the roll nothing is new, and the db was not touched by it.
+    assert!(!replaced_once(&before, &before, API, &workers()));
+    assert!(new_tasks(&before, &held, DB).is_empty());
+}

@@ -109,6 +109,45 @@ const SERVICE_FORMAT: &str = "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}
 /// `docker service ps` format read by [`parse_tasks`].
 const TASK_FORMAT: &str = "{{.Node}}|{{.Image}}|{{.CurrentState}}";
 
+/// The compose service of the api.
+const API_SERVICE: &str = "api";
+
+/// The image lock's Postgres tag: the db image every deploy pins.
+fn db_image(root: &Path) -> Result<String, Error> {
+    let lock_path = stackpilot_core::images::ImageLock::path(root);
+    match stackpilot_core::images::ImageLock::read(&lock_path)? {
+        Some(lock) => Ok(lock
+            .tag(stackpilot_core::images::POSTGRES, &lock_path)?
+            .to_string()),
+        None => Err(failed("swarm", "read the image lock", "no image lock")),
+    }
+}
+
+fn no_deployment(stack: &Stack) -> Error {
+    failed(
+        "swarm",
+        &format!("stack {}", stack.name),
+        "nothing deployed on this host's record: make up MODE=swarm",
+    )
+}
+
+/// The variables of `service` whose value `changed` renders differently from `normal`
+/// (new ones included), as `NAME=VALUE` pairs in name order. Pure.
+pub fn changed_env(normal: &Rendered, changed: &Rendered, service: &str) -> Vec<(String, String)> {
+    let env = |r: &Rendered| {
+        r.file
+            .services
+            .get(service)
+            .map(|s| s.environment.clone())
+            .unwrap_or_default()
+    };
+    let before = env(normal);
+    env(changed)
+        .into_iter()
+        .filter(|(k, v)| before.get(k) != Some(v))
+        .collect()
+}
+
 /// Parses `docker service inspect --format SERVICE_FORMAT` and `docker service ps
 /// --format TASK_FORMAT` into a view of `service`.
 pub fn parse_service(service: &str, inspect: &str, ps: &str) -> Option<ServiceView> {
@@ -161,6 +200,11 @@ pub fn parse_replicas(text: &str) -> Vec<Replicas> {
         .collect()
 }
 
+/// How long every worker may take to answer `/ready` 200 once its replica runs.
+pub const READY_WITHIN: Duration = Duration::from_secs(90);
+/// How long a worker may stay unready before the db task is replaced once.
+pub const NUDGE_AFTER: Duration = Duration::from_secs(10);
+
 impl Stack {
     /// The stack of environment `env`.
     pub fn for_env(cfg: &Config, env: &str) -> Result<Stack, Error> {
@@ -206,12 +250,27 @@ impl Stack {
         app_image: &str,
         db_image: &str,
     ) -> Result<Rendered, Error> {
+        self.render_with(root, cfg, swarm, (app_image, db_image), &[])
+    }
+
+    /// [`Stack::render`] with `overrides` in place of the env file's values.
+    fn render_with(
+        &self,
+        root: &Path,
+        cfg: &Config,
+        swarm: &Swarm,
+        (app_image, db_image): (&str, &str),
+        overrides: &[(&str, &str)],
+    ) -> Result<Rendered, Error> {
         let env = cfg.environment(&self.env)?;
         let read = |rel: &Path| {
             std::fs::read_to_string(root.join(rel))
                 .map_err(|e| failed("swarm", &format!("read {}", rel.display()), &e.to_string()))
         };
         let mut vars = render::parse_env_file(&read(&env.env_file)?);
+        for (k, v) in overrides {
+            vars.insert((*k).into(), (*v).into());
+        }
         vars.insert(APP_IMAGE_VAR.into(), app_image.into());
         vars.insert(DB_IMAGE_VAR.into(), db_image.into());
         vars.insert(PORT_VAR.into(), env.port().to_string());
@@ -277,18 +336,114 @@ impl Stack {
         app_image: String,
         build: BuildReceipt,
     ) -> Result<Deployed, Error> {
-        let lock_path = stackpilot_core::images::ImageLock::path(root);
-        let db_image = match stackpilot_core::images::ImageLock::read(&lock_path)? {
-            Some(lock) => lock
-                .tag(stackpilot_core::images::POSTGRES, &lock_path)?
-                .to_string(),
-            None => return Err(failed("swarm", "read the image lock", "no image lock")),
-        };
-        let rendered = self.render(root, cfg, swarm, &app_image, &db_image)?;
+        let rendered = self.render(root, cfg, swarm, &app_image, &db_image(root)?)?;
         self.deploy(swarm, &rendered)?;
         let deployed = Deployed::replacing(&self.name, app_image, build, self.deployed(root, cfg));
         self.record(root, cfg, &deployed)?;
         Ok(deployed)
+    }
+
+    /// The deployment recorded on the host deployed again: the same app digest, the env
+    /// file's values (undoing any `docker service update` made since); waits until every
+    /// replica runs.
+    pub fn redeploy(&self, root: &Path, cfg: &Config, swarm: &Swarm) -> Result<Deployed, Error> {
+        let d = self
+            .deployed(root, cfg)
+            .ok_or_else(|| no_deployment(self))?;
+        let deployed = self.update(root, cfg, swarm, d.app_image, d.build)?;
+        self.wait_converged(swarm, super::CONVERGE)?;
+        Ok(deployed)
+    }
+
+    /// Updates the api service alone to the environment the stack file gives it with
+    /// `overrides` in place of the env file's values (a drill's wrong `POSTGRES_PASSWORD`):
+    /// `docker service update --detach --no-resolve-image --env-add NAME=VALUE …` of the
+    /// api's variables that differ, on the deployed digest. The db's service is not
+    /// touched; swarm replaces every api replica by the service's update policy. Does not
+    /// wait; returns the command, with the names (not the values) of what it changed.
+    pub fn update_api_env(
+        &self,
+        root: &Path,
+        cfg: &Config,
+        swarm: &Swarm,
+        overrides: &[(&str, &str)],
+    ) -> Result<String, Error> {
+        let d = self
+            .deployed(root, cfg)
+            .ok_or_else(|| no_deployment(self))?;
+        let images = (d.app_image.as_str(), &*db_image(root)?);
+        let normal = self.render_with(root, cfg, swarm, images, &[])?;
+        let changed = self.render_with(root, cfg, swarm, images, overrides)?;
+        let adds = changed_env(&normal, &changed, API_SERVICE);
+        if adds.is_empty() {
+            return Err(failed(
+                "swarm",
+                &format!("docker service update {}", self.api_service()),
+                "the overrides change none of the api's environment",
+            ));
+        }
+        let svc = self.api_service();
+        let mut argv = vec![
+            "docker".to_string(),
+            "service".into(),
+            "update".into(),
+            "--detach".into(),
+            "--no-resolve-image".into(),
+        ];
+        for (k, v) in &adds {
+            argv.extend(["--env-add".to_string(), format!("{k}={v}")]);
+        }
+        argv.push(svc.clone());
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        swarm.manager_transport()?.output(&argv, CALL)?;
+        let names: Vec<&str> = adds.iter().map(|(k, _)| k.as_str()).collect();
+        Ok(format!(
+            "docker service update --detach --no-resolve-image --env-add {} {svc}",
+            names.join(" --env-add ")
+        ))
+    }
+
+    /// Waits until every worker's published port answers `/ready` 200 (within
+    /// [`READY_WITHIN`]). Swarm has no start order: a replica runs (its health check is
+    /// liveness) before it reaches the db. After a halt the engines (20.10) can also lose the
+    /// db's name entry on a worker for good: `/ready` 503 "failed to lookup address
+    /// information" for minutes while every overlay peer is connected (seen after down,
+    /// halt, up). A new db task announces its name again, so a worker still unready after
+    /// [`NUDGE_AFTER`] gets the db task replaced once (`docker service update --force`:
+    /// Postgres restarts on its kept volume).
+    pub fn wait_ready(&self, swarm: &Swarm, cfg: &Config) -> Result<(), Error> {
+        let port = cfg.environment(&self.env)?.port();
+        let timeouts = stackpilot_core::http::Timeouts {
+            connect: Duration::from_secs(2),
+            total: Duration::from_secs(5),
+        };
+        let started = std::time::Instant::now();
+        let mut nudged = false;
+        for w in swarm.workers() {
+            let url = format!("http://{}:{port}/ready", w.address);
+            wait_until(&format!("GET {url}: 200"), READY_WITHIN, || {
+                let probe = stackpilot_core::http::get(&url, timeouts);
+                if probe.answer().is_some_and(|(status, _)| status == 200) {
+                    let secs = started.elapsed().as_secs_f64();
+                    eprintln!("==> swarm: {} ready after {secs:.1}s", w.name);
+                    return Ok(true);
+                }
+                if !nudged && started.elapsed() > NUDGE_AFTER {
+                    nudged = true;
+                    let db = format!("{}_db", self.name);
+                    eprintln!(
+                        "==> swarm: {} not ready after {}s ({:?}): replacing the db task so its name is announced again",
+                        w.name,
+                        NUDGE_AFTER.as_secs(),
+                        probe.outcome
+                    );
+                    let argv = ["docker", "service", "update", "--force", "--detach", &db];
+                    swarm.manager_transport()?.output(&argv, CALL)?;
+                }
+                Ok(false)
+            })?;
+        }
+        Ok(())
     }
 
     /// The api service's name (`<stack>_api`).
@@ -576,6 +731,34 @@ mod tests {
         assert_eq!((p.app_image.as_str(), p.previous), ("r@b", None));
         let again = Deployed::replacing("s", "r@b".into(), build("b"), Some(b));
         assert_eq!(again.previous.map(|p| p.app_image), Some("r@a".to_string()));
+    }
+
+    #[test]
+    fn a_wrong_password_changes_only_the_apis_database_url() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let read = |rel: &str| std::fs::read_to_string(repo.join(rel)).expect(rel);
+        let mut vars = render::parse_env_file(&read("infra/env/dev.env"));
+        for (k, v) in [
+            (APP_IMAGE_VAR, "r/m@sha256:a"),
+            (DB_IMAGE_VAR, "pg:1"),
+            (PORT_VAR, "8000"),
+            (WORKERS_VAR, "2"),
+        ] {
+            vars.insert(k.into(), v.into());
+        }
+        let (compose, overlay) = (read(COMPOSE_FILE), read(OVERRIDE_FILE));
+        let normal = render::render(&compose, &overlay, &vars).expect("rendered");
+        vars.insert("POSTGRES_PASSWORD".into(), "wrong".into());
+        let wrong = render::render(&compose, &overlay, &vars).expect("rendered");
+        assert_eq!(
+            changed_env(&normal, &wrong, "api"),
+            [(
+                "DATABASE_URL".to_string(),
+                // The test's own wrong password, never a real one.
+                "postgres://exchange:wrong@db:5432/exchange_dev".to_string() // pragma: allowlist secret
+            )]
+        );
+        assert_eq!(changed_env(&normal, &normal, "api"), []);
     }
 
     #[test]
