@@ -22,6 +22,8 @@ pub enum Which {
     /// `POST /order` against one worker's replica and spread over both, on ENV's stack
     /// deployed in swarm mode (`MODE=swarm make up` first, done here).
     SwarmOrders,
+    /// The swarm e2e's wall time (issue 13: under 8 minutes warm), `--runs` times.
+    SwarmE2e,
 }
 
 /// Knobs of a run.
@@ -36,7 +38,7 @@ pub struct BenchArgs {
     /// Concurrent connections (wrk and pgbench alike).
     #[arg(long, default_value_t = 32)]
     pub connections: u32,
-    /// Measured runs of each case (`swarm-orders`; medians are published).
+    /// Measured runs of each case (`swarm-orders`, `swarm-e2e`; medians are published).
     #[arg(long, default_value_t = 5)]
     pub runs: u32,
     /// Print only; leave docs/benchmarks.md alone.
@@ -57,6 +59,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Error> {
         ),
         Which::Golden => (::bench::golden::SECTION, golden_figures()?),
         Which::SwarmOrders => (::bench::swarm_orders::SECTION, swarm_orders(args)?),
+        Which::SwarmE2e => ::bench::e2e::swarm(repo_root(), args.runs)?,
     };
     stackpilot_core::outln!("\n{text}");
     if !args.no_write {

@@ -3,12 +3,14 @@
 //! Owns the API benchmark (mock-exchange on loopback under wrk, against a private
 //! PostgreSQL, with pgbench running the service's own statements as the ceiling), the
 //! rendering of the golden path's figures, `POST /order` through the swarm's replicas
-//! against one node, and replacing one section of docs/benchmarks.md. It reports goals as
-//! met or missed and never asserts them: a benchmark is not a test. It never runs anything
-//! on a lab node: the golden path's timings are measured by xtask's flows and handed in as
-//! plain data, and the swarm benchmark only sends HTTP to the addresses xtask hands in.
+//! against one node, an e2e test's wall time, and replacing one section of
+//! docs/benchmarks.md. It reports goals as met or missed and never asserts them: a
+//! benchmark is not a test. It never runs anything on a lab node itself: the golden path's
+//! timings are measured by xtask's flows and handed in as plain data, the swarm benchmark
+//! only sends HTTP to the addresses xtask hands in, and the e2e benchmark times nextest.
 
 pub mod api;
+pub mod e2e;
 pub mod golden;
 mod host;
 pub mod section;
