@@ -9,7 +9,9 @@
 //!
 //! The second: `up` deploys; a deploy pins the registry's digest and one past its health
 //! gate rolls back; `down` removes the stack and `halt` stops the nodes, keeping the swarm,
-//! registry and data for the next `up`; `demo` rebuilds and deploys on the swarm; destroy.
+//! registry and data for the next `up`; `demo` rebuilds and deploys on the swarm; `clean`
+//! removes the stack and the app images from every node and the registry, keeping the data
+//! and the swarm; destroy.
 //!
 //! The test names start with `e2e_`: nextest runs them alone in the `lab` group.
 
@@ -333,7 +335,8 @@ fn e2e_swarm_demo_reviewer_spans_the_nodes_then_destroy_leaves_nothing() {
 /// The swarm golden paths beyond the e2e above, on a swarm of their own (a second
 /// lab cycle keeps that e2e within its 8 minutes): `make up MODE=swarm` builds and deploys;
 /// a deploy pins the registry's digest and a failing one rolls back; `down`, `halt` and
-/// `up` keep the swarm and the data; `demo` rebuilds and deploys; destroy leaves nothing.
+/// `up` keep the swarm and the data; `demo` rebuilds and deploys; `clean` keeps only the
+/// swarm and the data; destroy leaves nothing.
 #[test]
 fn e2e_swarm_deploy_rolls_back_and_down_halt_up_demo_keep_the_swarm() {
     if !capable() {
@@ -354,7 +357,50 @@ fn e2e_swarm_deploy_rolls_back_and_down_halt_up_demo_keep_the_swarm() {
     // placed and read back on each worker.
     demo_rebuilds_and_deploys_on_the_swarm();
 
+    // Clean MODE=swarm: the clean room on every node and in the registry, data kept.
+    clean_room_keeps_only_the_swarm_and_the_data();
+
     destroy_leaves_nothing();
+}
+
+/// `make clean MODE=swarm`: no container of the stack and no app image on any node, the
+/// environment's repository gone from the lab registry; the db volume and the swarm kept.
+fn clean_room_keeps_only_the_swarm_and_the_data() {
+    let repo = format!("/var/lib/docker-registry/docker/registry/v2/repositories/{STACK}");
+    let registry = ["docker", "exec", "stackpilot-registry", "test", "-e", &repo];
+    // Every app image carries the app label (stackpilot_core::admin::APP_LABEL).
+    let app = "label=stackpilot.app=mock-exchange";
+    // The checks below can fail: the repository and the app images are there before.
+    try_on("control", &registry).unwrap_or_else(|e| panic!("{repo} before clean: {e}"));
+    for n in ["control", "worker1", "worker2"] {
+        let images = on(n, &["docker", "images", "-q", "--filter", app]);
+        assert_ne!(images.trim(), "", "an app image on {n} before clean");
+    }
+    let out = xtask(&["clean"]);
+    assert!(out.status.success(), "make clean MODE=swarm failed");
+    let stack = format!("label=com.docker.stack.namespace={STACK}");
+    for n in ["control", "worker1", "worker2"] {
+        let left = on(n, &["docker", "ps", "-aq", "--filter", &stack]);
+        assert_eq!(left.trim(), "", "a container of the stack left on {n}");
+        let images = on(n, &["docker", "images", "-q", "--filter", app]);
+        assert_eq!(images.trim(), "", "an app image left on {n}");
+    }
+    assert!(
+        try_on("control", &registry).is_err(),
+        "{repo} left in the lab registry"
+    );
+    let volumes = on("control", &["docker", "volume", "ls", "-q"]);
+    let volume = format!("{STACK}_db-data");
+    assert!(
+        volumes.lines().any(|v| v == volume),
+        "db volume kept: {volumes}"
+    );
+    let listed = members();
+    assert_eq!(
+        listed.matches(" Ready").count(),
+        3,
+        "the swarm stays: {listed}"
+    );
 }
 
 /// Destroy: no node, engine volume (swarm state, registry, db data) or network is left.

@@ -11,14 +11,21 @@ use stackpilot_core::output::Table;
 use crate::error::{Error, failed};
 
 fn docker_lines(args: &[&str]) -> Result<Vec<String>, Error> {
-    let out = Command::new("docker")
+    lines_of("lab", "docker", args)
+}
+
+/// The non-empty, trimmed lines `program args` prints, or the step error `step` with its
+/// stderr.
+fn lines_of(step: &str, program: &str, args: &[&str]) -> Result<Vec<String>, Error> {
+    let cmd = format!("{program} {}", args.join(" "));
+    let out = Command::new(program)
         .args(args)
         .output()
-        .map_err(|e| failed("lab", &format!("docker {}", args.join(" ")), &e.to_string()))?;
+        .map_err(|e| failed(step, &cmd, &e.to_string()))?;
     if !out.status.success() {
         return Err(failed(
-            "lab",
-            &format!("docker {}", args.join(" ")),
+            step,
+            &cmd,
             String::from_utf8_lossy(&out.stderr).trim(),
         ));
     }
@@ -95,24 +102,11 @@ pub fn vm_lab_records(checkout: &str, domains: &[String]) -> Result<Vec<LabRecor
 
 /// Every libvirt domain on the host (`qemu:///system`), running or not.
 fn virsh_domains() -> Result<Vec<String>, Error> {
-    let cmd = "virsh -c qemu:///system list --all --name";
-    let out = Command::new("virsh")
-        .args(["-c", "qemu:///system", "list", "--all", "--name"])
-        .output()
-        .map_err(|e| failed("lab up", cmd, &e.to_string()))?;
-    if !out.status.success() {
-        return Err(failed(
-            "lab up",
-            cmd,
-            String::from_utf8_lossy(&out.stderr).trim(),
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(String::from)
-        .collect())
+    lines_of(
+        "lab up",
+        "virsh",
+        &["-c", "qemu:///system", "list", "--all", "--name"],
+    )
 }
 
 /// The lab resources of the checkout at `root` on this host: containers, networks and
