@@ -13,17 +13,39 @@
 //! removes the stack and the app images from every node and the registry, keeping the data
 //! and the swarm; destroy.
 //!
-//! The test names start with `e2e_`: nextest runs them alone in the `lab` group.
+//! Both run in a checkout of their own (`target/swarm-e2e/checkout`) with a lab of its own,
+//! one at a time in nextest's `swarm` group, beside the `lab` group's tests in this
+//! checkout.
 
 mod support;
 
+use std::path::Path;
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-use support::{Undo, capable, root, succeeded};
+use support::{OwnCheckout, Undo, capable, succeeded};
 
 use stackpilot_core::http::{self, Timeouts};
 
 const STACK: &str = "stackpilot-dev";
+
+/// The swarm lab's checkout: a checkout of HEAD of its own (`target/swarm-e2e/checkout`,
+/// [`OwnCheckout`]), prepared once per test process, so the swarm runs beside this
+/// checkout's lab (nextest's `swarm` group next to the `lab` group) with a lab of its own:
+/// its own name, subnet, nodes and `.stackpilot/`.
+fn checkout() -> &'static Path {
+    static OWN: OnceLock<OwnCheckout> = OnceLock::new();
+    &OWN.get_or_init(|| {
+        OwnCheckout::prepare("swarm-e2e", None, |dir| {
+            let _ = Command::new(env!("CARGO_BIN_EXE_xtask"))
+                .arg("destroy")
+                .env("MODE", "swarm")
+                .current_dir(dir)
+                .status();
+        })
+    })
+    .dir
+}
 
 /// Runs `cargo xtask <args>` (the real binary) in swarm mode; output is kept and echoed.
 fn xtask(args: &[&str]) -> Output {
@@ -39,7 +61,7 @@ fn xtask_with(args: &[&str], vars: &[(&str, &str)]) -> Output {
         .env("NODE", "control")
         .env("ENV", "dev")
         .env("MODE", "swarm")
-        .current_dir(root())
+        .current_dir(checkout())
         .output()
         .expect("xtask runs");
     eprintln!(
@@ -60,7 +82,7 @@ fn on(node: &str, argv: &[&str]) -> String {
 
 /// Runs a command inside a node container; its stdout, or what went wrong.
 fn try_on(node: &str, argv: &[&str]) -> Result<String, String> {
-    let p = root().join(format!("vagrant/.vagrant/machines/{node}/docker/id"));
+    let p = checkout().join(format!("vagrant/.vagrant/machines/{node}/docker/id"));
     let id = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
     let out = Command::new("docker")
         .arg("exec")
@@ -81,7 +103,7 @@ fn try_on(node: &str, argv: &[&str]) -> Result<String, String> {
 fn address(node: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args(["lab", "status", "--json"])
-        .current_dir(root())
+        .current_dir(checkout())
         .output()
         .expect("lab status runs");
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
@@ -103,7 +125,7 @@ fn timeouts() -> Timeouts {
 /// Docker objects of this checkout's lab on the host, of one kind (`ps -a`, `volume ls`,
 /// `network ls`), by the checkout label every lab object carries.
 fn lab_objects(kind: &[&str]) -> String {
-    let label = format!("label=io.stackpilot.checkout={}", root().display());
+    let label = format!("label=io.stackpilot.checkout={}", checkout().display());
     let out = Command::new("docker")
         .args(kind)
         .args(["-q", "--filter", &label])
@@ -467,7 +489,7 @@ fn worker_image_ids() -> Vec<String> {
 
 /// The newest swarm deploy's summary.json and the last audit line.
 fn newest_evidence() -> (serde_json::Value, serde_json::Value) {
-    let deploys = root().join(".stackpilot/deploys");
+    let deploys = checkout().join(".stackpilot/deploys");
     let mut dirs: Vec<_> = std::fs::read_dir(deploys.join("swarm/dev"))
         .expect("swarm evidence")
         .filter_map(Result::ok)
@@ -486,7 +508,7 @@ fn newest_evidence() -> (serde_json::Value, serde_json::Value) {
 
 /// What the host recorded as deployed in swarm mode.
 fn swarm_record() -> serde_json::Value {
-    let p = root().join(".stackpilot/swarm/dev.json");
+    let p = checkout().join(".stackpilot/swarm/dev.json");
     serde_json::from_str(&std::fs::read_to_string(&p).expect("swarm record")).expect("JSON")
 }
 

@@ -347,3 +347,72 @@ pub fn mutating_events(events: &str) -> Vec<String> {
         .map(String::from)
         .collect()
 }
+
+/// A checkout of this checkout's HEAD of its own, at `target/<tag>/checkout`, for an e2e
+/// that drives a lab of its own beside this checkout's (its own lab marker and name,
+/// Vagrant machines, `.stackpilot/` and `target/`): nextest runs such a test in a group of
+/// its own, in parallel with the `lab` group (.config/nextest.toml).
+pub struct OwnCheckout {
+    pub dir: PathBuf,
+    /// Held while the checkout is in use when the host holds one such lab at a time.
+    _host: Option<lab::host_lock::HostLock>,
+}
+
+impl OwnCheckout {
+    /// The checkout reset to HEAD: `destroy` first takes down a lab a previous run left
+    /// (it may have stopped half-way), then everything but its `target/` is reset; its
+    /// `target/` is seeded with this checkout's static build ([`seed_static_build`]), so
+    /// only what changed since is compiled. With `host_lock`, a second run on the host
+    /// (another clone's make test) waits for this one.
+    pub fn prepare(tag: &str, host_lock: Option<&str>, destroy: impl Fn(&Path)) -> OwnCheckout {
+        let host = host_lock.map(|what| {
+            lab::host_lock::acquire(tag, what)
+                .unwrap_or_else(|e| panic!("the host-wide {tag} lock: {e}"))
+        });
+        let dir = root().join("target").join(tag).join("checkout");
+        if dir.join("vagrant/.vagrant/machines").exists() {
+            eprintln!(
+                "a previous run left a lab in {}: destroying it",
+                dir.display()
+            );
+            destroy(&dir);
+        }
+        let head = git(&root(), &["rev-parse", "HEAD"]);
+        if !dir.join(".git").is_dir() {
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir)
+                .unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+            git(&dir, &["init", "--quiet"]);
+        }
+        let src = root().display().to_string();
+        git(&dir, &["fetch", "--quiet", "--no-tags", &src, head.trim()]);
+        git(
+            &dir,
+            &["checkout", "--quiet", "--force", "--detach", head.trim()],
+        );
+        // Lab state of earlier runs (marker, Vagrant's machines, .stackpilot/) goes; the
+        // compiled target/ stays.
+        git(&dir, &["clean", "-fdxq", "-e", "/target"]);
+        // What the lab compiles for the nodes is this checkout's static build (630 s cold
+        // at load 8 in a checkout of its own, docs/benchmarks.md).
+        seed_static_build(&dir.join("target"));
+        OwnCheckout { dir, _host: host }
+    }
+}
+
+/// `git <args>` in `dir`; its stdout, or a panic with its stderr.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {} in {}: {}",
+        args.join(" "),
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
