@@ -356,7 +356,12 @@ fn e2e_vm_libvirt_one_node_golden_path_drills_deploy_reboot_destroy() {
     let url = |path: &str| format!("http://{address}:{port}{path}");
 
     phases.run("demo-reviewer", || {
-        ok(&vm.xtask(&["demo-reviewer"]), "make demo-reviewer");
+        let out = vm.xtask(&["demo-reviewer"]);
+        ok(&out, "make demo-reviewer");
+        assert!(
+            text(&out).contains("running with /vagrant mounted: no `vagrant up` needed"),
+            "the running VM is not booted again"
+        );
         assert_eq!(get(&url("/ready")), Some(200), "/ready after demo-reviewer");
     });
 

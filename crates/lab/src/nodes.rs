@@ -402,34 +402,14 @@ impl Lab {
         if docker {
             self.ensure_engine_volumes(&name, &nodes)?;
         }
-        let mut cmd = self.vagrant(provider, &["up", &format!("--provider={provider}")], &nodes);
-        for (k, v) in crate::provider::get(provider).up_env(&self.root, &self.cfg)? {
-            cmd.env(k, v);
-        }
-        if let Some(lock) = &lock {
-            cmd.env(
-                "STACKPILOT_NODE_IMAGE",
-                lock.tag(images::NODE, &ImageLock::path(&self.root))?,
+        if !docker && self.vms_running(&nodes, provider) {
+            eprintln!(
+                "==> lab: {} running with /vagrant mounted: no `vagrant up` needed",
+                nodes.join(", ")
             );
+        } else {
+            self.boot(provider, &nodes, lock.as_ref())?;
         }
-        // VM nodes load their images with the node-side lifecycle (see `load_images`):
-        // compiling it meanwhile takes its minutes off the boot's, which mostly waits on the
-        // emulated guest.
-        let compiling = (!docker && lock.is_some()).then(|| {
-            let root = self.root.clone();
-            std::thread::spawn(move || crate::build::compile_tools(&root))
-        });
-        let booted = step("vagrant up", &mut cmd);
-        if let Some(compiling) = compiling {
-            compiling.join().unwrap_or_else(|_| {
-                Err(failed(
-                    "lab up",
-                    "compile node-side tools",
-                    "the compile thread panicked",
-                ))
-            })?;
-        }
-        booted?;
         if let Some(lock) = lock.as_ref().filter(|_| docker) {
             for node in &nodes {
                 if let Some(note) = self.outdated_node_image(node, lock) {
@@ -448,6 +428,62 @@ impl Lab {
         // Progress of the command that brought the lab up, not its result: stderr.
         eprint!("{}", Lab::new(self.root.clone(), now).status_table(&nodes)?);
         Ok(())
+    }
+
+    /// `vagrant up` of `nodes` under `provider` (created, started, provisioned the first
+    /// time).
+    fn boot(
+        &self,
+        provider: Provider,
+        nodes: &[String],
+        lock: Option<&ImageLock>,
+    ) -> Result<(), Error> {
+        let mut cmd = self.vagrant(provider, &["up", &format!("--provider={provider}")], nodes);
+        for (k, v) in crate::provider::get(provider).up_env(&self.root, &self.cfg)? {
+            cmd.env(k, v);
+        }
+        if let Some(lock) = lock {
+            cmd.env(
+                "STACKPILOT_NODE_IMAGE",
+                lock.tag(images::NODE, &ImageLock::path(&self.root))?,
+            );
+        }
+        // VM nodes load their images with the node-side lifecycle (see `load_images`):
+        // compiling it meanwhile takes its minutes off the boot's, which mostly waits on the
+        // emulated guest.
+        let compiling = (provider.desc().is_vm && lock.is_some()).then(|| {
+            let root = self.root.clone();
+            std::thread::spawn(move || crate::build::compile_tools(&root))
+        });
+        let booted = step("vagrant up", &mut cmd);
+        if let Some(compiling) = compiling {
+            compiling.join().unwrap_or_else(|_| {
+                Err(failed(
+                    "lab up",
+                    "compile node-side tools",
+                    "the compile thread panicked",
+                ))
+            })?;
+        }
+        booted?;
+        Ok(())
+    }
+
+    /// Whether every VM node in `nodes` runs with its /vagrant share mounted: a running
+    /// VM's `vagrant up` would only repeat the share step, 20–50 s on a TCG guest for each
+    /// command that brings the lab up. The provider answers whether the machine runs
+    /// without Vagrant (libvirt: its domain state); one node-side command checks the share.
+    fn vms_running(&self, nodes: &[String], provider: Provider) -> bool {
+        let dir = self.vagrant_dir();
+        let p = crate::provider::get(provider);
+        nodes.iter().all(|n| {
+            transport::created_provider(&dir, n) == Some(provider)
+                && p.running(&dir, n)
+                && Transport::for_node(&dir, n).is_ok_and(|t| {
+                    let limit = t.command_limit(Duration::from_secs(10));
+                    t.output(&["mountpoint", "-q", "/vagrant"], limit).is_ok()
+                })
+        })
     }
 
     /// The libvirt host set up, the box chosen in stackpilot.toml (the local one built

@@ -45,6 +45,20 @@ impl NodeProvider for Libvirt {
         ])
     }
 
+    fn running(&self, vagrant_dir: &Path, node: &str) -> bool {
+        // vagrant-libvirt records the domain's UUID as the machine id.
+        let id = stackpilot_core::transport::machine_dir(vagrant_dir, node).join("libvirt/id");
+        let Ok(id) = std::fs::read_to_string(id) else {
+            return false;
+        };
+        std::process::Command::new("virsh")
+            .args(["-c", "qemu:///system", "domstate", id.trim()])
+            .output()
+            .is_ok_and(|o| {
+                o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == "running"
+            })
+    }
+
     fn ensure_box(&self, repo: &Path, cfg: &Config) -> Result<Option<Built>, Error> {
         if cfg.images.libvirt_box != LOCAL_BOX {
             return Ok(None);

@@ -46,6 +46,11 @@ pub trait NodeProvider: Sync {
     fn up_env(&self, _repo: &Path, _cfg: &Config) -> Result<Vec<(&'static str, String)>, Error> {
         Ok(vec![])
     }
+    /// Whether `node`'s machine in the Vagrant project at `vagrant_dir` runs now, known
+    /// without Vagrant; `false` when this provider cannot tell.
+    fn running(&self, _vagrant_dir: &Path, _node: &str) -> bool {
+        false
+    }
     /// The image its nodes boot from, when the lab builds it (`cargo xtask images`); `None`
     /// when the provider needs none or uses a published box.
     fn ensure_box(&self, _repo: &Path, _cfg: &Config) -> Result<Option<Built>, Error> {
@@ -137,6 +142,14 @@ mod tests {
             get(Provider::Virtualbox).facts().shared_folder_types,
             ["vboxsf"]
         );
+    }
+
+    #[test]
+    fn a_machine_vagrant_never_created_is_not_running() {
+        let dir = std::env::temp_dir().join(format!("sp-running-{}", std::process::id()));
+        for p in REGISTRY {
+            assert!(!p.running(&dir, "control"), "{}", p.kind());
+        }
     }
 
     #[test]
