@@ -31,7 +31,7 @@ pub mod cli;
 mod load;
 mod wait;
 pub use load::{Archive, LoadReport, check_loaded, load_args, load_image};
-pub use wait::{Readiness, readiness};
+pub use wait::{Readiness, readiness, unhealthy_services};
 
 /// Where the Dockerfile of the application lives, relative to the repo root.
 pub const DOCKERFILE: &str = "apps/mock-exchange/Dockerfile";
@@ -867,7 +867,22 @@ pub fn up(
             .map(str::to_string)
             .collect();
     let start = Instant::now();
-    compose::run(&compose, &project, &compose::up_args(req.recreate), &env)?;
+    if let Err(e) = compose::run(&compose, &project, &compose::up_args(req.recreate), &env) {
+        // Compose does not start a service while a container it depends on is unhealthy
+        // (v1 "Container … is unhealthy", v2 "dependency failed to start"), and a db whose
+        // checks timed out on a starved node (a TCG guest on a loaded host) is so for a few
+        // checks, then healthy again: within the health gate, wait for it, start once more.
+        let unhealthy = unhealthy_services(&stack_containers(&admin, &project)?);
+        if unhealthy.is_empty() {
+            return Err(e.into());
+        }
+        eprintln!(
+            "lifecycle: compose up failed while {} unhealthy: waiting for it, then once more",
+            unhealthy.join(", ")
+        );
+        wait_healthy(&admin, &project, &req.env, &unhealthy, req.timeout, start)?;
+        compose::run(&compose, &project, &compose::up_args(req.recreate), &env)?;
+    }
     let containers = wait_healthy(&admin, &project, &req.env, &services, req.timeout, start)?;
     Ok(UpReport {
         compose: format!("{} {}", compose.display_name(), compose.version),

@@ -292,3 +292,19 @@ fn status_table_shows_no_health_for_stopped_containers() {
     assert!(human.contains("exited  -  "), "{human}");
     assert!(!human.contains("unhealthy"), "{human}");
 }
+
+#[test]
+fn only_running_containers_called_unhealthy_hold_compose_up() {
+    let cs = [
+        container("api", "exited", "unhealthy"),
+        container("db", "running", "unhealthy"),
+        container("db", "running", "unhealthy"),
+        container("cache", "running", "starting"),
+    ];
+    assert_eq!(unhealthy_services(&cs), vec!["db".to_string()]);
+    let fine = [
+        container("api", "running", "healthy"),
+        container("db", "running", "none"),
+    ];
+    assert!(unhealthy_services(&fine).is_empty());
+}

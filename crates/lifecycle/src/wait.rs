@@ -49,3 +49,16 @@ pub fn readiness(services: &[String], containers: &[ContainerInfo]) -> Readiness
         Readiness::Waiting(waiting.join(", "))
     }
 }
+
+/// The services with a running container that its healthcheck calls unhealthy: compose
+/// refuses to start what depends on them until they are healthy again.
+pub fn unhealthy_services(containers: &[ContainerInfo]) -> Vec<String> {
+    let mut found: Vec<String> = containers
+        .iter()
+        .filter(|c| c.state == "running" && c.health == "unhealthy")
+        .filter_map(|c| c.labels.get(SERVICE_LABEL).cloned())
+        .collect();
+    found.sort();
+    found.dedup();
+    found
+}
