@@ -1345,8 +1345,12 @@ mod tests {
     fn vagrantfile_validates() {
         let root = repo_root();
         // Pinned like every lab call: with vagrant-libvirt installed Vagrant's default
-        // provider is libvirt, whatever the lab uses.
+        // provider is libvirt, whatever the lab uses. Its machine data in a directory of
+        // its own: a lab test running beside it holds this checkout's machines locked
+        // ("Vagrant can't use the requested machine because it is locked").
+        let dotfile = std::env::temp_dir().join(format!("sp-validate-{}", std::process::id()));
         let out = transport::vagrant_command(&root.join(VAGRANT_DIR), Provider::Docker)
+            .env("VAGRANT_DOTFILE_PATH", &dotfile)
             .arg("validate")
             .output()
             .expect(
@@ -1358,6 +1362,7 @@ mod tests {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+        let _ = std::fs::remove_dir_all(&dotfile);
     }
 
     #[test]
