@@ -455,7 +455,15 @@ impl Lab {
             let root = self.root.clone();
             std::thread::spawn(move || crate::build::compile_tools(&root))
         });
-        let booted = step("vagrant up", &mut cmd);
+        let mut booted = step("vagrant up", &mut cmd);
+        if booted.is_err() && !provider.desc().is_vm {
+            // Vagrant's docker provider lists the host's networks, then inspects each: one
+            // that another lab or test removes in between fails it ("No such object").
+            eprintln!(
+                "==> lab: vagrant up failed (a Docker network another lab removed meanwhile fails it): once more"
+            );
+            booted = step("vagrant up", &mut cmd);
+        }
         if let Some(compiling) = compiling {
             compiling.join().unwrap_or_else(|_| {
                 Err(failed(
