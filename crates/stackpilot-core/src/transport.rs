@@ -155,7 +155,13 @@ pub fn created_provider(vagrant_dir: &Path, node: &str) -> Option<Provider> {
 
 /// The docker-provider container id of a node, if it is created.
 pub fn docker_container_id(vagrant_dir: &Path, node: &str) -> Option<String> {
-    machine_id(&machine_dir(vagrant_dir, node).join("docker"))
+    provider_machine_id(vagrant_dir, node, Provider::Docker)
+}
+
+/// The id Vagrant recorded for a node created under `provider` (docker: the container id,
+/// libvirt: the domain's UUID), if it is created under it.
+pub fn provider_machine_id(vagrant_dir: &Path, node: &str, provider: Provider) -> Option<String> {
+    machine_id(&machine_dir(vagrant_dir, node).join(provider.as_str()))
 }
 
 fn machine_id(provider_dir: &Path) -> Option<String> {

@@ -47,12 +47,12 @@ impl NodeProvider for Libvirt {
 
     fn running(&self, vagrant_dir: &Path, node: &str) -> bool {
         // vagrant-libvirt records the domain's UUID as the machine id.
-        let id = stackpilot_core::transport::machine_dir(vagrant_dir, node).join("libvirt/id");
-        let Ok(id) = std::fs::read_to_string(id) else {
+        let id = stackpilot_core::transport::provider_machine_id(vagrant_dir, node, self.kind());
+        let Some(id) = id else {
             return false;
         };
         std::process::Command::new("virsh")
-            .args(["-c", "qemu:///system", "domstate", id.trim()])
+            .args(["-c", "qemu:///system", "domstate", &id])
             .output()
             .is_ok_and(|o| {
                 o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == "running"
