@@ -363,6 +363,19 @@ fn e2e_vm_libvirt_one_node_golden_path_drills_deploy_reboot_destroy() {
             "the running VM is not booted again"
         );
         assert_eq!(get(&url("/ready")), Some(200), "/ready after demo-reviewer");
+        // On the emulated CPU the engine probes every 10 s, not every 2 s (HealthCadence):
+        // at 2 s the probes alone kept a host core busy.
+        let intervals = vm.in_vm(
+            "sudo -n docker ps -q --filter label=com.docker.compose.project | \
+             xargs sudo -n docker inspect -f '{{.Config.Healthcheck.Interval}}'",
+        );
+        ok(&intervals, "docker inspect the stack's health intervals");
+        let intervals = String::from_utf8_lossy(&intervals.stdout).into_owned();
+        let found: Vec<&str> = intervals.lines().map(str::trim).collect();
+        assert!(
+            found.len() >= 2 && found.iter().all(|l| *l == "10s"),
+            "the stack's containers probe every 10 s under TCG: {intervals}"
+        );
     });
 
     phases.run("ctx-guard on the 9p /vagrant", || {

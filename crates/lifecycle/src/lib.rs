@@ -18,8 +18,8 @@ use stackpilot_core::admin::{
     APP_LABEL, APP_NAME, APP_REPO, AdminError, BUILD_ID_LABEL, ContainerInfo, DockerAdmin,
 };
 use stackpilot_core::compose::{
-    self, APP_IMAGE_VAR, Compose, ComposeError, DB_IMAGE_VAR, ONEOFF_LABEL, PORT_VAR, Project,
-    SERVICE_LABEL,
+    self, APP_IMAGE_VAR, Compose, ComposeError, DB_IMAGE_VAR, HealthCadence, ONEOFF_LABEL,
+    PORT_VAR, Project, SERVICE_LABEL,
 };
 use stackpilot_core::images::{self as image_lock, ImageLock, LockError};
 use stackpilot_core::output::{Render, Table};
@@ -782,6 +782,18 @@ pub fn compose_vars(app_image: &str, db_image: &str, port: u16) -> Vec<(String, 
     ]
 }
 
+/// The health probes' cadence on this node, from `systemd-detect-virt --vm` (which prints
+/// `none` and exits 1 on bare metal; absent in a docker-provider node's container).
+fn health_cadence() -> HealthCadence {
+    let virt = Command::new("systemd-detect-virt")
+        .arg("--vm")
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+    HealthCadence::for_virtualization(virt.as_deref())
+}
+
 fn find_compose() -> Result<Compose, LifecycleError> {
     let c = compose::detect()?;
     eprintln!(
@@ -854,7 +866,17 @@ pub fn up(
     }
     ensure_image(&admin, &req.db_image, "--db-image")?;
     let compose = find_compose()?;
-    let vars = compose_vars(&receipt.tag, &req.db_image.reference, project.port);
+    let mut vars = compose_vars(&receipt.tag, &req.db_image.reference, project.port);
+    let cadence = health_cadence();
+    if cadence.is_emulated() {
+        eprintln!(
+            "lifecycle: this node's CPU is emulated (systemd-detect-virt: qemu): health probes every {} ({} each) instead of every {}",
+            cadence.interval,
+            cadence.timeout,
+            HealthCadence::NATIVE.interval
+        );
+    }
+    vars.extend(cadence.vars());
     let env = compose::process_env(std::env::vars_os(), &vars, &req.overrides);
     for (k, v) in &req.overrides {
         eprintln!("lifecycle: override {k}={v}");

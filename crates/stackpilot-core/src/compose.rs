@@ -36,6 +36,62 @@ pub const DB_IMAGE_VAR: &str = "STACKPILOT_DB_IMAGE";
 /// Variable the compose file takes the published service port from (set from the config).
 pub const PORT_VAR: &str = "STACKPILOT_PORT";
 
+/// Variable the compose file takes its healthchecks' interval from ([`HealthCadence`]).
+pub const HEALTH_INTERVAL_VAR: &str = "STACKPILOT_HEALTH_INTERVAL";
+/// Variable the compose file takes its healthchecks' timeout from ([`HealthCadence`]).
+pub const HEALTH_TIMEOUT_VAR: &str = "STACKPILOT_HEALTH_TIMEOUT";
+
+/// How often the engine probes the stack's containers, and how long one probe may take.
+///
+/// Every probe is an exec through the engine (dockerd, containerd, a shim, runc). On a
+/// native or KVM CPU that is cheap (a running stack on a docker-provider node costs the
+/// host about 0.08 of a core at 2 s), but on an emulated CPU (QEMU's TCG) the same probes
+/// every 2 s kept a core of the host busy with an idle stack (docs/benchmarks.md), starving
+/// the node's own work and tripping 3 s timeouts. Such nodes probe every 10 s, 8 s each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthCadence {
+    /// Between two probes (compose duration syntax).
+    pub interval: &'static str,
+    /// How long a probe may take before it counts as failed.
+    pub timeout: &'static str,
+}
+
+impl HealthCadence {
+    /// The compose file's defaults: a probe every 2 s, 3 s each.
+    pub const NATIVE: HealthCadence = HealthCadence {
+        interval: "2s",
+        timeout: "3s",
+    };
+    /// On an emulated CPU: a probe every 10 s, 8 s each.
+    pub const EMULATED: HealthCadence = HealthCadence {
+        interval: "10s",
+        timeout: "8s",
+    };
+
+    /// The cadence for a node whose `systemd-detect-virt --vm` printed `virt` (`None` when
+    /// it could not run, as in a docker-provider node's container): `qemu` is QEMU without
+    /// hardware acceleration (TCG; under KVM it prints `kvm`).
+    pub fn for_virtualization(virt: Option<&str>) -> HealthCadence {
+        match virt.map(str::trim) {
+            Some("qemu") => HealthCadence::EMULATED,
+            _ => HealthCadence::NATIVE,
+        }
+    }
+
+    /// Whether this is the emulated cadence.
+    pub fn is_emulated(&self) -> bool {
+        *self == HealthCadence::EMULATED
+    }
+
+    /// The compose variables that carry it.
+    pub fn vars(&self) -> Vec<(String, String)> {
+        vec![
+            (HEALTH_INTERVAL_VAR.to_string(), self.interval.to_string()),
+            (HEALTH_TIMEOUT_VAR.to_string(), self.timeout.to_string()),
+        ]
+    }
+}
+
 /// Variables of the caller's environment passed through to compose; everything else is
 /// dropped so a stray `POSTGRES_PASSWORD` in a shell cannot override the env file.
 pub const PASSED_THROUGH: &[&str] = &[
@@ -520,6 +576,44 @@ mod tests {
                 (OsString::from("STACKPILOT_PORT"), OsString::from("9000")),
             ]
         );
+    }
+
+    #[test]
+    fn only_an_emulated_cpu_slows_the_health_probes() {
+        assert_eq!(
+            HealthCadence::for_virtualization(Some("qemu\n")),
+            HealthCadence::EMULATED
+        );
+        for virt in [Some("kvm"), Some("none"), Some("oracle"), Some(""), None] {
+            assert_eq!(
+                HealthCadence::for_virtualization(virt),
+                HealthCadence::NATIVE,
+                "{virt:?}"
+            );
+        }
+        let vars = HealthCadence::EMULATED.vars();
+        assert!(vars.contains(&(HEALTH_INTERVAL_VAR.to_string(), "10s".to_string())));
+        assert!(vars.contains(&(HEALTH_TIMEOUT_VAR.to_string(), "8s".to_string())));
+    }
+
+    #[test]
+    fn the_compose_file_defaults_to_the_native_cadence() {
+        let file = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../..")
+                .join(COMPOSE_FILE),
+        )
+        .expect("compose file");
+        let interval = format!(
+            "interval: ${{{HEALTH_INTERVAL_VAR}:-{}}}",
+            HealthCadence::NATIVE.interval
+        );
+        let timeout = format!(
+            "timeout: ${{{HEALTH_TIMEOUT_VAR}:-{}}}",
+            HealthCadence::NATIVE.timeout
+        );
+        assert_eq!(file.matches(&interval).count(), 2, "{interval}");
+        assert_eq!(file.matches(&timeout).count(), 2, "{timeout}");
     }
 
     #[test]
