@@ -16,7 +16,10 @@ use ::lab::prereq;
 /// passing tests' output, where the skip markers are (see .config/nextest.toml).
 const PROFILE: &str = "make-test";
 
-/// `make test-vm`: the libvirt VM e2e alone, its output as it runs (make test runs it too).
+/// The test make test leaves out (the profile's default-filter) and make test-vm runs.
+const VM_E2E: &str = "xtask::vm_libvirt e2e_vm_libvirt_*";
+
+/// `make test-vm`: the libvirt VM e2e alone, its output as it runs.
 pub fn vm() -> Result<(), Error> {
     prereq::ensure(prereq::EntryPoint::Test)?;
     let args = "nextest run --locked -p xtask --test vm_libvirt --no-capture";
@@ -26,15 +29,15 @@ pub fn vm() -> Result<(), Error> {
 /// The suite has tests that talk to libvirt (a plain `vagrant validate` with vagrant-libvirt
 /// installed connects to it), so make test installs libvirt and starts its daemons, as the
 /// lab does for the libvirt provider. Where it cannot (no root, no apt-get) those tests skip
-/// and say why; under CI that is a failure here already. True when libvirt is set up.
-fn libvirt_host() -> Result<bool, Error> {
+/// and say why; under CI that is a failure here already.
+fn libvirt_host() -> Result<(), Error> {
     match prereq::ensure_libvirt_host() {
-        Ok(()) => Ok(true),
+        Ok(()) => Ok(()),
         Err(e) if !stackpilot_core::capability::in_ci() => {
             eprintln!(
                 "==> prerequisites (libvirt): not set up ({e}); the tests that need libvirt will skip"
             );
-            Ok(false)
+            Ok(())
         }
         Err(e) => Err(e.into()),
     }
@@ -43,11 +46,10 @@ fn libvirt_host() -> Result<bool, Error> {
 /// The lab images built in the background while the suite compiles: on a fresh host they
 /// take minutes of mostly downloads and package installs that would otherwise wait for the
 /// first lab test. Tests that need them meanwhile wait on the host's build lock
-/// (`lab::host_lock`) and then find them built; with libvirt set up, the VM e2e's box too.
-fn images_in_background(libvirt: bool) -> Option<Background> {
+/// (`lab::host_lock`) and then find them built. (The libvirt box is make test-vm's.)
+fn images_in_background() -> Option<Background> {
     let mut cmd = Command::new(std::env::current_exe().ok()?);
-    cmd.arg("images")
-        .envs(libvirt.then_some(("STACKPILOT_PROVIDER", "libvirt")));
+    cmd.arg("images");
     let log = repo_root().join("target/make-test/images.log");
     Background::start("images", "cargo xtask images", cmd, log)
         .map_err(|e| {
@@ -61,7 +63,8 @@ fn images_in_background(libvirt: bool) -> Option<Background> {
 /// Runs the whole test suite the way CI does.
 pub fn run() -> Result<(), Error> {
     prereq::ensure(prereq::EntryPoint::Test)?;
-    let images = images_in_background(libvirt_host()?);
+    libvirt_host()?;
+    let images = images_in_background();
     crate::check::contracts()?;
     crate::check::format_and_lint()?;
     let before = lab_leftovers();
@@ -101,6 +104,7 @@ pub fn run() -> Result<(), Error> {
         let failed = |status| StepError::new("tests", "cargo test --workspace", status);
         (result.map_err(|s| Error::from(failed(s))), Some(skipped))
     };
+    eprintln!("==> tests: not run here: the libvirt VM e2e ({VM_E2E}); run it with make test-vm");
     match &skipped {
         Some(s) => eprint!("{}", suite::skipped_report(s)),
         None => eprintln!("==> tests: skipped tests could not be counted"),
