@@ -71,7 +71,7 @@ images: ## build every lab image locally (nothing pulled), checked against the i
 test: ## format check, clippy (warnings denied) and the whole test suite (but the libvirt VM e2e: make test-vm)
 	cargo xtask test
 
-test-vm: ## the libvirt VM e2e alone (one VM under TCG, about 25 min here): lab up, demo-reviewer, ctx-guard, drills, deploy, a reboot, destroy
+test-vm: ## the libvirt VM e2e alone (one VM under TCG, about 17 min here): lab up, demo-reviewer, ctx-guard, drills, deploy, a reboot, destroy
 	cargo xtask test-vm
 
 ci: ## runtime verification: capabilities, checks, lab e2e when possible (else skipped), teardown always; ci/logs/

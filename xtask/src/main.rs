@@ -34,7 +34,7 @@ enum Cmd {
     /// meanwhile (`make test`).
     Test,
     /// The libvirt VM e2e alone: one VM under TCG through the golden path, drills, deploy,
-    /// a reboot and destroy (`make test-vm`; about 25 minutes on a 2-core host).
+    /// a reboot and destroy (`make test-vm`; about 17 minutes on a 2-core host).
     TestVm,
     /// Repo-level contracts without Docker: pinned images, no secrets, Makefile and
     /// workflow shape, ctx-guard first, verify read-only; then format, lint, unit tests
