@@ -9,7 +9,7 @@ mod support;
 
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-use support::{Undo, capable, ok, succeeded, text};
+use support::{Undo, capable, last_panic, ok, succeeded, text};
 
 use stackpilot_core::http::{self, Timeouts};
 
@@ -415,4 +415,12 @@ fn an_injected_fault_is_undone_once_whether_the_test_fails_or_not() {
         2,
         "undone by the guard when the test stopped early"
     );
+    // The guard says the reason again after its cleanup's output (its last line).
+    let reason = last_panic().unwrap_or_default();
+    assert!(
+        reason.contains("an assertion failed before the test undid its fault"),
+        "{reason}"
+    );
+    Undo::new("a fault", count).dismiss();
+    assert_eq!(undone.get(), 2, "a dismissed guard undoes nothing");
 }

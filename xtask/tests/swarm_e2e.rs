@@ -141,7 +141,7 @@ fn e2e_swarm_demo_reviewer_spans_the_nodes_then_destroy_leaves_nothing() {
     }
     // A failed assertion must not leave a swarm stack holding the workers' ports for the
     // next lab test: destroy (idempotent) runs again when the test stops anywhere.
-    let _teardown = Undo::new("the swarm lab", || succeeded(xtask(&["destroy"])));
+    let teardown = Undo::new("the swarm lab", || succeeded(xtask(&["destroy"])));
     let out = xtask(&["demo-reviewer"]);
     assert!(out.status.success(), "make demo-reviewer MODE=swarm failed");
 
@@ -352,6 +352,7 @@ fn e2e_swarm_demo_reviewer_spans_the_nodes_then_destroy_leaves_nothing() {
     assert_eq!(figures["api_restarts_during_fault"], 0, "{figures}");
 
     destroy_leaves_nothing();
+    teardown.dismiss();
 }
 
 /// The swarm golden paths beyond the e2e above, on a swarm of their own (a second
@@ -364,7 +365,7 @@ fn e2e_swarm_deploy_rolls_back_and_down_halt_up_demo_keep_the_swarm() {
     if !capable() {
         return;
     }
-    let _teardown = Undo::new("the swarm lab", || succeeded(xtask(&["destroy"])));
+    let teardown = Undo::new("the swarm lab", || succeeded(xtask(&["destroy"])));
     let out = xtask(&["up"]);
     assert!(out.status.success(), "make up MODE=swarm failed");
 
@@ -383,6 +384,7 @@ fn e2e_swarm_deploy_rolls_back_and_down_halt_up_demo_keep_the_swarm() {
     clean_room_keeps_only_the_swarm_and_the_data();
 
     destroy_leaves_nothing();
+    teardown.dismiss();
 }
 
 /// `make clean MODE=swarm`: no container of the stack and no app image on any node, the

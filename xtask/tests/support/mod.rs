@@ -123,11 +123,17 @@ pub struct Undo<F: FnMut() -> Result<(), String>> {
 impl<F: FnMut() -> Result<(), String>> Undo<F> {
     /// A guard that runs `undo` unless `now` already did.
     pub fn new(what: &str, undo: F) -> Self {
+        remember_panics();
         Undo {
             what: what.to_string(),
             undo,
             done: false,
         }
+    }
+
+    /// The test ended where the undo is not needed (it already cleaned up itself).
+    pub fn dismiss(mut self) {
+        self.done = true;
     }
 
     /// Undoes the fault now; panics when that fails.
@@ -149,7 +155,37 @@ impl<F: FnMut() -> Result<(), String>> Drop for Undo<F> {
         if let Err(e) = (self.undo)() {
             eprintln!("could not undo {}: {e}", self.what);
         }
+        // The panic message was printed before this cleanup's output, which can bury it
+        // where a report keeps only a stream's head and tail: say it once more, last.
+        if std::thread::panicking()
+            && let Some(p) = last_panic()
+        {
+            eprintln!("the test failed (repeated after the cleanup above): {p}");
+        }
     }
+}
+
+/// The newest panic of this test process, as the panic hook printed it.
+static LAST_PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// The newest panic an [`Undo`]'s test process printed (the hook is installed by the
+/// first `Undo::new`).
+pub fn last_panic() -> Option<String> {
+    LAST_PANIC.lock().ok().and_then(|p| p.clone())
+}
+
+/// Installs (once) a panic hook that keeps the message for [`Undo`], then prints as before.
+fn remember_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if let Ok(mut last) = LAST_PANIC.lock() {
+                *last = Some(info.to_string());
+            }
+            default(info);
+        }));
+    });
 }
 
 /// A command's outcome as the undo of a guard: `Err` with its output when it failed.
