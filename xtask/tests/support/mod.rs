@@ -121,7 +121,7 @@ pub struct Undo<F: FnMut() -> Result<(), String>> {
 }
 
 impl<F: FnMut() -> Result<(), String>> Undo<F> {
-    /// A guard that runs `undo` unless `now` already did.
+    /// A guard that runs `undo` when dropped, unless `now` or `dismiss` came first.
     pub fn new(what: &str, undo: F) -> Self {
         remember_panics();
         Undo {
