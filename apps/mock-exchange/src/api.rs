@@ -177,8 +177,11 @@ async fn ready(State(state): State<AppState>) -> Response {
             axum::Json(json!({"status": "ready", "schema_version": version})).into_response()
         }
         Err(e) => {
-            // Pending migrations mean the database itself answered.
-            let up = i64::from(matches!(e, DbError::MigrationsPending(_)));
+            // Pending migrations and a warming pool mean the database itself answered.
+            let up = i64::from(matches!(
+                e,
+                DbError::MigrationsPending(_) | DbError::Warming(_)
+            ));
             state.0.metrics.db_up.set(up);
             (
                 StatusCode::SERVICE_UNAVAILABLE,

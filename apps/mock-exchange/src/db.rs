@@ -4,6 +4,7 @@
 //! turns into a [`DbError`] with a short reason, never into a hung request or a crash.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use deadpool_postgres::{
@@ -55,6 +56,9 @@ pub enum DbError {
     /// The schema is older than this binary needs.
     #[error("migrations pending: {0}")]
     MigrationsPending(String),
+    /// The database answers, but the request pool is still opening its first connections.
+    #[error("request pool warming: {0}")]
+    Warming(String),
     /// The connection broke or the server is shutting down or starting up.
     #[error("connection lost: {0}")]
     Lost(String),
@@ -78,6 +82,7 @@ impl DbError {
             DbError::NoDatabase(_) => "database does not exist",
             DbError::Timeout(_) => "timeout",
             DbError::MigrationsPending(_) => "migrations pending",
+            DbError::Warming(_) => "warming",
             DbError::Lost(_) => "connection lost",
             DbError::Connect(_) => "connection failed",
             DbError::Query(_) => "database error",
@@ -203,10 +208,20 @@ pub struct Db {
     ready_timeout: Duration,
     create_timeout: Duration,
     ready_checks: Arc<Semaphore>,
+    /// A warm-up of the request pool is under way ([`Db::warm`]).
+    warming: Arc<AtomicBool>,
 }
 
 /// Connections reserved for /ready and the heartbeat.
 const PROBE_POOL_SIZE: usize = 2;
+
+/// Connections the request pool holds (at most its size) before /ready says ready. A
+/// replica that a balancer sends traffic as soon as it is ready must not answer its first
+/// requests 503: on a loaded host each new connection (TCP, SCRAM, first prepare) can take
+/// longer than the request bound, and a cold pool makes one per concurrent request. Seen in
+/// the swarm rolling-update drill under make test's load: 17 of 2,762 orders answered 503
+/// at the 800 ms bound by the new replicas. Four covers the lab's load clients.
+const WARM_CONNECTIONS: usize = 4;
 
 /// How long making one pooled connection may take (TCP, startup, SCRAM, first prepare).
 /// Longer than the request bound on purpose: it runs in its own task, so on a slow host
@@ -249,7 +264,67 @@ impl Db {
             ready_timeout: cfg.ready_timeout,
             create_timeout,
             ready_checks: Arc::new(Semaphore::new(PROBE_POOL_SIZE)),
+            warming: Arc::new(AtomicBool::new(false)),
         })
+    }
+
+    /// How many connections the request pool holds when warm.
+    fn warm_target(&self) -> usize {
+        WARM_CONNECTIONS.min(self.pool.status().max_size)
+    }
+
+    /// Ok when the request pool is warm; otherwise starts filling it (in a task of its own,
+    /// bounded by the create timeout; one at a time) and waits for it until `deadline`
+    /// (where a quick host has it warm already, so a first /ready is not 503). The warm-up
+    /// holds its connections together, so each is a new one, and prepares the order
+    /// statements on each. A connection the database dropped counts until a request finds
+    /// it closed and replaces it (the pool's recycling check), as before.
+    async fn warm(&self, deadline: tokio::time::Instant) -> Result<(), DbError> {
+        let want = self.warm_target();
+        if self.pool.status().size >= want {
+            return Ok(());
+        }
+        if !self.warming.swap(true, Ordering::AcqRel) {
+            let db = self.clone();
+            tokio::spawn(async move {
+                let mut held = Vec::new();
+                let mut tasks = tokio::task::JoinSet::new();
+                for _ in 0..want.saturating_sub(db.pool.status().size) {
+                    let db = db.clone();
+                    tasks.spawn(async move {
+                        let (client, _) = db.prepared(&db.pool, INSERT_ORDER).await?;
+                        client.prepare_cached(SELECT_ORDER).await?;
+                        Ok::<_, DbError>(client)
+                    });
+                }
+                while let Some(done) = tasks.join_next().await {
+                    match done {
+                        Ok(Ok(client)) => held.push(client),
+                        Ok(Err(e)) => tracing::debug!(error = %e, "request pool warm-up"),
+                        Err(e) => tracing::debug!(error = %e, "request pool warm-up task"),
+                    }
+                }
+                tracing::info!(
+                    connections = db.pool.status().size,
+                    "request pool warm-up done"
+                );
+                // Back to the pool only now: held together, each one was a new connection.
+                drop(held);
+                db.warming.store(false, Ordering::Release);
+            });
+        }
+        loop {
+            let have = self.pool.status().size;
+            if have >= want {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(DbError::Warming(format!(
+                    "{have} of {want} connections open"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// Pool state: (connections open, idle, callers waiting, maximum).
@@ -296,8 +371,8 @@ impl Db {
             .unwrap_or_else(|join| Err(DbError::Query(format!("connection task failed: {join}"))))
     }
 
-    /// Readiness: the database answers within the ready bound and the schema is current.
-    /// Returns the schema version found.
+    /// Readiness: the database answers within the ready bound, the schema is current and
+    /// the request pool is warm ([`WARM_CONNECTIONS`]). Returns the schema version found.
     ///
     /// The check itself runs in a task bounded by the (longer) request timeout, and /ready
     /// waits for it only up to the ready bound: on a loaded host a new connection (TCP and
@@ -305,6 +380,8 @@ impl Db {
     /// half-made connection away and never get ready. At most two such tasks run at once;
     /// beyond that the check runs inline.
     pub async fn check_ready(&self) -> Result<i64, DbError> {
+        // The warm-up may use what is left of the ready bound, less a margin to answer.
+        let deadline = tokio::time::Instant::now() + self.ready_timeout.mul_f32(0.8);
         let check = {
             let db = self.clone();
             async move {
@@ -319,6 +396,7 @@ impl Db {
                             "schema version {found}, this build needs {expected}"
                         )));
                     }
+                    db.warm(deadline).await?;
                     Ok(found)
                 })
                 .await

@@ -348,3 +348,65 @@ fn requests_get_served_when_every_new_connection_takes_longer_than_the_bound() {
     assert_eq!(read.status, 200, "{read:?}");
     assert!(read.elapsed <= BOUND, "{read:?}");
 }
+
+#[test]
+fn once_ready_concurrent_orders_are_served_even_when_new_connections_are_slower_than_the_bound() {
+    let pg = postgres();
+    // Every new connection's handshake takes over 1.5 s, the request bound is 800 ms: what a
+    // new replica meets on a loaded host. A balancer sends it traffic once /ready says 200.
+    let (port, accepted) = slow_handshake_proxy(pg.port(), Duration::from_millis(1500));
+    let url = format!(
+        "postgres://{}:{}@127.0.0.1:{port}/postgres",
+        pg_harness::SUPERUSER,
+        pg.password()
+    );
+    let svc = Service::start(&[("DATABASE_URL", &url), ("DB_TIMEOUT_MS", "800")]);
+    svc.wait_logged("migrations applied", Duration::from_secs(15));
+    let mut warming = None;
+    let ready = wait_until(Duration::from_secs(20), || {
+        let r = svc.get("/ready");
+        let ok = r.status == 200;
+        if r.status == 503 && r.json["reason"] == "warming" {
+            warming = Some(r);
+        }
+        ok
+    });
+    assert!(
+        ready.is_some(),
+        "not ready within 20 s: {:?}\nlogs:\n{}",
+        svc.get("/ready"),
+        svc.logs().join("\n")
+    );
+    // The schema was current before the pool was warm: /ready said so on the way.
+    let warming = warming.expect("/ready answered 503 `warming` before 200");
+    assert!(
+        warming.json["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("of 4 connections")),
+        "{warming:?}"
+    );
+    let before = accepted.load(Ordering::SeqCst);
+    let answers: Vec<_> = std::thread::scope(|s| {
+        let posts: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| svc.post("/order?symbol=BTC&side=buy&qty=1", None, b"")))
+            .collect();
+        posts
+            .into_iter()
+            .map(|p| p.join().expect("client thread"))
+            .collect()
+    });
+    for a in &answers {
+        assert_eq!(
+            a.status,
+            201,
+            "{answers:?}\nlogs:\n{}",
+            svc.logs().join("\n")
+        );
+        assert!(a.elapsed <= BOUND, "{a:?}");
+    }
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        before,
+        "the orders needed no new connection"
+    );
+}

@@ -16,8 +16,10 @@ use verify::inspection::Fact;
 use verify::swarm::SwarmInspection;
 use verify::swarm::inspection::SwarmTask;
 
+use stackpilot_core::http;
+
 use crate::lab::LabError;
-use crate::probe::post_order;
+use crate::probe::{PROBE, post_order};
 use crate::samples::{self, LoadSummary, OrderAttempt};
 
 /// The compose service the load goes to.
@@ -88,8 +90,50 @@ pub enum Failover {
     Never,
     /// Sends the request to the next node at once, as a balancer in front of the nodes
     /// would, when a node refused the connection or did not accept it within the connect
-    /// timeout (safe: nothing was sent); each node is tried once.
+    /// timeout (safe: nothing was sent); each node is tried once. Like a balancer's health
+    /// check, a node that did so is out of rotation until its `/ready` answers 200: a
+    /// replica just started takes connections before it can serve orders.
     NeverSent,
+}
+
+/// The nodes a [`Failover::NeverSent`] load sends to. Pure but for its lock.
+struct Rotation {
+    out: Mutex<Vec<bool>>,
+}
+
+impl Rotation {
+    fn new(nodes: usize) -> Rotation {
+        Rotation {
+            out: Mutex::new(vec![false; nodes]),
+        }
+    }
+
+    /// The nodes to try for a request, starting at `first`: those in rotation, or every
+    /// node when none is (a request is never dropped unsent).
+    fn order(&self, first: usize) -> Vec<usize> {
+        let out = self.out.lock().map(|o| o.clone()).unwrap_or_default();
+        let n = out.len();
+        let all: Vec<usize> = (0..n).map(|k| (first + k) % n).collect();
+        let live: Vec<usize> = all
+            .iter()
+            .copied()
+            .filter(|&i| !out.get(i).copied().unwrap_or(false))
+            .collect();
+        if live.is_empty() { all } else { live }
+    }
+
+    fn set_out(&self, node: usize, out: bool) {
+        if let Ok(mut o) = self.out.lock()
+            && let Some(slot) = o.get_mut(node)
+        {
+            *slot = out;
+        }
+    }
+
+    fn out(&self) -> Vec<usize> {
+        let out = self.out.lock().map(|o| o.clone()).unwrap_or_default();
+        (0..out.len()).filter(|&i| out[i]).collect()
+    }
 }
 
 /// Clients posting orders round-robin over every api node until stopped.
@@ -98,6 +142,9 @@ pub(crate) struct SpreadLoad {
     attempts: Arc<Mutex<Vec<NodeAttempt>>>,
     clients: Vec<thread::JoinHandle<()>>,
 }
+
+/// How often an out-of-rotation node's `/ready` is asked.
+const READMIT_EVERY: Duration = Duration::from_millis(100);
 
 impl SpreadLoad {
     /// Starts `clients` clients, each posting one order, then pausing `pause`, to the next
@@ -111,25 +158,49 @@ impl SpreadLoad {
     ) -> SpreadLoad {
         let stop = Arc::new(AtomicBool::new(false));
         let attempts = Arc::new(Mutex::new(Vec::new()));
+        let rotation = Arc::new(Rotation::new(nodes.len()));
         let mut handles = Vec::new();
+        if failover == Failover::NeverSent {
+            let (stop, rotation, nodes) = (stop.clone(), rotation.clone(), nodes.to_vec());
+            handles.push(thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    for i in rotation.out() {
+                        let ready = format!("http://{}/ready", nodes[i].1);
+                        if http::get(&ready, PROBE)
+                            .answer()
+                            .is_some_and(|(c, _)| c == 200)
+                        {
+                            rotation.set_out(i, false);
+                        }
+                    }
+                    thread::sleep(READMIT_EVERY);
+                }
+            }));
+        }
         for c in 0..clients {
             let (stop, attempts, nodes) = (stop.clone(), attempts.clone(), nodes.to_vec());
+            let rotation = rotation.clone();
             handles.push(thread::spawn(move || {
                 let mut i = c;
                 while !stop.load(Ordering::Relaxed) && !nodes.is_empty() {
                     let first = i;
                     i += 1;
+                    let candidates = match failover {
+                        Failover::NeverSent => rotation.order(first),
+                        Failover::Never => vec![first % nodes.len()],
+                    };
                     let mut refused_by = Vec::new();
                     let a = loop {
-                        let (node, addr) = &nodes[(first + refused_by.len()) % nodes.len()];
+                        let k = candidates[refused_by.len()];
+                        let (node, addr) = &nodes[k];
                         let url = format!("http://{addr}/order?symbol=BTC&side=buy&qty=1");
                         let attempt = post_order(&url, origin);
-                        if failover == Failover::NeverSent
-                            && attempt.sample.never_sent()
-                            && refused_by.len() + 1 < nodes.len()
-                        {
-                            refused_by.push(node.clone());
-                            continue;
+                        if failover == Failover::NeverSent && attempt.sample.never_sent() {
+                            rotation.set_out(k, true);
+                            if refused_by.len() + 1 < candidates.len() {
+                                refused_by.push(node.clone());
+                                continue;
+                            }
                         }
                         break NodeAttempt {
                             node: node.clone(),

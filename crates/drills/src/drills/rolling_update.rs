@@ -8,7 +8,9 @@
 //! accept them). The load therefore sends a request whose connection was never made to the
 //! next node, as the balancer in front of a host-mode swarm does; nothing was sent on it,
 //! so nothing can be placed twice. Those failovers are counted and
-//! journalled; a request that every node refused still counts as unanswered.
+//! journalled; a request that every node refused still counts as unanswered. Like such a
+//! balancer's health check, the load sends that node orders again once its `/ready`
+//! answers 200: the new replica listens before its request pool is warm (`warming`).
 //!
 //! Non-2xx answers must be 0. Requests without an answer are counted, each journalled with
 //! what happened, and may be at most one per thousand (`swarm::UNANSWERED_PER`): a
@@ -25,7 +27,7 @@ use crate::swarm::{self, API, Failover};
 /// The drill.
 pub const DRILL: Drill = Drill {
     name: "rolling-update",
-    describe: "swarm: roll a new build through the api replicas under order load (a connection a node does not take goes to the next node, counted) → 0 non-2xx, unanswered requests counted (at most 1 per 1000), every replica on the new image, no acknowledged order lost",
+    describe: "swarm: roll a new build through the api replicas under order load (a connection a node does not take goes to the next node, counted; that node gets orders again once its /ready says 200) → 0 non-2xx, unanswered requests counted (at most 1 per 1000), every replica on the new image, no acknowledged order lost",
     experiment,
     // The new build is what the stack runs afterwards; the recovery's verify checks it
     // against the deployment record the roll wrote.

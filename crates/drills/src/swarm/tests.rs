@@ -202,6 +202,76 @@ fn with_failover_a_refused_request_is_taken_by_the_next_node_and_counted() {
     assert_eq!(acknowledged(&attempts).len(), attempts.len());
 }
 
+/// A loopback api on `addr` that starts `after` and is ready from `ready_at` on: before,
+/// /ready and orders answer 503, as a replica whose request pool is still cold.
+fn api_ready_from(addr: SocketAddr, after: Duration, ready_at: Instant) {
+    use std::io::{BufRead, BufReader, Write};
+    thread::sleep(after);
+    let listener = std::net::TcpListener::bind(addr).expect("bind the refused address again");
+    thread::spawn(move || {
+        for (n, stream) in listener.incoming().enumerate() {
+            let Ok(stream) = stream else { return };
+            let mut reader = BufReader::new(stream);
+            let mut request = String::new();
+            let _ = reader.read_line(&mut request);
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).map_or(true, |n| n == 0) || line == "\r\n" {
+                    break;
+                }
+            }
+            let ready = Instant::now() >= ready_at;
+            let (status, body) = match (request.contains(" /ready "), ready) {
+                (_, false) => (
+                    "503 Service Unavailable",
+                    r#"{"reason":"warming"}"#.to_string(),
+                ),
+                (true, true) => ("200 OK", r#"{"status":"ready"}"#.to_string()),
+                (false, true) => ("201 Created", format!(r#"{{"order_id":"r-{n}"}}"#)),
+            };
+            let _ = write!(
+                reader.get_mut(),
+                "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+}
+
+#[test]
+fn with_failover_a_node_that_refused_gets_orders_again_only_once_it_is_ready() {
+    let back = refusing_address();
+    let nodes = vec![
+        ("worker1".to_string(), back),
+        ("worker2".to_string(), acknowledging_api()),
+    ];
+    let start = Instant::now();
+    let load = SpreadLoad::start(
+        &nodes,
+        2,
+        Duration::from_millis(20),
+        Failover::NeverSent,
+        start,
+    );
+    // worker1 refuses for 300 ms, then listens but is not ready until 700 ms.
+    api_ready_from(
+        back,
+        Duration::from_millis(300),
+        start + Duration::from_millis(700),
+    );
+    thread::sleep(Duration::from_millis(1200));
+    let attempts = load.finish();
+    assert_eq!(non_2xx(&attempts), 0, "{attempts:?}");
+    assert_eq!(unanswered(&attempts), 0, "{attempts:?}");
+    assert!(failed_over(&attempts) >= 1, "{attempts:?}");
+    let back_in: Vec<&NodeAttempt> = attempts.iter().filter(|a| a.node == "worker1").collect();
+    assert!(!back_in.is_empty(), "worker1 was taken back: {attempts:?}");
+    assert!(
+        back_in.iter().all(|a| a.attempt.sample.t_ms >= 700),
+        "worker1 got orders only once ready: {back_in:?}"
+    );
+}
+
 #[test]
 fn without_failover_a_refused_request_stays_unanswered() {
     let attempts = run_load(Failover::Never);
