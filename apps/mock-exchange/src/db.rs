@@ -210,6 +210,9 @@ pub struct Db {
     ready_checks: Arc<Semaphore>,
     /// A warm-up of the request pool is under way ([`Db::warm`]).
     warming: Arc<AtomicBool>,
+    /// A warm-up since start got its connections: from then on readiness follows the
+    /// database alone (after a database restart the pool refills as requests need it).
+    warmed: Arc<AtomicBool>,
 }
 
 /// Connections reserved for /ready and the heartbeat.
@@ -220,8 +223,10 @@ const PROBE_POOL_SIZE: usize = 2;
 /// requests 503: on a loaded host each new connection (TCP, SCRAM, first prepare) can take
 /// longer than the request bound, and a cold pool makes one per concurrent request. Seen in
 /// the swarm rolling-update drill under make test's load: 17 of 2,762 orders answered 503
-/// at the 800 ms bound by the new replicas. Four covers the lab's load clients.
-const WARM_CONNECTIONS: usize = 4;
+/// at the 800 ms bound by the new replicas. Two: the lab's order load keeps about one
+/// request at a time in flight per node, and each warm connection is a SCRAM handshake
+/// more before a starting service (or one whose database came back) is ready.
+const WARM_CONNECTIONS: usize = 2;
 
 /// How long making one pooled connection may take (TCP, startup, SCRAM, first prepare).
 /// Longer than the request bound on purpose: it runs in its own task, so on a slow host
@@ -265,6 +270,7 @@ impl Db {
             create_timeout,
             ready_checks: Arc::new(Semaphore::new(PROBE_POOL_SIZE)),
             warming: Arc::new(AtomicBool::new(false)),
+            warmed: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -273,16 +279,35 @@ impl Db {
         WARM_CONNECTIONS.min(self.pool.status().max_size)
     }
 
-    /// Ok when the request pool is warm; otherwise starts filling it (in a task of its own,
-    /// bounded by the create timeout; one at a time) and waits for it until `deadline`
-    /// (where a quick host has it warm already, so a first /ready is not 503). The warm-up
-    /// holds its connections together, so each is a new one, and prepares the order
-    /// statements on each. A connection the database dropped counts until a request finds
-    /// it closed and replaces it (the pool's recycling check), as before.
+    /// Ok once the request pool was warm since start; otherwise starts filling it (in a task
+    /// of its own, bounded by the create timeout; one at a time) and waits for it until
+    /// `deadline` (where a quick host has it warm already, so a first /ready is not 503).
+    /// The warm-up holds its connections together, so each is a new one, and prepares the
+    /// order statements on each. Only the first warm-up gates readiness: after a database
+    /// restart /ready follows the database within its bound, as before.
     async fn warm(&self, deadline: tokio::time::Instant) -> Result<(), DbError> {
+        self.start_warm_up();
+        loop {
+            if self.warmed.load(Ordering::Acquire) {
+                return Ok(());
+            }
+            let (have, want) = (self.pool.status().size, self.warm_target());
+            if tokio::time::Instant::now() >= deadline {
+                return Err(DbError::Warming(format!(
+                    "{have} of {want} connections open"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Starts filling the request pool unless it is warm or being filled (see [`Db::warm`]);
+    /// the service calls it once its migrations are applied, so the pool is usually warm
+    /// before anyone asks /ready.
+    pub fn start_warm_up(&self) {
         let want = self.warm_target();
-        if self.pool.status().size >= want {
-            return Ok(());
+        if self.warmed.load(Ordering::Acquire) {
+            return;
         }
         if !self.warming.swap(true, Ordering::AcqRel) {
             let db = self.clone();
@@ -309,21 +334,14 @@ impl Db {
                     "request pool warm-up done"
                 );
                 // Back to the pool only now: held together, each one was a new connection.
+                // Any at all will do (a database short of connection slots must not keep
+                // the service unready for good); none: the next readiness check tries again.
+                if !held.is_empty() || db.pool.status().size >= want {
+                    db.warmed.store(true, Ordering::Release);
+                }
                 drop(held);
                 db.warming.store(false, Ordering::Release);
             });
-        }
-        loop {
-            let have = self.pool.status().size;
-            if have >= want {
-                return Ok(());
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(DbError::Warming(format!(
-                    "{have} of {want} connections open"
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 

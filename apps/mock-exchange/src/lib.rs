@@ -158,6 +158,7 @@ async fn migrate_until_done(db: Db) {
         match db.migrate().await {
             Ok(version) => {
                 tracing::info!(schema_version = version, "migrations applied");
+                db.start_warm_up();
                 return;
             }
             Err(e) => {
