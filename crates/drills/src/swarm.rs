@@ -11,12 +11,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+use stackpilot_core::http;
 use stackpilot_core::time::millis;
 use verify::inspection::Fact;
 use verify::swarm::SwarmInspection;
 use verify::swarm::inspection::SwarmTask;
-
-use stackpilot_core::http;
 
 use crate::lab::LabError;
 use crate::probe::{PROBE, post_order};
@@ -111,7 +110,7 @@ impl Rotation {
     /// The nodes to try for a request, starting at `first`: those in rotation, or every
     /// node when none is (a request is never dropped unsent).
     fn order(&self, first: usize) -> Vec<usize> {
-        let out = self.out.lock().map(|o| o.clone()).unwrap_or_default();
+        let out = self.flags();
         let n = out.len();
         let all: Vec<usize> = (0..n).map(|k| (first + k) % n).collect();
         let live: Vec<usize> = all
@@ -123,15 +122,19 @@ impl Rotation {
     }
 
     fn set_out(&self, node: usize, out: bool) {
-        if let Ok(mut o) = self.out.lock()
-            && let Some(slot) = o.get_mut(node)
-        {
+        let mut flags = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(slot) = flags.get_mut(node) {
             *slot = out;
         }
     }
 
+    /// The flags (a client that panicked holding the lock left them whole).
+    fn flags(&self) -> Vec<bool> {
+        self.out.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     fn out(&self) -> Vec<usize> {
-        let out = self.out.lock().map(|o| o.clone()).unwrap_or_default();
+        let out = self.flags();
         (0..out.len()).filter(|&i| out[i]).collect()
     }
 }
