@@ -291,8 +291,8 @@ impl Db {
             if self.warmed.load(Ordering::Acquire) {
                 return Ok(());
             }
-            let (have, want) = (self.pool.status().size, self.warm_target());
             if tokio::time::Instant::now() >= deadline {
+                let (have, want) = (self.pool.status().size, self.warm_target());
                 return Err(DbError::Warming(format!(
                     "{have} of {want} connections open"
                 )));
@@ -305,10 +305,10 @@ impl Db {
     /// the service calls it once its migrations are applied, so the pool is usually warm
     /// before anyone asks /ready.
     pub fn start_warm_up(&self) {
-        let want = self.warm_target();
         if self.warmed.load(Ordering::Acquire) {
             return;
         }
+        let want = self.warm_target();
         if !self.warming.swap(true, Ordering::AcqRel) {
             let db = self.clone();
             tokio::spawn(async move {

@@ -269,16 +269,23 @@ fn slow_handshake_proxy(target: u16, delay: Duration) -> (u16, Arc<AtomicUsize>)
     (port, accepted)
 }
 
-#[test]
-fn requests_get_served_when_every_new_connection_takes_longer_than_the_bound() {
-    let pg = postgres();
-    // Every new connection's handshake takes over 1.5 s, the request bound is 800 ms.
-    let (port, accepted) = slow_handshake_proxy(pg.port(), Duration::from_millis(1500));
+/// The superuser's URL of `pg`'s `postgres` database through a [`slow_handshake_proxy`]
+/// holding each new connection's first bytes for `delay`, and the proxy's accept count.
+fn slow_database_url(pg: &pg_harness::PgServer, delay: Duration) -> (String, Arc<AtomicUsize>) {
+    let (port, accepted) = slow_handshake_proxy(pg.port(), delay);
     let url = format!(
         "postgres://{}:{}@127.0.0.1:{port}/postgres",
         pg_harness::SUPERUSER,
         pg.password()
     );
+    (url, accepted)
+}
+
+#[test]
+fn requests_get_served_when_every_new_connection_takes_longer_than_the_bound() {
+    let pg = postgres();
+    // Every new connection's handshake takes over 1.5 s, the request bound is 800 ms.
+    let (url, accepted) = slow_database_url(&pg, Duration::from_millis(1500));
     // One request connection: later requests wait for the one the first request makes
     // rather than each paying its own handshake (SCRAM is CPU work in the service).
     let svc = Service::start(&[
@@ -354,12 +361,7 @@ fn once_ready_concurrent_orders_are_served_even_when_new_connections_are_slower_
     let pg = postgres();
     // Every new connection's handshake takes over 1.5 s, the request bound is 800 ms: what a
     // new replica meets on a loaded host. A balancer sends it traffic once /ready says 200.
-    let (port, accepted) = slow_handshake_proxy(pg.port(), Duration::from_millis(1500));
-    let url = format!(
-        "postgres://{}:{}@127.0.0.1:{port}/postgres",
-        pg_harness::SUPERUSER,
-        pg.password()
-    );
+    let (url, accepted) = slow_database_url(&pg, Duration::from_millis(1500));
     let svc = Service::start(&[("DATABASE_URL", &url), ("DB_TIMEOUT_MS", "800")]);
     // Asked from the start: the pool fills once the migrations are applied (each of its
     // handshakes 1.5 s), and /ready says `warming` meanwhile.
