@@ -291,11 +291,20 @@ pub fn unanswered_within_budget(unanswered: u64, sent: u64) -> bool {
     unanswered * UNANSWERED_PER <= sent
 }
 
-/// The requests without an answer, one line each: node, when, what happened. Pure.
-pub fn unanswered_lines(attempts: &[NodeAttempt]) -> Vec<String> {
+/// Whether a request failed: no answer, or an answer outside 2xx. Pure.
+pub fn failed(a: &NodeAttempt) -> bool {
+    a.attempt
+        .sample
+        .status
+        .is_none_or(|s| !(200..300).contains(&s))
+}
+
+/// The failed requests (see [`failed`]), one line each: node, when, what happened (the
+/// status and the body's first bytes, or why there was no answer). Pure.
+pub fn failed_lines<'a>(attempts: impl IntoIterator<Item = &'a NodeAttempt>) -> Vec<String> {
     attempts
-        .iter()
-        .filter(|a| a.attempt.sample.status.is_none())
+        .into_iter()
+        .filter(|a| failed(a))
         .map(|a| {
             let s = &a.attempt.sample;
             let tried = if a.refused_by.is_empty() {
@@ -303,9 +312,13 @@ pub fn unanswered_lines(attempts: &[NodeAttempt]) -> Vec<String> {
             } else {
                 format!(" (after {} did not take it)", a.refused_by.join(", "))
             };
+            let what = match s.status {
+                Some(code) => format!("{code} {}", s.detail),
+                None => s.detail.clone(),
+            };
             format!(
-                "{} at {} ms{tried}: {} after {} ms",
-                a.node, s.t_ms, s.detail, s.elapsed_ms
+                "{} at {} ms{tried}: {what} after {} ms",
+                a.node, s.t_ms, s.elapsed_ms
             )
         })
         .collect()

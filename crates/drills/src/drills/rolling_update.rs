@@ -90,8 +90,8 @@ fn experiment(r: &mut Run) -> Result<(), LabError> {
             swarm::running_on(&after, API).join(", ")
         ),
     );
-    for line in swarm::unanswered_lines(&attempts) {
-        r.observe("no answer", line);
+    for line in swarm::failed_lines(&attempts) {
+        r.observe("failed request", line);
     }
     let sent = attempts.len() as u64;
     r.check(

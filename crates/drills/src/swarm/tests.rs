@@ -301,7 +301,7 @@ fn running_tasks_are_the_running_replicas_of_the_service_only() {
 }
 
 #[test]
-fn unanswered_requests_have_a_budget_of_one_per_thousand_and_are_each_named() {
+fn unanswered_requests_have_a_budget_of_one_per_thousand_and_failed_ones_are_each_named() {
     assert!(unanswered_within_budget(0, 0));
     assert!(unanswered_within_budget(0, 2517));
     assert!(unanswered_within_budget(1, 2517));
@@ -310,10 +310,21 @@ fn unanswered_requests_have_a_budget_of_one_per_thousand_and_are_each_named() {
     assert!(!unanswered_within_budget(1, 999));
     let mut failed_over = attempt("worker2", 900, None, None);
     failed_over.refused_by = vec!["worker1".into()];
-    let attempts = [attempt("worker1", 100, Some(201), Some("o1")), failed_over];
+    let attempts = [
+        attempt("worker1", 100, Some(201), Some("o1")),
+        failed_over,
+        attempt("worker1", 950, Some(503), None),
+    ];
     assert_eq!(
-        unanswered_lines(&attempts),
-        ["worker2 at 900 ms (after worker1 did not take it): refused after 10 ms"]
+        failed_lines(&attempts),
+        [
+            "worker2 at 900 ms (after worker1 did not take it): refused after 10 ms",
+            "worker1 at 950 ms: 503 {} after 10 ms"
+        ]
+    );
+    assert_eq!(
+        failed_lines(attempts.iter().filter(|a| a.node == "worker1")),
+        ["worker1 at 950 ms: 503 {} after 10 ms"]
     );
 }
 
