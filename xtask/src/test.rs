@@ -22,6 +22,7 @@ const VM_E2E: &str = "xtask::vm_libvirt e2e_vm_libvirt_*";
 /// `make test-vm`: the libvirt VM e2e alone, its output as it runs.
 pub fn vm() -> Result<(), Error> {
     prereq::ensure(prereq::EntryPoint::Test)?;
+    let _writeback = ::lab::writeback::lower_for_suite();
     let args = "nextest run --locked -p xtask --test vm_libvirt --no-capture";
     step("vm e2e", Command::new("cargo").args(args.split(' ')))
 }
@@ -63,6 +64,7 @@ fn images_in_background() -> Option<Background> {
 /// Runs the whole test suite the way CI does.
 pub fn run() -> Result<(), Error> {
     prereq::ensure(prereq::EntryPoint::Test)?;
+    let _writeback = ::lab::writeback::lower_for_suite();
     libvirt_host()?;
     let images = images_in_background();
     crate::check::contracts()?;

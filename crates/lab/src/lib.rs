@@ -3,7 +3,7 @@
 //! Owns the inventory the Vagrantfile reads, the choice of node provider, the nodes'
 //! lifecycle through Vagrant (up, provision, status, halt, destroy), the images built
 //! locally for the nodes and their lock, the static build of what nodes run, the host
-//! prerequisites, named labs, and [`resolve`]: a node name to a `NodeHandle`, once. It never asserts that a lab is correct (verify does) and never runs
+//! prerequisites (and the host's writeback thresholds while the suite runs), named labs, and [`resolve`]: a node name to a `NodeHandle`, once. It never asserts that a lab is correct (verify does) and never runs
 //! the stack on a node (lifecycle does); xtask composes it into the golden paths.
 
 pub mod build;
@@ -19,6 +19,7 @@ pub mod provider;
 pub mod resolve;
 pub mod swarm;
 pub mod vmbox;
+pub mod writeback;
 
 pub use error::Error;
 pub use process::step;
