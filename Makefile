@@ -68,10 +68,10 @@ lab-status: ## the labs on this host and their checkouts, then each node's provi
 images: ## build every lab image locally (nothing pulled), checked against the image lock
 	cargo xtask images
 
-test: ## format check, clippy (warnings denied) and the whole test suite (but the libvirt VM e2e: make test-vm)
+test: ## format check, clippy (warnings denied) and the whole test suite, the libvirt VM e2e included
 	cargo xtask test
 
-test-vm: ## the libvirt VM e2e alone (one VM under TCG, about 17 min here): lab up, demo-reviewer, ctx-guard, drills, deploy, a reboot, destroy
+test-vm: ## the libvirt VM e2e alone (make test runs it too; one VM under TCG, about 17 min here): lab up, demo-reviewer, ctx-guard, drills, deploy, a reboot, destroy
 	cargo xtask test-vm
 
 ci: ## runtime verification: capabilities, checks, lab e2e when possible (else skipped), teardown always; ci/logs/

@@ -30,11 +30,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Install what the test suite needs, then format check, clippy (warnings denied) and
-    /// every test of the workspace but the VM e2e; the lab images build in the background
-    /// meanwhile (`make test`).
+    /// every test of the workspace, the libvirt VM e2e included; the lab images build in the
+    /// background meanwhile (`make test`).
     Test,
-    /// The libvirt VM e2e alone: one VM under TCG through the golden path, drills, deploy,
-    /// a reboot and destroy (`make test-vm`; about 17 minutes on a 2-core host).
+    /// The libvirt VM e2e alone (make test runs it too): one VM under TCG through the golden
+    /// path, drills, deploy, a reboot and destroy (`make test-vm`; about 17 minutes on a
+    /// 2-core host).
     TestVm,
     /// Repo-level contracts without Docker: pinned images, no secrets, Makefile and
     /// workflow shape, ctx-guard first, verify read-only; then format, lint, unit tests

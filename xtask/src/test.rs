@@ -16,9 +16,6 @@ use ::lab::prereq;
 /// passing tests' output, where the skip markers are (see .config/nextest.toml).
 const PROFILE: &str = "make-test";
 
-/// The test make test leaves out (the profile's default-filter) and make test-vm runs.
-const VM_E2E: &str = "xtask::vm_libvirt e2e_vm_libvirt_*";
-
 /// `make test-vm`: the libvirt VM e2e alone, its output as it runs.
 pub fn vm() -> Result<(), Error> {
     prereq::ensure(prereq::EntryPoint::Test)?;
@@ -47,7 +44,7 @@ fn libvirt_host() -> Result<(), Error> {
 /// The lab images built in the background while the suite compiles: on a fresh host they
 /// take minutes of mostly downloads and package installs that would otherwise wait for the
 /// first lab test. Tests that need them meanwhile wait on the host's build lock
-/// (`lab::host_lock`) and then find them built. (The libvirt box is make test-vm's.)
+/// (`lab::host_lock`) and then find them built. (The VM e2e's lab up builds the libvirt box.)
 fn images_in_background() -> Option<Background> {
     let mut cmd = Command::new(std::env::current_exe().ok()?);
     cmd.arg("images");
@@ -106,7 +103,6 @@ pub fn run() -> Result<(), Error> {
         let failed = |status| StepError::new("tests", "cargo test --workspace", status);
         (result.map_err(|s| Error::from(failed(s))), Some(skipped))
     };
-    eprintln!("==> tests: not run here: the libvirt VM e2e ({VM_E2E}); run it with make test-vm");
     match &skipped {
         Some(s) => eprint!("{}", suite::skipped_report(s)),
         None => eprintln!("==> tests: skipped tests could not be counted"),
