@@ -6,7 +6,9 @@
 //! database commits each order with an fsync, so its commits then took over the api's
 //! 800 ms bound and the load drills saw 503 `timeout` on nodes the fault never touched
 //! (measured: docs/benchmarks.md, "Host writeback and the database's commits"). Small
-//! thresholds keep the flushing steady. The previous values are put back afterwards.
+//! thresholds keep the flushing steady. The previous values are put back afterwards (not
+//! when the suite is killed, e.g. by Ctrl-C: then the low thresholds stay until a reboot,
+//! which costs some throughput of large writes and nothing else).
 
 use std::fs;
 use std::path::{Path, PathBuf};

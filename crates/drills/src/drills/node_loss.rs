@@ -146,12 +146,7 @@ fn experiment(r: &mut Run) -> Result<(), LabError> {
             lines => format!(
                 "{} failed, first: {}",
                 lines.len(),
-                lines
-                    .iter()
-                    .take(SHOWN)
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join("; ")
+                lines[..lines.len().min(SHOWN)].join("; ")
             ),
         },
     );
