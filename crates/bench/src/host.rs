@@ -10,15 +10,8 @@ pub fn load_average() -> String {
 
 /// The machine's memory, in whole GiB.
 pub(crate) fn mem_total() -> String {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|k| k.parse::<u64>().ok())
-        })
-        .map_or_else(|| "unknown".into(), |k| format!("{} GiB", k / 1024 / 1024))
+    stackpilot_core::host::mem_total_bytes()
+        .map_or_else(|| "unknown".into(), |b| format!("{} GiB", b >> 30))
 }
 
 /// A field of /proc/PID/status in KiB (VmRSS: now, VmHWM: peak).

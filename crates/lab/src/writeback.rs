@@ -93,7 +93,7 @@ impl Drop for Lowered {
 /// knobs cannot be written (not root, a read-only /proc), nothing changes and it says why:
 /// the suite still runs, and a drill that then meets a stalled commit names it.
 pub fn lower_for_suite() -> Option<Lowered> {
-    let mem_total = mem_total().unwrap_or(u64::MAX);
+    let mem_total = stackpilot_core::host::mem_total_bytes().unwrap_or(u64::MAX);
     match lower(Path::new(PROC_VM), mem_total) {
         Ok(Some(l)) => {
             eprintln!(
@@ -177,20 +177,6 @@ fn read_u64(path: &Path) -> Result<u64, String> {
     text.trim()
         .parse()
         .map_err(|e| format!("{}: {e}: {text:?}", path.display()))
-}
-
-/// The host's memory in bytes (`MemTotal` of /proc/meminfo).
-fn mem_total() -> Option<u64> {
-    let info = fs::read_to_string("/proc/meminfo").ok()?;
-    let kb: u64 = info
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kb * 1024)
 }
 
 #[cfg(test)]

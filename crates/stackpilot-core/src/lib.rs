@@ -21,6 +21,7 @@ pub mod error;
 pub mod exit;
 pub mod facade;
 pub mod files;
+pub mod host;
 pub mod http;
 pub mod images;
 pub mod junit;
