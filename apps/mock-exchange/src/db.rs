@@ -10,7 +10,7 @@ use std::time::Duration;
 use deadpool_postgres::{
     Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
 };
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Statement};
 
@@ -212,7 +212,8 @@ pub struct Db {
     warming: Arc<AtomicBool>,
     /// A warm-up since start got its connections: from then on readiness follows the
     /// database alone (after a database restart the pool refills as requests need it).
-    warmed: Arc<AtomicBool>,
+    /// A channel, so a readiness check waits for it without polling.
+    warmed: Arc<watch::Sender<bool>>,
 }
 
 /// Connections reserved for /ready and the heartbeat.
@@ -270,7 +271,7 @@ impl Db {
             create_timeout,
             ready_checks: Arc::new(Semaphore::new(PROBE_POOL_SIZE)),
             warming: Arc::new(AtomicBool::new(false)),
-            warmed: Arc::new(AtomicBool::new(false)),
+            warmed: Arc::new(watch::Sender::new(false)),
         })
     }
 
@@ -287,17 +288,16 @@ impl Db {
     /// restart /ready follows the database within its bound, as before.
     async fn warm(&self, deadline: tokio::time::Instant) -> Result<(), DbError> {
         self.start_warm_up();
-        loop {
-            if self.warmed.load(Ordering::Acquire) {
-                return Ok(());
-            }
-            if tokio::time::Instant::now() >= deadline {
+        let mut warmed = self.warmed.subscribe();
+        match tokio::time::timeout_at(deadline, warmed.wait_for(|w| *w)).await {
+            // The sender lives in `self`, so the channel cannot close meanwhile.
+            Ok(_) => Ok(()),
+            Err(_) => {
                 let (have, want) = (self.pool.status().size, self.warm_target());
-                return Err(DbError::Warming(format!(
+                Err(DbError::Warming(format!(
                     "{have} of {want} connections open"
-                )));
+                )))
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
@@ -305,7 +305,7 @@ impl Db {
     /// the service calls it once its migrations are applied, so the pool is usually warm
     /// before anyone asks /ready.
     pub fn start_warm_up(&self) {
-        if self.warmed.load(Ordering::Acquire) {
+        if *self.warmed.borrow() {
             return;
         }
         let want = self.warm_target();
@@ -337,7 +337,7 @@ impl Db {
                 // Any at all will do (a database short of connection slots must not keep
                 // the service unready for good); none: the next readiness check tries again.
                 if !held.is_empty() || db.pool.status().size >= want {
-                    db.warmed.store(true, Ordering::Release);
+                    db.warmed.send_replace(true);
                 }
                 drop(held);
                 db.warming.store(false, Ordering::Release);
